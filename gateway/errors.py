@@ -1,0 +1,250 @@
+"""The gateway's exception tree and the error bodies of the three wire formats.
+
+Theory of operation: everything the gateway refuses is a :class:`GatewayError`
+carrying an *error kind* (what went wrong, independent of format) and a
+``status_hint``. The edge that talks to a client renders it in the client's
+own format with :func:`error_response`, so an OpenAI SDK sees an OpenAI error,
+an Anthropic SDK an Anthropic one and google-genai a google.rpc.Status.
+
+    GatewayError (abstract)
+    ├── BadRequest            400 invalid_request
+    ├── Unauthorized          401 authentication
+    ├── Forbidden             403 permission
+    ├── NotFound              404 not_found
+    │   └── ModelNotFound     404 not_found, OpenAI code model_not_found
+    ├── MethodNotAllowed      405 invalid_request
+    ├── RequestTimeout        408 invalid_request  (connection closes)
+    ├── PayloadTooLarge       413 request_too_large (connection closes)
+    ├── RateLimited           429 rate_limit (carries retry_after_s)
+    └── UpstreamError         502/503/504 api_error / overloaded / timeout
+
+wire-formats.md §1.6, §2.6, §3.6 and §4.15 give the tables used below.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ErrorKind",
+    "Forbidden",
+    "GatewayError",
+    "MethodNotAllowed",
+    "ModelNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestTimeout",
+    "Unauthorized",
+    "UpstreamError",
+    "error_body",
+    "error_response",
+    "error_status",
+]
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, independent of any wire format."""
+
+    INVALID_REQUEST = "invalid_request"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    REQUEST_TOO_LARGE = "request_too_large"
+    RATE_LIMIT = "rate_limit"
+    OVERLOADED = "overloaded"
+    API_ERROR = "api_error"
+    TIMEOUT = "timeout"
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers a client with.
+
+    Args:
+        message: what happened and what to fix; shown to the client, so it
+            must never hold a secret.
+        status_hint: the HTTP status to answer with (per class by default).
+        code: an OpenAI-style ``error.code`` where one is customary.
+        retry_after_s: whole seconds for a ``Retry-After`` header, if any.
+    """
+
+    kind: ClassVar[ErrorKind] = ErrorKind.API_ERROR
+    default_status: ClassVar[int] = 500
+    closes_connection: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_hint: int | None = None,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        if type(self) is GatewayError:
+            raise TypeError("GatewayError is abstract; raise one of its subclasses")
+        super().__init__(message)
+        self.message = message
+        self.status_hint = status_hint if status_hint is not None else self.default_status
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+class BadRequest(GatewayError):
+    kind = ErrorKind.INVALID_REQUEST
+    default_status = 400
+
+
+class Unauthorized(GatewayError):
+    kind = ErrorKind.AUTHENTICATION
+    default_status = 401
+
+
+class Forbidden(GatewayError):
+    kind = ErrorKind.PERMISSION
+    default_status = 403
+
+
+class NotFound(GatewayError):
+    kind = ErrorKind.NOT_FOUND
+    default_status = 404
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model {model!r} does not exist or is not served by this gateway; "
+            "GET /v1/models lists the models you can use.",
+            code="model_not_found",
+        )
+        self.model = model
+
+
+class MethodNotAllowed(GatewayError):
+    kind = ErrorKind.INVALID_REQUEST
+    default_status = 405
+
+    def __init__(self, message: str, *, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class RequestTimeout(GatewayError):
+    kind = ErrorKind.INVALID_REQUEST
+    default_status = 408
+    closes_connection = True
+
+
+class PayloadTooLarge(GatewayError):
+    kind = ErrorKind.REQUEST_TOO_LARGE
+    default_status = 413
+    closes_connection = True
+
+
+class RateLimited(GatewayError):
+    kind = ErrorKind.RATE_LIMIT
+    default_status = 429
+
+
+class UpstreamError(GatewayError):
+    """A provider failed or could not be reached; ``kind`` is set per instance."""
+
+    default_status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = ErrorKind.API_ERROR,
+        status_hint: int | None = None,
+        code: str | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
+        super().__init__(message, status_hint=status_hint, code=code, retry_after_s=retry_after_s)
+        self.kind = kind  # type: ignore[misc]
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+_OPENAI_TYPE = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTHENTICATION: "authentication_error",
+    ErrorKind.PERMISSION: "permission_error",
+    ErrorKind.NOT_FOUND: "invalid_request_error",
+    ErrorKind.REQUEST_TOO_LARGE: "invalid_request_error",
+    ErrorKind.RATE_LIMIT: "rate_limit_error",
+    ErrorKind.OVERLOADED: "server_error",
+    ErrorKind.API_ERROR: "server_error",
+    ErrorKind.TIMEOUT: "server_error",
+}
+_OPENAI_CODE = {
+    ErrorKind.AUTHENTICATION: "invalid_api_key",
+    ErrorKind.RATE_LIMIT: "rate_limit_exceeded",
+}
+_ANTHROPIC_TYPE = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTHENTICATION: "authentication_error",
+    ErrorKind.PERMISSION: "permission_error",
+    ErrorKind.NOT_FOUND: "not_found_error",
+    ErrorKind.REQUEST_TOO_LARGE: "request_too_large",
+    ErrorKind.RATE_LIMIT: "rate_limit_error",
+    ErrorKind.OVERLOADED: "overloaded_error",
+    ErrorKind.API_ERROR: "api_error",
+    ErrorKind.TIMEOUT: "timeout_error",
+}
+_GEMINI_STATUS_BY_KIND = {
+    ErrorKind.AUTHENTICATION: "UNAUTHENTICATED",
+    ErrorKind.PERMISSION: "PERMISSION_DENIED",
+    ErrorKind.NOT_FOUND: "NOT_FOUND",
+    ErrorKind.RATE_LIMIT: "RESOURCE_EXHAUSTED",
+    ErrorKind.OVERLOADED: "UNAVAILABLE",
+    ErrorKind.TIMEOUT: "DEADLINE_EXCEEDED",
+}
+_GEMINI_STATUS_BY_CODE = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def error_status(fmt: str, kind: ErrorKind, status: int) -> int:
+    """The HTTP status a client of ``fmt`` gets for ``kind`` (overload is 529 for Anthropic)."""
+    if kind is ErrorKind.OVERLOADED:
+        return 529 if fmt == "anthropic" else 503
+    return status
+
+
+def error_body(
+    fmt: str, kind: ErrorKind, status: int, message: str, *, code: str | None = None
+) -> dict[str, Any]:
+    """The JSON error body of wire format ``fmt`` (``openai``, ``anthropic`` or ``gemini``).
+
+    Any other ``fmt`` (plain gateway endpoints such as /health) gets the OpenAI
+    shape, which is the most widely understood.
+    """
+    if fmt == "anthropic":
+        return {"type": "error", "error": {"type": _ANTHROPIC_TYPE[kind], "message": message}}
+    if fmt == "gemini":
+        gstatus = _GEMINI_STATUS_BY_KIND.get(kind) or _GEMINI_STATUS_BY_CODE.get(status, "UNKNOWN")
+        return {"error": {"code": status, "message": message, "status": gstatus}}
+    return {
+        "error": {
+            "message": message,
+            "type": _OPENAI_TYPE[kind],
+            "param": None,
+            "code": code or _OPENAI_CODE.get(kind),
+        }
+    }
+
+
+def error_response(fmt: str, exc: GatewayError) -> tuple[int, dict[str, Any]]:
+    """``(status, body)`` for ``exc`` answered to a client of format ``fmt``."""
+    status = error_status(fmt, exc.kind, exc.status_hint)
+    return status, error_body(fmt, exc.kind, status, exc.message, code=exc.code)
