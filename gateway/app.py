@@ -1,0 +1,100 @@
+"""The application: its endpoints, and :func:`run`, which wires the services together.
+
+``run(config)`` is what ``python -m gateway serve`` calls in each worker: it
+loads the transformer directory (and keeps polling it), serves HTTP, and
+turns signals into actions: SIGTERM and SIGINT start the graceful shutdown,
+SIGHUP reloads the transformers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from gateway.config import Config
+from gateway.server.listen import Server, open_listeners
+from gateway.server.routes import Route, Router
+
+if TYPE_CHECKING:
+    from gateway.server.connection import Exchange
+
+__all__ = ["App", "run"]
+
+LOG = logging.getLogger("gateway")
+
+
+class App:
+    """The endpoints and the state they read. Owned by :func:`run` (or a test)."""
+
+    def __init__(self, config: Config, *, registry: Any = None) -> None:
+        self.config = config
+        self.registry = registry
+        self.server = Server(config, Router(self.routes()))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/health/live", self.live),
+            Route("GET", "/health/ready", self.ready),
+            Route("GET", "/health/startup", self.startup),
+        ]
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def live(self, ex: Exchange) -> None:
+        await ex.respond_json(200, {"status": "live"})
+
+    def _started(self) -> bool:
+        return self.registry is None or self.registry.initial_load_done.is_set()
+
+    async def startup(self, ex: Exchange) -> None:
+        if self._started():
+            await ex.respond_json(200, {"status": "started"})
+        else:
+            await ex.respond_json(503, {"status": "starting"})
+
+    async def ready(self, ex: Exchange) -> None:
+        transformers: dict[str, Any] = {"loaded": [], "errors": {}}
+        if self.registry is not None:
+            snapshot = self.registry.current
+            transformers = {"loaded": list(snapshot.loaded), "errors": dict(snapshot.errors)}
+        if self.server.shutting_down:
+            status, code = "shutting_down", 503
+        elif not self._started():
+            status, code = "starting", 503
+        elif transformers["errors"]:
+            status, code = "degraded", 200
+        else:
+            status, code = "ready", 200
+        await ex.respond_json(code, {"status": status, "transformers": transformers})
+
+
+async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        task_status.started()
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                if app.registry is not None:
+                    LOG.info("SIGHUP: reloading transformers")
+                    app.registry.request_reload()
+            else:
+                LOG.info("%s received", signal.Signals(signum).name)
+                app.server.begin_shutdown()
+
+
+async def run(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the gateway until a graceful shutdown completes."""
+    app = App(config)
+    cfg = config.server
+    listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
+    async with trio.open_nursery() as services:
+        await services.start(_handle_signals, app)
+        await app.server.serve(listeners, task_status=task_status)
+        services.cancel_scope.cancel()

@@ -1,0 +1,362 @@
+"""Settings: frozen attrs classes, filled from four layers, later wins.
+
+    defaults in code  <  TOML file (--config)  <  GATEWAY_<SECTION>__<KEY>  <  command-line flags
+
+Each layer is checked on its own before the layers are merged, so an unknown
+key or a wrong type is reported with the place it came from (``config.toml:
+server.port: ...`` or ``GATEWAY_SERVER__PORT: ...``), never as a traceback.
+``${VAR}`` and ``${VAR:-default}`` expand in TOML strings, so secrets stay in
+the environment. design.md ("Settings file") is the list of keys;
+``config.example.toml`` documents each with its default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.v import format_exception
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "AuthKey",
+    "Config",
+    "ConfigError",
+    "expand_vars",
+    "load_config",
+    "make_converter",
+]
+
+SECONDS = 1.0
+KIB = 1024
+MIB = 1024 * KIB
+ENV_PREFIX = "GATEWAY_"
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; ``problems`` are ``source: key.path: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# Range rules live in field metadata and are checked after structuring, so that a
+# problem is reported with its key path (an attrs validator would only name the section).
+_POSITIVE = {"check": "positive"}
+_NON_NEGATIVE = {"check": "non_negative"}
+
+
+@attrs.frozen
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = attrs.field(default=3000, metadata=_NON_NEGATIVE)
+    workers: int = attrs.field(default=1, metadata=_POSITIVE)
+    max_header_bytes: int = attrs.field(default=64 * KIB, metadata=_POSITIVE)
+    max_body_bytes: int = attrs.field(default=32 * MIB, metadata=_POSITIVE)
+    header_timeout_s: float = attrs.field(default=10 * SECONDS, metadata=_POSITIVE)
+    body_timeout_s: float = attrs.field(default=30 * SECONDS, metadata=_POSITIVE)
+    keep_alive_s: float = attrs.field(default=75 * SECONDS, metadata=_POSITIVE)
+    max_connections: int = attrs.field(default=4096, metadata=_POSITIVE)
+    shutdown_grace_s: float = attrs.field(default=30 * SECONDS, metadata=_NON_NEGATIVE)
+    shutdown_delay_s: float = attrs.field(default=0 * SECONDS, metadata=_NON_NEGATIVE)
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@attrs.frozen
+class TransformersConfig:
+    dir: str = "transformers"
+    poll_interval_s: float = attrs.field(default=1 * SECONDS, metadata=_POSITIVE)
+
+
+@attrs.frozen
+class AuthKey:
+    name: str
+    key: str = attrs.field(repr=False)
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    models: tuple[str, ...] = ("*",)
+
+
+@attrs.frozen
+class AuthConfig:
+    keys: tuple[AuthKey, ...] = ()
+
+
+@attrs.frozen
+class StateConfig:
+    redis_url: str = attrs.field(default="", repr=False)
+    fail_open: bool = True
+
+
+@attrs.frozen
+class CorsConfig:
+    allow_origins: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    format: Literal["text", "json"] = "text"
+    audit_log: str = ""
+
+
+@attrs.frozen
+class Config:
+    server: ServerConfig = ServerConfig()
+    transformers: TransformersConfig = TransformersConfig()
+    auth: AuthConfig = AuthConfig()
+    state: StateConfig = StateConfig()
+    cors: CorsConfig = CorsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+for _cls in (
+    ServerConfig,
+    TransformersConfig,
+    AuthKey,
+    AuthConfig,
+    StateConfig,
+    CorsConfig,
+    LoggingConfig,
+    Config,
+):
+    attrs.resolve_types(_cls)
+
+
+def make_converter() -> cattrs.Converter:
+    """A strict converter: unknown keys are errors, detailed validation on."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def _strict(cls: type) -> Any:
+        def structure(value: Any, _t: type) -> Any:
+            # cattrs would coerce "8080" -> 8080 and 1.5 -> 1; a settings file should not.
+            if cls is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if not isinstance(value, cls) or (cls is not bool and isinstance(value, bool)):
+                raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
+            return value
+
+        return structure
+
+    for cls in (int, float, bool, str):
+        conv.register_structure_hook(cls, _strict(cls))
+    return conv
+
+
+# -- ${VAR} expansion -------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` from ``env`` (unset ``${VAR}`` -> "")."""
+    if "${" not in text:
+        return text
+
+    def sub(m: re.Match[str]) -> str:
+        value = env.get(m.group(1), "")
+        if value == "" and m.group(2) is not None:
+            return m.group(2)
+        return value
+
+    return _VAR.sub(sub, text)
+
+
+def _expand_tree(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return expand_vars(value, env)
+    if isinstance(value, list):
+        return [_expand_tree(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_tree(v, env) for k, v in value.items()}
+    return value
+
+
+# -- layers ---------------------------------------------------------------------------------
+
+
+def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> list[str]:
+    """Structure one layer alone (every key is optional) and report its problems."""
+    try:
+        config = conv.structure(layer, Config)
+    except Exception as exc:  # cattrs raises ClassValidationError/ForbiddenExtraKeysError
+        messages = cattrs.transform_error(exc, format_exception=_format_exception)
+        return [f"{source}: {_cattrs_message(m)}" for m in messages]
+    return [f"{source}: {p}" for p in _range_problems(config, layer)]
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    """cattrs' wording, but a plain message for value errors (enum choices, our type checks)."""
+    if isinstance(exc, ValueError) and type(exc) is ValueError:
+        return str(exc)
+    if typing.get_origin(type_) is Literal:
+        choices = ", ".join(repr(a) for a in typing.get_args(type_))
+        return f"must be one of {choices}"
+    return format_exception(exc, type_)
+
+
+def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[str]:
+    """Range rules (field metadata) of the keys this layer sets."""
+    problems = []
+    for section, values in layer.items():
+        obj = getattr(config, section)
+        for f in attrs.fields(type(obj)):
+            check = f.metadata.get("check")
+            if check is None or f.name not in values:
+                continue
+            value = getattr(obj, f.name)
+            if check == "positive" and value <= 0:
+                problems.append(f"{section}.{f.name}: must be greater than 0, got {value}")
+            elif check == "non_negative" and value < 0:
+                problems.append(f"{section}.{f.name}: must be 0 or more, got {value}")
+    return problems
+
+
+def _cattrs_message(msg: str) -> str:
+    """``'invalid value for type, expected int @ $.server.port'`` -> ``'server.port: ...'``."""
+    text, sep, path = msg.rpartition(" @ ")
+    if not sep:
+        return msg
+    path = path.removeprefix("$").lstrip(".") or "(top level)"
+    return f"{path}: {text}"
+
+
+def _read_toml(path: str, env: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the settings file: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    return _expand_tree(data, env)
+
+
+_SECTIONS = {f.name: f.type for f in attrs.fields(Config)}
+
+
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Settings from ``GATEWAY_<SECTION>__<KEY>`` variables, typed by the field they name."""
+    layer: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        cls = _section_class(section)
+        if cls is None:
+            problems.append(f"{var}: unknown settings section {section!r}")
+            continue
+        field = next((f for f in attrs.fields(cls) if f.name == key), None)
+        if field is None:
+            problems.append(f"{var}: {section!r} has no setting {key!r}")
+            continue
+        try:
+            layer.setdefault(section, {})[key] = _parse_env_value(raw, field.type)
+        except ValueError as exc:
+            problems.append(f"{var}: {exc}")
+    return layer, problems
+
+
+def _section_class(section: str) -> type | None:
+    for f in attrs.fields(Config):
+        if f.name == section:
+            return f.default.__class__
+    return None
+
+
+def _parse_env_value(raw: str, ftype: Any) -> Any:
+    origin = typing.get_origin(ftype)
+    if ftype is str or origin is Literal:
+        return raw
+    if ftype is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    if ftype is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+    if ftype is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if ftype == (int | None):
+        try:
+            return int(raw) if raw.strip() else None
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    # lists and tables (e.g. GATEWAY_AUTH__KEYS) come as JSON
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected JSON ({exc.msg} at position {exc.pos})") from None
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the settings from the TOML file at ``path``, the environment and ``overrides``.
+
+    Args:
+        path: a TOML settings file, or None for none.
+        env: the environment (defaults to ``os.environ``).
+        overrides: ``{section: {key: value}}`` from command-line flags; wins over everything.
+
+    Raises:
+        ConfigError: with every problem found, each naming its source and key.
+    """
+    env = os.environ if env is None else env
+    conv = make_converter()
+    problems: list[str] = []
+    toml_layer: dict[str, Any] = {}
+    if path:
+        toml_layer = _read_toml(path, env)
+        problems += _check_layer(conv, toml_layer, path)
+    env_layer, env_problems = _env_layer(env)
+    problems += env_problems
+    for section, values in env_layer.items():
+        for key, value in values.items():
+            var = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            problems += _check_layer(conv, {section: {key: value}}, var)
+    flag_layer = {k: dict(v) for k, v in (overrides or {}).items() if v}
+    problems += _check_layer(conv, flag_layer, "command line")
+    if problems:
+        raise ConfigError(problems)
+    merged = _merge(_merge(toml_layer, env_layer), flag_layer)
+    try:
+        return conv.structure(merged, Config)
+    except Exception as exc:  # pragma: no cover - every layer was valid on its own
+        raise ConfigError([_cattrs_message(m) for m in cattrs.transform_error(exc)]) from exc

@@ -1,0 +1,534 @@
+"""One TCP connection: the h11 read / dispatch / respond loop.
+
+Theory of operation (modelled on h11's examples/trio-server.py and hypercorn's
+trio/tcp_server.py; RFC 9112 for the protocol):
+
+1. *Idle*: wait for the first byte of the next request. On a fresh connection
+   the wait is bounded by ``header_timeout_s``, between requests by
+   ``keep_alive_s``; either way, running out closes the connection quietly.
+   While idle, a draining server may cancel the wait (see listen.py).
+2. *Head*: from the first byte, the whole request head must arrive within
+   ``header_timeout_s`` (slowloris), else 408 and close. h11's
+   ``max_incomplete_event_size`` caps the head at ``max_header_bytes`` (431).
+3. *Body*: a declared ``content-length`` over ``max_body_bytes`` is a 413
+   before a byte of it is read (no ``100 Continue`` is sent); a chunked body
+   is counted as it arrives. Each pause is bounded by ``body_timeout_s``
+   (408). The body is read whole: every gateway endpoint needs all of it.
+4. *Dispatch*: the router picks a handler. Handlers that wait on providers
+   run with a watchdog task, the only reader of the socket while the handler
+   runs: EOF cancels the handler's scope (client gone), other bytes are
+   pipelined requests and stay buffered in h11.
+5. *Respond*: the handler answers through its :class:`Exchange`, whole or as a
+   chunked stream; ``send_all`` waiting on a slow reader is the backpressure.
+6. After the response: close if h11 says ``MUST_CLOSE`` or the server drains,
+   else ``start_next_cycle()`` and back to 1.
+
+Errors map to responses in one place (:meth:`Connection._respond_error`):
+h11 protocol errors keep their status hint and close; our ``GatewayError``
+keeps its status (closing only for 408 and 413); anything else is a 500
+with a generic body, and the traceback goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import h11
+import trio
+
+from gateway.errors import (
+    ErrorKind,
+    GatewayError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestTimeout,
+    error_body,
+    error_response,
+)
+from gateway.logs import accept_request_id, log_access
+from gateway.server.responses import JSON, REASONS, Headers, dump_json, standard_headers
+from gateway.server.routes import format_for_path
+
+if TYPE_CHECKING:
+    from gateway.server.listen import Server
+
+__all__ = ["Exchange", "Request", "handle_connection"]
+
+LOG = logging.getLogger("gateway.server")
+
+#: Bytes asked of the socket per read.
+READ_SIZE = 64 * 1024
+#: How long a closing connection waits for the client to read our last bytes.
+CLOSE_DRAIN_S = 0.5
+_RESPONDABLE = (h11.IDLE, h11.SEND_RESPONSE)
+
+
+class ClientGone(Exception):
+    """The client closed its side while we were still answering."""
+
+
+class Request:
+    """What a handler sees of one request. The body is read whole before dispatch."""
+
+    __slots__ = (
+        "body",
+        "client",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "query",
+        "request_id",
+        "started",
+        "target",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        request_id: str,
+        client: str,
+        started: float,
+    ) -> None:
+        self.method = method
+        self.target = target
+        path, _, query = target.partition("?")
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.request_id = request_id
+        self.client = client
+        self.started = started
+        self.params: dict[str, Any] = {}
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class Exchange:
+    """One request and its response, as a handler drives it.
+
+    A handler calls :meth:`respond` once, or :meth:`start` then :meth:`send`
+    any number of times (the connection ends the chunked body after the
+    handler returns). ``upstream_wait_s`` is time spent waiting on providers;
+    it is left out of ``x-gateway-overhead-ms``. ``log`` collects fields for
+    the access-log line.
+    """
+
+    __slots__ = ("_conn", "bytes_sent", "fmt", "log", "request", "status", "upstream_wait_s")
+
+    def __init__(self, conn: Connection, request: Request, fmt: str) -> None:
+        self._conn = conn
+        self.request = request
+        self.fmt = fmt
+        self.status: int | None = None
+        self.bytes_sent = 0
+        self.upstream_wait_s = 0.0
+        self.log: dict[str, Any] = {}
+
+    @property
+    def started(self) -> bool:
+        """True once the status line went out."""
+        return self.status is not None
+
+    def overhead_s(self) -> float:
+        return time.perf_counter() - self.request.started - self.upstream_wait_s
+
+    def _head(
+        self, status: int, headers: Headers | None, content_type: bytes, length: int | None
+    ) -> h11.Response:
+        if self.status is not None:
+            raise RuntimeError("this exchange already sent its response head")
+        all_headers = standard_headers(self.request.request_id, self.overhead_s())
+        all_headers.append((b"content-type", content_type))
+        if length is not None:
+            all_headers.append((b"content-length", b"%d" % length))
+        if headers:
+            all_headers.extend(headers)
+        if self._conn.server.draining:
+            all_headers.append((b"connection", b"close"))
+        response = h11.Response(
+            status_code=status, headers=all_headers, reason=REASONS.get(status, b"")
+        )
+        self.status = status
+        return response
+
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: bytes = JSON,
+        headers: Headers | None = None,
+    ) -> None:
+        """Send a whole response with a ``content-length``."""
+        head = self._head(status, headers, content_type, len(body))
+        self.bytes_sent += len(body)
+        await self._conn.send_events(head, h11.Data(data=body), h11.EndOfMessage())
+
+    async def respond_json(self, status: int, obj: Any, *, headers: Headers | None = None) -> None:
+        await self.respond(status, dump_json(obj), headers=headers)
+
+    async def start(
+        self, status: int, *, content_type: bytes, headers: Headers | None = None
+    ) -> None:
+        """Send the head of a streamed (chunked) response."""
+        await self._conn.send_events(self._head(status, headers, content_type, None))
+
+    async def send(self, data: bytes) -> None:
+        """Send one piece of a streamed body; waits while the client reads slowly."""
+        if data:
+            self.bytes_sent += len(data)
+            await self._conn.send_events(h11.Data(data=data))
+
+
+class Connection:
+    """The state of one client connection. See the module docstring."""
+
+    def __init__(self, server: Server, stream: trio.abc.HalfCloseableStream, client: str) -> None:
+        self.server = server
+        self.stream = stream
+        self.client = client
+        self.config = server.config.server
+        self.conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
+        )
+        self.idle_scope: trio.CancelScope | None = None
+        self.exchange: Exchange | None = None
+
+    # -- I/O helpers -----------------------------------------------------------------------
+
+    async def send_events(self, *events: Any) -> None:
+        """h11-encode ``events`` and write them in one ``send_all``."""
+        try:
+            data = b"".join([self.conn.send(event) or b"" for event in events])
+            await self.stream.send_all(data)
+        except BaseException:
+            self.conn.send_failed()
+            raise
+
+    async def _receive(self) -> None:
+        try:
+            data = await self.stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        self.conn.receive_data(data)
+
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if self.conn.they_are_waiting_for_100_continue:
+                await self.send_events(h11.InformationalResponse(status_code=100, headers=[]))
+            await self._receive()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        first = True
+        try:
+            while True:
+                if not await self._wait_for_request(first):
+                    return
+                first = False
+                await self._one_request()
+                if self.conn.our_state is h11.MUST_CLOSE or self.server.draining:
+                    return
+                try:
+                    self.conn.start_next_cycle()
+                except h11.ProtocolError:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+            pass
+        finally:
+            await self._close()
+
+    async def _wait_for_request(self, first: bool) -> bool:
+        """Phase 1: wait for a byte of the next request; False means close quietly."""
+        if self.conn.trailing_data[0] or self.conn.trailing_data[1]:
+            return True  # pipelined bytes (or EOF) already buffered
+        if self.server.draining:
+            return False
+        timeout = self.config.header_timeout_s if first else self.config.keep_alive_s
+        with trio.move_on_after(timeout) as scope:
+            self.idle_scope = scope
+            self.server.idle.add(self)
+            try:
+                await self._receive()
+            finally:
+                self.server.idle.discard(self)
+                self.idle_scope = None
+        return not scope.cancelled_caught and bool(self.conn.trailing_data[0])
+
+    async def _one_request(self) -> None:
+        started = time.perf_counter()
+        request: Request | None = None
+        self.exchange = None
+        try:
+            with trio.fail_after(self.config.header_timeout_s):
+                event = await self._next_event()
+            if type(event) is not h11.Request:  # EOF or ConnectionClosed mid-head
+                raise ClientGone
+            request = self._make_request(event, started)
+            await self._dispatch(request)
+        except (GatewayError, h11.RemoteProtocolError, trio.TooSlowError) as exc:
+            await self._respond_error(exc, request, self.exchange, started)
+        finally:
+            if request is not None:
+                self._log(request, self.exchange, started)
+
+    def _make_request(self, event: h11.Request, started: float) -> Request:
+        rid = None
+        for key, value in event.headers:
+            if key == b"x-request-id":
+                rid = value
+                break
+        return Request(
+            method=event.method.decode("ascii"),
+            target=event.target.decode("latin-1"),
+            headers=event.headers,  # type: ignore[arg-type]
+            body=b"",
+            request_id=accept_request_id(rid),
+            client=self.client,
+            started=started,
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        """Phase 3: the whole body, under the size cap and the pause timeout."""
+        limit = self.config.max_body_bytes
+        length = request.header(b"content-length")
+        if length is not None and int(length) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {int(length)} bytes; this gateway accepts at most {limit}."
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            try:
+                with trio.fail_after(self.config.body_timeout_s):
+                    event = await self._next_event()
+            except trio.TooSlowError:
+                raise RequestTimeout(
+                    f"The request body paused for more than {self.config.body_timeout_s:g} s."
+                ) from None
+            if type(event) is h11.Data:
+                total += len(event.data)
+                if total > limit:
+                    raise PayloadTooLarge(
+                        f"The request body is over {limit} bytes, the most this gateway accepts."
+                    )
+                chunks.append(event.data)
+            elif type(event) is h11.EndOfMessage:
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            else:  # ConnectionClosed: the client left mid-body
+                raise ClientGone
+
+    async def _dispatch(self, request: Request) -> None:
+        route_error: GatewayError | None = None
+        try:
+            route, request.params = self.server.router.match(request.method, request.path)
+        except GatewayError as exc:
+            # Read the body all the same, so that the connection stays usable after a 404.
+            route, route_error = None, exc
+        fmt = route.fmt if route else format_for_path(request.path)
+        exchange = self.exchange = Exchange(self, request, fmt)
+        request.body = await self._read_body(request)
+        if route is None:
+            assert route_error is not None
+            raise route_error
+        if route.watch_disconnect:
+            await self._run_watched(route.handler, exchange)
+        else:
+            await self._run_handler(route.handler, exchange)
+
+    async def _run_handler(self, handler: Any, exchange: Exchange) -> None:
+        try:
+            await handler(exchange)
+        except GatewayError as exc:
+            await self._respond_error(exc, exchange.request, exchange, exchange.request.started)
+        except Exception:
+            LOG.exception(
+                "handler failed on %s %s",
+                exchange.request.method,
+                exchange.request.path,
+                extra={"request_id": exchange.request.request_id},
+            )
+            await self._respond_500(exchange)
+        if exchange.status is None:
+            LOG.error("handler for %s returned without answering", exchange.request.path)
+            await self._respond_500(exchange)
+        elif self.conn.our_state is h11.SEND_BODY:
+            await self.send_events(h11.EndOfMessage())
+
+    async def _run_watched(self, handler: Any, exchange: Exchange) -> None:
+        """Run ``handler`` with a watchdog that cancels it when the client leaves."""
+        gone = False
+        async with trio.open_nursery() as nursery:
+            request_scope = trio.CancelScope()
+
+            async def watchdog() -> None:
+                nonlocal gone
+                gone = await self._watch_client()
+                request_scope.cancel()
+
+            nursery.start_soon(watchdog)
+            with request_scope:
+                await self._run_handler(handler, exchange)
+            nursery.cancel_scope.cancel()
+        if gone:
+            exchange.log["client_gone"] = True
+            raise ClientGone
+
+    async def _watch_client(self) -> bool:
+        """The only reader while a handler runs. True when the client went away."""
+        while True:
+            if len(self.conn.trailing_data[0]) > self.config.max_header_bytes:
+                await trio.sleep_forever()  # enough pipelined bytes held; stop reading
+            try:
+                data = await self.stream.receive_some(READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return True
+            if not data:
+                return True
+            self.conn.receive_data(data)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    async def _respond_error(
+        self,
+        exc: BaseException,
+        request: Request | None,
+        exchange: Exchange | None,
+        started: float,
+    ) -> None:
+        """The one mapping from an exception to an error response."""
+        close = True
+        headers: Headers = []
+        fmt = exchange.fmt if exchange else format_for_path(request.path if request else "/")
+        if isinstance(exc, h11.RemoteProtocolError):
+            status = exc.error_status_hint
+            body = error_body(fmt, _kind_for(status), status, _protocol_message(exc, status))
+        elif isinstance(exc, trio.TooSlowError):
+            status, body = error_response(
+                fmt,
+                RequestTimeout(
+                    f"The request head took longer than {self.config.header_timeout_s:g} s."
+                ),
+            )
+        else:
+            assert isinstance(exc, GatewayError)
+            status, body = error_response(fmt, exc)
+            close = exc.closes_connection
+            if isinstance(exc, MethodNotAllowed):
+                headers.append((b"allow", ", ".join(exc.allowed).encode()))
+            if exc.retry_after_s is not None:
+                headers.append((b"retry-after", b"%d" % exc.retry_after_s))
+        if close:
+            headers.append((b"connection", b"close"))
+        if self.conn.our_state not in _RESPONDABLE:
+            return
+        if exchange is None:
+            exchange = Exchange(self, request or _placeholder(started, self.client), fmt)
+        if exchange.status is not None:
+            return  # a stream is under way: its handler reports in-stream
+        await exchange.respond(status, dump_json(body), headers=headers)
+        if request is None:
+            self._log(None, exchange, started)
+
+    async def _respond_500(self, exchange: Exchange) -> None:
+        if exchange.status is not None:
+            # The head is out: nothing clean can follow. Cut the connection so the
+            # client sees a truncated body rather than a silently complete one.
+            raise ClientGone
+        if self.conn.our_state not in _RESPONDABLE:
+            return
+        message = (
+            "The gateway failed while handling this request; "
+            f"the log has the details under request id {exchange.request.request_id}."
+        )
+        body = error_body(exchange.fmt, _kind_for(500), 500, message)
+        await exchange.respond(500, dump_json(body))
+
+    def _log(self, request: Request | None, exchange: Exchange | None, started: float) -> None:
+        req = request or (exchange.request if exchange else None)
+        log_access(
+            request_id=req.request_id if req else "-",
+            method=req.method if req else "-",
+            target=req.target if req else "-",
+            status=(exchange.status if exchange and exchange.status else 499),
+            bytes_sent=exchange.bytes_sent if exchange else 0,
+            started=started,
+            client=self.client,
+            **(exchange.log if exchange else {}),
+        )
+
+    async def _close(self) -> None:
+        try:
+            with trio.move_on_after(CLOSE_DRAIN_S, shield=True):
+                if self.conn.our_state is h11.MUST_CLOSE or self.conn.our_state is h11.DONE:
+                    await self.stream.send_eof()
+                    # Read what the client still sends so the kernel does not answer it
+                    # with a reset that could discard our last response on its side.
+                    while await self.stream.receive_some(READ_SIZE):
+                        pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await trio.aclose_forcefully(self.stream)
+
+
+def _placeholder(started: float, client: str) -> Request:
+    return Request(
+        method="-",
+        target="-",
+        headers=[],
+        body=b"",
+        request_id=accept_request_id(None),
+        client=client,
+        started=started,
+    )
+
+
+def _kind_for(status: int) -> ErrorKind:
+    if status == 413:
+        return ErrorKind.REQUEST_TOO_LARGE
+    if status >= 500:
+        return ErrorKind.API_ERROR
+    return ErrorKind.INVALID_REQUEST
+
+
+def _protocol_message(exc: h11.RemoteProtocolError, status: int) -> str:
+    if status == 431:
+        return "The request head is larger than this gateway accepts; send smaller headers."
+    return f"Malformed HTTP request: {exc}."
+
+
+async def handle_connection(server: Server, stream: trio.abc.HalfCloseableStream) -> None:
+    """Serve one accepted connection until it closes."""
+    client = _peer(stream)
+    await Connection(server, stream, client).run()
+
+
+def _peer(stream: Any) -> str:
+    sock = getattr(stream, "socket", None) or getattr(
+        getattr(stream, "transport_stream", None), "socket", None
+    )
+    if sock is None:
+        return "-"
+    try:
+        addr = sock.getpeername()
+    except OSError:
+        return "-"
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)

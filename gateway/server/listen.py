@@ -1,0 +1,179 @@
+"""Listening sockets, the accept loop, and graceful shutdown.
+
+Theory of operation (trio's ``_highlevel_serve_listeners.py``, hypercorn's
+``trio/run.py``). Three nursery levels: the server's lifetime (background
+services the caller starts), the *handler nursery* holding one task per
+connection, and the accept loops. Cancelling the accept loops stops new
+connections without touching requests in flight.
+
+Connection cap: ``max_connections`` is a semaphore taken *before* accept, so
+past the cap new connections wait in the kernel's backlog (they are accepted
+as soon as one closes) instead of being refused.
+
+Shutdown (:meth:`Server.begin_shutdown`, called on SIGTERM/SIGINT):
+
+1. ``shutting_down`` is set at once: ``/health/ready`` answers 503;
+2. after ``shutdown_delay_s`` the listeners close and the server *drains*:
+   idle keep-alive connections close now, busy ones after their response;
+3. requests still running after ``shutdown_grace_s`` are cancelled.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket as stdlib_socket
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from gateway.config import Config
+from gateway.server.connection import handle_connection
+from gateway.server.routes import Router
+
+if TYPE_CHECKING:
+    from gateway.server.connection import Connection
+
+__all__ = ["Server", "open_listeners"]
+
+LOG = logging.getLogger("gateway.server")
+
+#: accept() errors that mean "out of a resource for now": log, wait, retry.
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_CAPACITY_SLEEP_S = 0.1
+BACKLOG = 1024
+
+
+async def open_listeners(
+    host: str, port: int, *, reuse_port: bool = False
+) -> list[trio.SocketListener]:
+    """Bound, listening TCP sockets for ``host:port`` (every address it resolves to).
+
+    ``reuse_port`` sets SO_REUSEPORT so several worker processes share the port.
+    """
+    infos = await trio.socket.getaddrinfo(
+        host or None,
+        port,
+        type=stdlib_socket.SOCK_STREAM,
+        flags=stdlib_socket.AI_PASSIVE,
+    )
+    listeners = []
+    seen = set()
+    for family, type_, proto, _, sockaddr in infos:
+        if (family, sockaddr) in seen:
+            continue
+        seen.add((family, sockaddr))
+        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEPORT, 1)
+            if family == stdlib_socket.AF_INET6:
+                sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 1)
+            await sock.bind(sockaddr)
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        listeners.append(trio.SocketListener(sock))
+    return listeners
+
+
+class Server:
+    """An HTTP/1.1 server: a router, settings, and the state shutdown needs.
+
+    Args:
+        config: the settings (``config.server`` is what this class reads).
+        router: the endpoints.
+    """
+
+    def __init__(self, config: Config, router: Router) -> None:
+        self.config = config
+        self.router = router
+        self.shutting_down = False
+        self.draining = False
+        self.idle: set[Connection] = set()
+        self.connections = 0
+        self._shutdown = trio.Event()
+        self._slots = trio.Semaphore(config.server.max_connections)
+
+    def begin_shutdown(self) -> None:
+        """Start the graceful shutdown (idempotent, callable from any task)."""
+        if not self.shutting_down:
+            LOG.info("shutting down: ready answers 503, in-flight requests may finish")
+        self.shutting_down = True
+        self._shutdown.set()
+
+    async def serve(
+        self,
+        listeners: list[trio.SocketListener] | None = None,
+        *,
+        task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until :meth:`begin_shutdown`, then drain; returns when every connection closed.
+
+        ``task_status.started`` gets the bound addresses.
+        """
+        cfg = self.config.server
+        if listeners is None:
+            listeners = await open_listeners(cfg.host, cfg.port)
+        async with trio.open_nursery() as handler_nursery:
+            async with trio.open_nursery() as accept_nursery:
+                for listener in listeners:
+                    accept_nursery.start_soon(self._accept_loop, listener, handler_nursery)
+                addresses = [listener.socket.getsockname() for listener in listeners]
+                for addr in addresses:
+                    LOG.info("listening on http://%s:%d", addr[0], addr[1])
+                task_status.started(addresses)
+                await self._shutdown.wait()
+                await trio.sleep(cfg.shutdown_delay_s)
+                accept_nursery.cancel_scope.cancel()
+            for listener in listeners:
+                await listener.aclose()
+            self.draining = True
+            for conn in list(self.idle):
+                if conn.idle_scope is not None:
+                    conn.idle_scope.cancel()
+            handler_nursery.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace_s
+            LOG.info(
+                "listener closed; %d connection(s) have %g s to finish",
+                self.connections,
+                cfg.shutdown_grace_s,
+            )
+        LOG.info("all connections closed")
+
+    async def _accept_loop(
+        self, listener: trio.SocketListener, handler_nursery: trio.Nursery
+    ) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                self._slots.release()
+                if exc.errno in ACCEPT_CAPACITY_ERRNOS:
+                    LOG.error(
+                        "accept() failed (%s); retrying in %g s",
+                        errno.errorcode.get(exc.errno or 0, exc.errno),
+                        ACCEPT_CAPACITY_SLEEP_S,
+                    )
+                    await trio.sleep(ACCEPT_CAPACITY_SLEEP_S)
+                    continue
+                raise
+            except BaseException:
+                self._slots.release()
+                raise
+            handler_nursery.start_soon(self._connection_task, stream)
+
+    async def _connection_task(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        try:
+            await handle_connection(self, stream)
+        except Exception:
+            # A bug in one connection must never take the server down with it.
+            LOG.exception("connection task failed")
+        finally:
+            self.connections -= 1
+            self._slots.release()

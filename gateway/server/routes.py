@@ -1,0 +1,105 @@
+"""Pure request routing: ``(method, path) -> (Route, params)``.
+
+Routes are literal paths, or a literal prefix followed by one catch-all
+parameter ``{name:path}`` that takes the rest of the path, slashes and colons
+included (Gemini model names such as ``openrouter/qwen2.5:7b:generateContent``).
+Literal routes win over prefixes; among prefixes the longest wins. A path
+that exists under another method is a 405 with ``Allow``; otherwise 404.
+Each route names the wire format its errors are written in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from gateway.errors import MethodNotAllowed, NotFound
+
+if TYPE_CHECKING:
+    from gateway.server.connection import Exchange
+
+__all__ = ["Handler", "Route", "Router", "format_for_path"]
+
+Handler = Callable[["Exchange"], Awaitable[None]]
+
+
+@attrs.frozen
+class Route:
+    """One endpoint.
+
+    Attributes:
+        method: HTTP method, upper case.
+        pattern: ``/literal`` or ``/prefix/{name:path}``.
+        handler: the coroutine function answering it.
+        fmt: the wire format of its error bodies (openai, anthropic, gemini).
+        watch_disconnect: run a watchdog that cancels the handler when the
+            client leaves (for handlers that wait on providers).
+    """
+
+    method: str
+    pattern: str
+    handler: Handler
+    fmt: str = "openai"
+    watch_disconnect: bool = False
+
+    @property
+    def prefix(self) -> str | None:
+        head, brace, _ = self.pattern.partition("{")
+        return head if brace else None
+
+    @property
+    def param(self) -> str | None:
+        _, brace, rest = self.pattern.partition("{")
+        return rest.split(":", 1)[0].rstrip("}") if brace else None
+
+
+def format_for_path(path: str) -> str:
+    """The wire format to answer errors in when no route matched."""
+    if path.startswith(("/v1beta/", "/v1/models/")) and ":" in path:
+        return "gemini"
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    return "openai"
+
+
+class Router:
+    """An immutable table of routes, built once at start-up."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self._exact: dict[str, dict[str, Route]] = {}
+        self._prefixed: list[Route] = []
+        for route in routes:
+            if route.prefix is None:
+                self._exact.setdefault(route.pattern, {})[route.method] = route
+            else:
+                self._prefixed.append(route)
+        self._prefixed.sort(key=lambda r: len(r.prefix or ""), reverse=True)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
+        """The route for ``method`` and ``path`` and its parameters.
+
+        Raises:
+            NotFound: nothing serves this path.
+            MethodNotAllowed: the path exists under other methods (``allowed``).
+        """
+        by_method = self._exact.get(path)
+        if by_method is not None:
+            route = by_method.get(method)
+            if route is not None:
+                return route, {}
+        allowed = set(by_method or ())
+        for route in self._prefixed:
+            prefix = route.prefix
+            assert prefix is not None
+            if path.startswith(prefix) and len(path) > len(prefix):
+                if route.method == method:
+                    return route, {route.param: path[len(prefix) :]}
+                allowed.add(route.method)
+        if allowed:
+            raise MethodNotAllowed(
+                f"{method} is not allowed on {path}; use {', '.join(sorted(allowed))}.",
+                allowed=tuple(sorted(allowed)),
+            )
+        raise NotFound(f"There is no endpoint at {path}; see the gateway's README for its API.")
