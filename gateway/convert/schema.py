@@ -1,0 +1,248 @@
+"""JSON Schema <-> Gemini ``Schema`` (the OpenAPI subset), wire-formats §3.3 and §4.6.
+
+Contract: :func:`to_gemini_schema` is pure and total: any JSON value goes in, a
+schema Gemini accepts (or None, meaning "omit ``parameters``") comes out, and it
+never raises. It is a whitelist: a keyword Gemini does not know is dropped
+rather than sent (an unknown keyword fails the whole request with "Unknown name
+... Cannot find field", §5.3 item 16). Keys *inside* ``properties`` are
+property names, not keywords, and are never filtered (§4.6 rule 8).
+:func:`from_gemini_schema` turns a Gemini schema back into plain JSON Schema
+for OpenAI and Anthropic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["from_gemini_schema", "to_gemini_schema"]
+
+_KEEP = frozenset(
+    {
+        "title",
+        "description",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "propertyOrdering",
+    }
+)
+_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+_NUMBER_FORMATS = frozenset({"int32", "int64", "float", "double"})
+_STRING_FORMATS = frozenset({"enum", "date-time"})
+#: Depth at which recursion stops (a cycle left after $ref inlining, or abuse).
+_MAX_DEPTH = 32
+
+
+def to_gemini_schema(schema: Any, *, root: bool = True) -> dict[str, Any] | None:
+    """Sanitise a JSON Schema for Gemini ``parameters`` / ``responseSchema``.
+
+    Args:
+        schema: any JSON Schema (draft 4 to 2020-12 keywords are understood).
+        root: True for a function's ``parameters``: the result must be an
+            object with non-empty ``properties``, else None (omit the field).
+
+    Returns:
+        The cleaned schema, or None when nothing usable is left.
+    """
+    if not isinstance(schema, Mapping):
+        return None
+    defs: dict[str, Any] = {}
+    for key in ("$defs", "definitions"):
+        found = schema.get(key)
+        if isinstance(found, Mapping):
+            defs.update(found)
+    out = _clean(schema, defs, (), 0)
+    if root:
+        if out.get("type") is None and "properties" in out:
+            out["type"] = "object"
+        if out.get("type") != "object" or not out.get("properties"):
+            return None
+    return out
+
+
+def _resolve(
+    node: Mapping[str, Any], defs: Mapping[str, Any], seen: tuple[str, ...]
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return node, seen
+    name = ref.rsplit("/", 1)[-1]
+    target = defs.get(name)
+    if ref in seen or not isinstance(target, Mapping):
+        # A cycle or a dangling ref: keep what the node says besides the ref.
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        rest.setdefault("type", "object")
+        return rest, seen
+    merged = dict(target)
+    merged.update((k, v) for k, v in node.items() if k != "$ref")
+    return merged, (*seen, ref)
+
+
+def _clean(
+    node: Mapping[str, Any], defs: Mapping[str, Any], seen: tuple[str, ...], depth: int
+) -> dict[str, Any]:
+    if depth > _MAX_DEPTH:
+        return {"type": "object"}
+    node, seen = _resolve(node, defs, seen)
+    out: dict[str, Any] = {}
+    nullable = node.get("nullable") is True
+
+    for key in _KEEP:
+        value = node.get(key)
+        if value is not None and not isinstance(value, (dict, list)):
+            out[key] = value
+    if isinstance(node.get("propertyOrdering"), list):
+        out["propertyOrdering"] = [p for p in node["propertyOrdering"] if isinstance(p, str)]
+
+    # type: a string, or an array with "null" (-> nullable) and maybe several types.
+    raw_type = node.get("type")
+    types: list[str] = []
+    if isinstance(raw_type, str):
+        types = [raw_type.lower()]
+    elif isinstance(raw_type, list):
+        types = [t.lower() for t in raw_type if isinstance(t, str)]
+    types = [t for t in types if t in _TYPES]
+    if "null" in types:
+        nullable = True
+        types = [t for t in types if t != "null"]
+    if len(types) == 1:
+        out["type"] = types[0]
+    elif len(types) > 1:
+        out["anyOf"] = [{"type": t} for t in types]
+
+    # anyOf / oneOf (oneOf -> anyOf); a {"type": "null"} member -> nullable.
+    variants: list[Any] = []
+    for key in ("anyOf", "oneOf"):
+        value = node.get(key)
+        if isinstance(value, list):
+            variants.extend(value)
+    if variants:
+        cleaned = []
+        for v in variants:
+            if isinstance(v, Mapping) and v.get("type") == "null" and len(v) == 1:
+                nullable = True
+                continue
+            if isinstance(v, Mapping):
+                cleaned.append(_clean(v, defs, seen, depth + 1))
+        if len(cleaned) == 1 and "type" not in out:
+            for k, v in cleaned[0].items():
+                out.setdefault(k, v)
+        elif cleaned:
+            out["anyOf"] = cleaned
+
+    # allOf: merge the members (best effort).
+    all_of = node.get("allOf")
+    if isinstance(all_of, list):
+        for member in all_of:
+            if not isinstance(member, Mapping):
+                continue
+            sub = _clean(member, defs, seen, depth + 1)
+            props = sub.pop("properties", None)
+            req = sub.pop("required", None)
+            for k, v in sub.items():
+                out.setdefault(k, v)
+            if props:
+                out.setdefault("properties", {}).update(props)
+            if req:
+                out.setdefault("required", []).extend(r for r in req if r not in out["required"])
+
+    # properties: keys are data, values are schemas.
+    props = node.get("properties")
+    if isinstance(props, Mapping):
+        cleaned_props = {
+            str(k): _clean(v, defs, seen, depth + 1)
+            for k, v in props.items()
+            if isinstance(v, Mapping)
+        }
+        if cleaned_props:
+            out.setdefault("properties", {}).update(cleaned_props)
+    if "properties" in out:
+        out.setdefault("type", "object")
+    required = node.get("required")
+    if isinstance(required, list) and "properties" in out:
+        names = [r for r in required if isinstance(r, str) and r in out["properties"]]
+        names += [r for r in out.get("required", []) if r not in names]
+        if names:
+            out["required"] = names
+        else:
+            out.pop("required", None)
+
+    items = node.get("items")
+    if isinstance(items, list):  # draft-4 tuple validation: keep the first shape
+        items = items[0] if items else None
+    if isinstance(items, Mapping):
+        out["items"] = _clean(items, defs, seen, depth + 1)
+        out.setdefault("type", "array")
+
+    _enum_and_const(node, out)
+    _exclusive_bounds(node, out)
+    fmt = node.get("format")
+    if isinstance(fmt, str):
+        allowed = _STRING_FORMATS if out.get("type") == "string" else _NUMBER_FORMATS
+        if fmt in allowed and out.get("type") in ("string", "number", "integer"):
+            out["format"] = fmt
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
+def _enum_and_const(node: Mapping[str, Any], out: dict[str, Any]) -> None:
+    values: list[Any] | None = None
+    if "const" in node:
+        values = [node["const"]]
+    elif isinstance(node.get("enum"), list):
+        values = node["enum"]
+    if values is None:
+        return
+    kind = out.get("type")
+    if kind is None and all(isinstance(v, str) for v in values):
+        out["type"] = kind = "string"
+    if kind != "string":
+        return  # Gemini enums are string-only (§4.6 rule 3)
+    strings = [v if isinstance(v, str) else str(v) for v in values if v is not None]
+    if strings:
+        out["enum"] = strings
+        out.pop("format", None)
+
+
+def _exclusive_bounds(node: Mapping[str, Any], out: dict[str, Any]) -> None:
+    integer = out.get("type") == "integer"
+    for ex_key, key, step in (
+        ("exclusiveMinimum", "minimum", 1),
+        ("exclusiveMaximum", "maximum", -1),
+    ):
+        value = node.get(ex_key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if key not in out:
+            out[key] = value + step if integer else value
+
+
+def from_gemini_schema(schema: Any) -> Any:
+    """A Gemini schema (upper- or lower-case types, ``nullable``) as plain JSON Schema."""
+    if isinstance(schema, list):
+        return [from_gemini_schema(v) for v in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "propertyOrdering" or key == "nullable":
+            continue
+        if key == "type" and isinstance(value, str):
+            out["type"] = value.lower()
+        elif key == "properties" and isinstance(value, Mapping):
+            out["properties"] = {k: from_gemini_schema(v) for k, v in value.items()}
+        elif key in ("items", "anyOf"):
+            out[key] = from_gemini_schema(value)
+        else:
+            out[key] = value
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
