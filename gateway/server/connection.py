@@ -214,6 +214,9 @@ class Connection:
         try:
             data = b"".join([self.conn.send(event) or b"" for event in events])
             await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.conn.send_failed()
+            raise ClientGone from exc
         except BaseException:
             self.conn.send_failed()
             raise
@@ -290,11 +293,21 @@ class Connection:
                 self._log(request, self.exchange, started)
 
     def _make_request(self, event: h11.Request, started: float) -> Request:
+        # h11 caps only a head that is still incomplete; one that arrived whole in a
+        # single read is measured here (request line + header lines, as on the wire).
+        size = len(event.method) + len(event.target) + 12
         rid = None
         for key, value in event.headers:
+            size += len(key) + len(value) + 4
             if key == b"x-request-id":
                 rid = value
-                break
+        if size > self.config.max_header_bytes:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        if event.http_version not in (b"1.1", b"1.0"):
+            raise h11.RemoteProtocolError(
+                f"HTTP/{event.http_version.decode()} is not supported; use HTTP/1.1",
+                error_status_hint=505,
+            )
         return Request(
             method=event.method.decode("ascii"),
             target=event.target.decode("latin-1"),
@@ -358,6 +371,9 @@ class Connection:
             await handler(exchange)
         except GatewayError as exc:
             await self._respond_error(exc, exchange.request, exchange, exchange.request.started)
+        except ClientGone:
+            exchange.log["client_gone"] = True
+            raise
         except Exception:
             LOG.exception(
                 "handler failed on %s %s",
