@@ -107,12 +107,19 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from gateway.server.workers import supervise
 
             return supervise(config, list(argv))
-        from gateway.app import run
+        from gateway.app import StartupError, run
 
-        trio.run(partial(run, config, reuse_port=args.worker_id is not None))
+        try:
+            trio.run(partial(run, config, reuse_port=args.worker_id is not None))
+        except StartupError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return 1
         return 0
     except OSError as exc:
-        print(f"gateway: cannot listen: {exc}", file=sys.stderr)
+        print(
+            f"gateway: cannot listen on {config.server.host}:{config.server.port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         flush_logging()

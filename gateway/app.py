@@ -10,20 +10,37 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from gateway.config import Config
-from gateway.server.listen import Server, open_listeners
+from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 
 if TYPE_CHECKING:
     from gateway.server.connection import Exchange
 
-__all__ = ["App", "run"]
+__all__ = ["App", "StartupError", "run"]
 
 LOG = logging.getLogger("gateway")
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says why and what to fix."""
+
+
+def _tls(config: Config) -> ssl.SSLContext | None:
+    cfg = config.server
+    if not (cfg.tls_cert or cfg.tls_key):
+        return None
+    try:
+        return tls_context(cfg.tls_cert, cfg.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(
+            f"cannot load the TLS certificate {cfg.tls_cert!r} and key {cfg.tls_key!r}: {exc}"
+        ) from exc
 
 
 class App:
@@ -32,7 +49,7 @@ class App:
     def __init__(self, config: Config, *, registry: Any = None) -> None:
         self.config = config
         self.registry = registry
-        self.server = Server(config, Router(self.routes()))
+        self.server = Server(config, Router(self.routes()), tls=_tls(config))
 
     def routes(self) -> list[Route]:
         return [

@@ -357,6 +357,9 @@ def load_config(
         raise ConfigError(problems)
     merged = _merge(_merge(toml_layer, env_layer), flag_layer)
     try:
-        return conv.structure(merged, Config)
+        config = conv.structure(merged, Config)
     except Exception as exc:  # pragma: no cover - every layer was valid on its own
         raise ConfigError([_cattrs_message(m) for m in cattrs.transform_error(exc)]) from exc
+    if bool(config.server.tls_cert) != bool(config.server.tls_key):
+        raise ConfigError(["server.tls_cert, server.tls_key: set both for HTTPS, or neither"])
+    return config

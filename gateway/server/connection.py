@@ -32,6 +32,7 @@ with a generic body, and the traceback goes to the log.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +197,7 @@ class Exchange:
 class Connection:
     """The state of one client connection. See the module docstring."""
 
-    def __init__(self, server: Server, stream: trio.abc.HalfCloseableStream, client: str) -> None:
+    def __init__(self, server: Server, stream: trio.abc.Stream, client: str) -> None:
         self.server = server
         self.stream = stream
         self.client = client
@@ -493,7 +494,8 @@ class Connection:
     async def _close(self) -> None:
         try:
             with trio.move_on_after(CLOSE_DRAIN_S, shield=True):
-                if self.conn.our_state is h11.MUST_CLOSE or self.conn.our_state is h11.DONE:
+                done = self.conn.our_state is h11.MUST_CLOSE or self.conn.our_state is h11.DONE
+                if done and isinstance(self.stream, trio.abc.HalfCloseableStream):
                     await self.stream.send_eof()
                     # Read what the client still sends so the kernel does not answer it
                     # with a reset that could discard our last response on its side.
@@ -503,6 +505,9 @@ class Connection:
             pass
         finally:
             await trio.aclose_forcefully(self.stream)
+
+
+_TLS_HANDSHAKE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
 
 
 def _placeholder(started: float, client: str) -> Request:
@@ -531,9 +536,17 @@ def _protocol_message(exc: h11.RemoteProtocolError, status: int) -> str:
     return f"Malformed HTTP request: {exc}."
 
 
-async def handle_connection(server: Server, stream: trio.abc.HalfCloseableStream) -> None:
+async def handle_connection(server: Server, stream: trio.abc.Stream) -> None:
     """Serve one accepted connection until it closes."""
     client = _peer(stream)
+    if isinstance(stream, trio.SSLStream):
+        try:
+            with trio.fail_after(server.config.server.header_timeout_s):
+                await stream.do_handshake()
+        except (*_TLS_HANDSHAKE_ERRORS, trio.TooSlowError) as exc:
+            LOG.debug("TLS handshake with %s failed: %r", client, exc)
+            await trio.aclose_forcefully(stream)
+            return
     await Connection(server, stream, client).run()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
+import ssl
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -42,6 +43,19 @@ LOG = logging.getLogger("gateway.server")
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_CAPACITY_SLEEP_S = 0.1
 BACKLOG = 1024
+
+
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server TLS context for ``--tls-cert`` / ``--tls-key`` (HTTP/1.1 by ALPN).
+
+    Raises:
+        OSError: a file cannot be read; ssl.SSLError: they are not a valid pair.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 async def open_listeners(
@@ -89,8 +103,11 @@ class Server:
         router: the endpoints.
     """
 
-    def __init__(self, config: Config, router: Router) -> None:
+    def __init__(
+        self, config: Config, router: Router, *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.config = config
+        self.tls = tls
         self.router = router
         self.shutting_down = False
         self.draining = False
@@ -125,7 +142,8 @@ class Server:
                     accept_nursery.start_soon(self._accept_loop, listener, handler_nursery)
                 addresses = [listener.socket.getsockname() for listener in listeners]
                 for addr in addresses:
-                    LOG.info("listening on http://%s:%d", addr[0], addr[1])
+                    scheme = "https" if self.tls else "http"
+                    LOG.info("listening on %s://%s:%d", scheme, addr[0], addr[1])
                 task_status.started(addresses)
                 await self._shutdown.wait()
                 await trio.sleep(cfg.shutdown_delay_s)
@@ -167,9 +185,11 @@ class Server:
                 raise
             handler_nursery.start_soon(self._connection_task, stream)
 
-    async def _connection_task(self, stream: trio.SocketStream) -> None:
+    async def _connection_task(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         try:
+            if self.tls is not None:
+                stream = trio.SSLStream(stream, self.tls, server_side=True)
             await handle_connection(self, stream)
         except Exception:
             # A bug in one connection must never take the server down with it.
