@@ -130,6 +130,11 @@ def str_or_list(d: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
     return tuple(expect_str(v, f"{where}[{i}]") for i, v in enumerate(items))
 
 
+def items(value: Any) -> list[Any]:
+    """An upstream array field, or ``[]`` when it is missing or not an array."""
+    return value if isinstance(value, list) else []
+
+
 def int_field(d: Mapping[str, Any] | None, key: str) -> int:
     """A token count from an upstream body: missing, null or junk counts as 0."""
     if not d:

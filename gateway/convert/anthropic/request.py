@@ -1,0 +1,764 @@
+"""Anthropic Messages request body <-> canonical :class:`~gateway.convert.model.Request`.
+
+Contract (wire-formats §2.2, §2.3, §4): :func:`parse_request` reads a client
+body leniently (unknown top-level fields go to ``Request.extra``) and raises
+:class:`~gateway.errors.BadRequest` naming the field when a known field has the
+wrong type. :func:`render_request` builds a body a real Anthropic API accepts:
+
+- ``max_tokens`` always set (``default_max_tokens`` when the client gave none)
+  and above the thinking budget (§4.8, §5.4 item 24);
+- consecutive same-role turns merged, tool results first in a user turn, every
+  ``tool_use`` answered in the next turn (a synthetic error result otherwise),
+  no empty text blocks, first turn ``user`` (§4.3 rule 1, §5.1);
+- thinking blocks only when an Anthropic upstream signed them; when thinking is
+  on and the pending tool turn lost its thinking block, thinking is turned off
+  (§5.1 item 3); sampling parameters dropped while thinking is on (§5.4 item 23);
+- mid-conversation system messages become ``<system>`` text in the user turn
+  unless ``system_messages=True`` (the upstream accepts ``role: "system"``, §5.5).
+
+Everything dropped is named in the returned notes. What would change the
+meaning (``n > 1``, audio output, an input Anthropic cannot read) is a
+BadRequest saying what to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.convert import _util as u
+from gateway.convert._common import ANTHROPIC_EFFORT_BUDGET, EFFORTS, append_message
+from gateway.convert.model import (
+    Audio,
+    ContentPart,
+    Document,
+    Image,
+    Message,
+    Notes,
+    Reasoning,
+    RedactedThinking,
+    Request,
+    ResponseFormat,
+    Text,
+    Thinking,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+)
+from gateway.convert.names import (
+    GEMINI_SIG_PREFIX,
+    split_signature,
+    wire_call_id,
+    wire_tool_name,
+)
+from gateway.errors import BadRequest
+
+__all__ = ["parse_request", "render_request"]
+
+_KNOWN = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "stop_sequences",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "metadata",
+        "stream",
+    }
+)
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_JSON_HINT = "Respond with a single valid JSON object and nothing else."
+_NO_RESULT = "No result was provided for this tool call."
+#: Models that take ``thinking: {type: "adaptive"}`` + ``output_config.effort``
+#: rather than a fixed budget (SDK 2.12 warns that ``enabled`` is deprecated there).
+_ADAPTIVE_MODELS = re.compile(r"claude-(?:opus|sonnet|haiku)-4-[6-9]|claude-mythos|claude-[5-9]")
+_EFFORT = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+    "max": "max",
+}
+
+
+# == parse ===================================================================================
+
+
+def parse_request(
+    body: Any, *, model: str | None = None, stream: bool | None = None
+) -> tuple[Request, Notes]:
+    """Parse an Anthropic Messages request body.
+
+    Args:
+        body: the decoded JSON body.
+        model: overrides ``body["model"]`` when given.
+        stream: overrides ``body["stream"]`` when given.
+
+    Returns:
+        ``(request, notes)``.
+
+    Raises:
+        BadRequest: a required field is missing or a known field has the wrong type.
+    """
+    body = u.expect_dict(body, "body")
+    notes: list[str] = []
+    name = model if model is not None else u.opt_str(body, "model", "")
+    if not name:
+        raise BadRequest("`model` is required.")
+    raw_messages = body.get("messages")
+    if raw_messages is None:
+        raise BadRequest("`messages` is required.")
+    messages: list[Message] = []
+    for i, raw in enumerate(u.expect_list(raw_messages, "messages")):
+        role, parts = _parse_message(raw, f"messages[{i}]", notes)
+        append_message(messages, role, parts)
+
+    tools = tuple(
+        _parse_tool(t, f"tools[{i}]") for i, t in enumerate(u.opt_list(body, "tools", "") or ())
+    )
+    tool_choice, parallel = _parse_tool_choice(u.opt_dict(body, "tool_choice", ""))
+    output_config = u.opt_dict(body, "output_config", "") or {}
+    reasoning = _parse_thinking(u.opt_dict(body, "thinking", ""), output_config)
+    response_format = None
+    fmt = u.opt_dict(output_config, "format", "output_config")
+    if fmt is not None and fmt.get("type") == "json_schema":
+        schema = u.opt_dict(fmt, "schema", "output_config.format")
+        response_format = ResponseFormat("json_schema", schema=schema)
+    metadata = u.opt_dict(body, "metadata", "") or {}
+    user = metadata.get("user_id")
+    extra = {k: v for k, v in body.items() if k not in _KNOWN}
+    req = Request(
+        model=name,
+        messages=tuple(messages),
+        system=_parse_system(body.get("system")),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        max_tokens=u.opt_int(body, "max_tokens", ""),
+        temperature=u.opt_num(body, "temperature", ""),
+        top_p=u.opt_num(body, "top_p", ""),
+        top_k=u.opt_int(body, "top_k", ""),
+        stop=u.str_or_list(body, "stop_sequences", ""),
+        response_format=response_format,
+        reasoning=reasoning,
+        stream=stream if stream is not None else bool(u.opt_bool(body, "stream", "")),
+        include_usage=True,
+        user=user if isinstance(user, str) else None,
+        extra=extra,
+        extra_format="anthropic",
+    )
+    return req, tuple(notes)
+
+
+def _parse_system(raw: Any) -> tuple[Text, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (Text(raw),) if raw else ()
+    out = []
+    for i, block in enumerate(u.expect_list(raw, "system")):
+        block = u.expect_dict(block, f"system[{i}]")
+        text = u.opt_str(block, "text", f"system[{i}]") or ""
+        if text:
+            out.append(Text(text, cache_control=block.get("cache_control")))
+    return tuple(out)
+
+
+def _parse_message(raw: Any, path: str, notes: list[str]) -> tuple[Any, list[ContentPart]]:
+    raw = u.expect_dict(raw, path)
+    role = raw.get("role")
+    if role not in ("user", "assistant", "system"):
+        raise BadRequest(f"`{path}.role` must be 'user', 'assistant' or 'system'.")
+    content = raw.get("content")
+    if isinstance(content, str):
+        return role, [Text(content)] if content else []
+    parts: list[ContentPart] = []
+    for j, block in enumerate(u.expect_list(content, f"{path}.content")):
+        part = _parse_block(
+            u.expect_dict(block, f"{path}.content[{j}]"), f"{path}.content[{j}]", notes
+        )
+        if part is not None:
+            parts.append(part)
+    if role == "system":
+        parts = [p for p in parts if isinstance(p, Text)]
+    return role, parts
+
+
+def _parse_block(block: dict[str, Any], path: str, notes: list[str]) -> ContentPart | None:
+    kind = block.get("type")
+    if kind == "text":
+        text = u.opt_str(block, "text", path) or ""
+        return Text(text, cache_control=block.get("cache_control")) if text else None
+    if kind == "image":
+        return _parse_source(u.opt_dict(block, "source", path) or {}, f"{path}.source", image=True)
+    if kind == "document":
+        doc = _parse_source(u.opt_dict(block, "source", path) or {}, f"{path}.source", image=False)
+        if isinstance(doc, Document):
+            title = block.get("title")
+            return Document(
+                doc.media_type, doc.data, doc.url, title if isinstance(title, str) else None
+            )
+        return doc
+    if kind == "tool_use":
+        call_id, sig = split_signature(u.opt_str(block, "id", path) or "")
+        args = block.get("input")
+        return ToolCall(
+            id=call_id,
+            name=u.opt_str(block, "name", path) or "",
+            arguments=u.dumps(args) if args is not None else "{}",
+            signature=sig,
+        )
+    if kind == "tool_result":
+        call_id, _ = split_signature(u.opt_str(block, "tool_use_id", path) or "")
+        return ToolResult(
+            call_id=call_id,
+            content=_parse_result_content(block.get("content"), f"{path}.content", notes),
+            is_error=bool(u.opt_bool(block, "is_error", path)),
+            cache_control=block.get("cache_control"),
+        )
+    if kind == "thinking":
+        sig = u.opt_str(block, "signature", path)
+        if sig and sig.startswith(GEMINI_SIG_PREFIX):
+            return Thinking(
+                u.opt_str(block, "thinking", path) or "", sig[len(GEMINI_SIG_PREFIX) :], "gemini"
+            )
+        return Thinking(
+            u.opt_str(block, "thinking", path) or "", sig or None, "anthropic" if sig else None
+        )
+    if kind == "redacted_thinking":
+        return RedactedThinking(u.opt_str(block, "data", path) or "")
+    notes.append(f"dropped {path}: content block type {kind!r} has no equivalent")
+    return None
+
+
+def _parse_source(source: dict[str, Any], path: str, *, image: bool) -> ContentPart | None:
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = u.opt_str(source, "media_type", path)
+        data = u.opt_str(source, "data", path) or ""
+        return Image(media_type, data) if image else Document(media_type, data)
+    if kind == "url":
+        url = u.opt_str(source, "url", path) or ""
+        return Image(url=url) if image else Document(url=url)
+    if kind == "text" and not image:
+        return Document("text/plain", u.text_to_b64(u.opt_str(source, "data", path) or ""))
+    if kind == "content" and not image:
+        texts = [b.get("text", "") for b in source.get("content") or () if isinstance(b, dict)]
+        return Document(
+            "text/plain", u.text_to_b64("".join(t for t in texts if isinstance(t, str)))
+        )
+    if kind == "file":
+        raise BadRequest(
+            f"`{path}`: Files API ids belong to one provider and cannot be sent to another; "
+            "send the file inline as base64 instead."
+        )
+    raise BadRequest(f"`{path}.type` {kind!r} is not a supported source type.")
+
+
+def _parse_result_content(raw: Any, path: str, notes: list[str]) -> tuple[Any, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (Text(raw),) if raw else ()
+    out: list[Any] = []
+    for i, block in enumerate(u.expect_list(raw, path)):
+        part = _parse_block(u.expect_dict(block, f"{path}[{i}]"), f"{path}[{i}]", notes)
+        if isinstance(part, (Text, Image, Document)):
+            out.append(part)
+    return tuple(out)
+
+
+def _parse_tool(raw: Any, path: str) -> Tool:
+    raw = u.expect_dict(raw, path)
+    kind = raw.get("type")
+    if kind not in (None, "custom"):
+        raise BadRequest(
+            f"`{path}`: the server tool {kind!r} only exists on Anthropic's own API and cannot "
+            "be offered through this model's provider; remove it from `tools`."
+        )
+    name = u.opt_str(raw, "name", path)
+    if not name:
+        raise BadRequest(f"`{path}.name` is required.")
+    return Tool(
+        name=name,
+        description=u.opt_str(raw, "description", path),
+        parameters=u.opt_dict(raw, "input_schema", path),
+        strict=u.opt_bool(raw, "strict", path),
+        cache_control=raw.get("cache_control"),
+    )
+
+
+def _parse_tool_choice(raw: dict[str, Any] | None) -> tuple[ToolChoice | None, bool | None]:
+    if raw is None:
+        return None, None
+    parallel = False if raw.get("disable_parallel_tool_use") is True else None
+    kind = raw.get("type")
+    if kind in ("auto", "any", "none"):
+        return ToolChoice(kind), parallel
+    if kind == "tool":
+        return ToolChoice("tool", name=u.opt_str(raw, "name", "tool_choice")), parallel
+    raise BadRequest("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'.")
+
+
+def _parse_thinking(
+    raw: dict[str, Any] | None, output_config: Mapping[str, Any]
+) -> Reasoning | None:
+    effort = output_config.get("effort")
+    effort = effort if effort in EFFORTS else None
+    if raw is None:
+        return Reasoning(effort=effort) if effort else None
+    kind = raw.get("type")
+    shown = None if raw.get("display") is None else raw.get("display") != "omitted"
+    if kind == "enabled":
+        budget = u.opt_int(raw, "budget_tokens", "thinking")
+        return Reasoning(
+            "enabled",
+            effort=effort,
+            budget_tokens=budget,
+            include_thoughts=shown if shown is not None else True,
+        )
+    if kind == "adaptive":
+        return Reasoning(
+            "adaptive", effort=effort, include_thoughts=shown if shown is not None else True
+        )
+    if kind in ("disabled", "between_tools"):
+        return Reasoning("disabled", effort="none")
+    raise BadRequest("`thinking.type` must be 'enabled', 'adaptive' or 'disabled'.")
+
+
+# == render ==================================================================================
+
+
+def render_request(
+    req: Request,
+    *,
+    upstream_model: str,
+    default_max_tokens: int = 4096,
+    system_messages: bool = False,
+    sampling: bool = True,
+    adaptive_thinking: bool | None = None,
+) -> tuple[dict[str, Any], Notes]:
+    """Render a canonical request as an Anthropic Messages body.
+
+    Args:
+        req: the canonical request.
+        upstream_model: the provider's model name, written into ``model``.
+        default_max_tokens: ``max_tokens`` when the client gave none.
+        system_messages: send mid-conversation system messages as
+            ``role: "system"`` (only for upstreams known to accept it).
+        sampling: False drops temperature/top_p/top_k (models that reject them).
+        adaptive_thinking: force (True) or forbid (False) adaptive thinking for an
+            effort-only request; None decides by the model name.
+
+    Returns:
+        ``(body, notes)``.
+
+    Raises:
+        BadRequest: the request asks for something Anthropic cannot do.
+    """
+    notes: list[str] = []
+    if req.n is not None and req.n > 1:
+        raise BadRequest("Anthropic models return one choice per request; set `n` to 1.")
+    if req.audio_output:
+        raise BadRequest("This model's provider cannot produce audio; remove `modalities`/`audio`.")
+    body: dict[str, Any] = {"model": upstream_model}
+
+    system = list(req.system)
+    messages, hoisted = _split_leading_system(req.messages)
+    system.extend(hoisted)
+    rf = req.response_format
+    output_config: dict[str, Any] = {}
+    if rf is not None and rf.type == "json_object":
+        system.append(Text(_JSON_HINT))
+        notes.append(
+            "response_format json_object: Anthropic has no JSON mode; added a system instruction"
+        )
+    elif rf is not None and rf.type == "json_schema" and rf.schema is not None:
+        output_config["format"] = {"type": "json_schema", "schema": dict(rf.schema)}
+    if system:
+        if len(system) == 1 and system[0].cache_control is None:
+            body["system"] = system[0].text
+        else:
+            body["system"] = [_text_block(t) for t in system]
+
+    thinking, effort = _render_thinking(req.reasoning, upstream_model, adaptive_thinking)
+    rendered, thinking_lost = _render_messages(messages, system_messages, notes)
+    if thinking is not None and thinking["type"] != "disabled" and thinking_lost:
+        notes.append("thinking turned off: the pending tool turn has no Anthropic thinking block")
+        thinking, effort = None, None
+    body["messages"] = rendered
+
+    max_tokens = req.max_tokens if req.max_tokens is not None else default_max_tokens
+    if thinking is not None and thinking.get("type") == "enabled":
+        budget = thinking["budget_tokens"]
+        if max_tokens <= budget:
+            notes.append(
+                f"max_tokens raised to {budget + max_tokens} to exceed the thinking budget"
+            )
+            max_tokens = budget + max_tokens
+    body["max_tokens"] = max_tokens
+    if thinking is not None:
+        body["thinking"] = thinking
+    if effort is not None:
+        output_config["effort"] = effort
+    if output_config:
+        body["output_config"] = output_config
+
+    thinking_on = thinking is not None and thinking["type"] != "disabled"
+    _render_sampling(req, body, notes, enabled=sampling and not thinking_on)
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    _render_tools(req, body, notes, thinking_on)
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if req.metadata:
+        notes.append("metadata map dropped: Anthropic only takes metadata.user_id")
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(req, field) is not None:
+            notes.append(f"{field} dropped: Anthropic has no equivalent")
+    if req.stream:
+        body["stream"] = True
+    _merge_extra(req, body, notes)
+    return body, tuple(notes)
+
+
+def _merge_extra(req: Request, body: dict[str, Any], notes: list[str]) -> None:
+    if not req.extra:
+        return
+    if req.extra_format == "anthropic":
+        for k, v in req.extra.items():
+            body.setdefault(k, v)
+    else:
+        notes.append("dropped fields with no Anthropic equivalent: " + ", ".join(sorted(req.extra)))
+
+
+def _split_leading_system(messages: tuple[Message, ...]) -> tuple[tuple[Message, ...], list[Text]]:
+    hoisted: list[Text] = []
+    i = 0
+    while i < len(messages) and messages[i].role == "system":
+        hoisted.extend(p for p in messages[i].content if isinstance(p, Text))
+        i += 1
+    return messages[i:], hoisted
+
+
+def _text_block(t: Text) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": t.text}
+    if t.cache_control is not None:
+        block["cache_control"] = dict(t.cache_control)
+    return block
+
+
+def _render_thinking(
+    r: Reasoning | None, model: str, adaptive: bool | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``(thinking, output_config.effort)`` for a canonical reasoning setting (§4.13)."""
+    if r is None:
+        return None, None
+    if r.mode == "disabled" or r.effort == "none":
+        return {"type": "disabled"}, None
+    effort = _EFFORT.get(r.effort or "")
+    display = {} if r.include_thoughts is not False else {"display": "omitted"}
+    if r.mode == "adaptive":
+        return {"type": "adaptive", **display}, effort
+    if r.mode is None:
+        return None, effort  # an effort alone: output_config.effort only
+    if r.budget_tokens is None and effort is not None:
+        use_adaptive = adaptive if adaptive is not None else bool(_ADAPTIVE_MODELS.search(model))
+        if use_adaptive:
+            return {"type": "adaptive", **display}, effort
+        effort = None
+    budget = r.budget_tokens or ANTHROPIC_EFFORT_BUDGET.get(r.effort or "", 2048)
+    return {"type": "enabled", "budget_tokens": max(1024, budget), **display}, effort
+
+
+def _render_sampling(
+    req: Request, body: dict[str, Any], notes: list[str], *, enabled: bool
+) -> None:
+    present = [f for f in ("temperature", "top_p", "top_k") if getattr(req, f) is not None]
+    if not enabled:
+        if present:
+            notes.append(
+                f"dropped {', '.join(present)}: not sent while thinking is on or sampling is off"
+            )
+        return
+    if req.temperature is not None:
+        temperature = req.temperature
+        if temperature > 1:
+            notes.append(f"temperature {temperature} clamped to 1 (Anthropic's range is 0-1)")
+            temperature = 1.0
+        body["temperature"] = temperature
+        if req.top_p is not None:
+            notes.append("top_p dropped: Anthropic models reject temperature and top_p together")
+    elif req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.top_k is not None:
+        body["top_k"] = req.top_k
+
+
+def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool) -> None:
+    choice = req.tool_choice
+    tools = req.tools
+    if choice is not None and choice.allowed:
+        allowed = set(choice.allowed)
+        tools = tuple(t for t in tools if t.name in allowed)
+        notes.append("allowed_tools: tools outside the allowed list were left out")
+    if not tools:
+        return
+    out = []
+    for t in tools:
+        schema = (
+            dict(t.parameters) if t.parameters is not None else {"type": "object", "properties": {}}
+        )
+        schema.setdefault("type", "object")
+        tool: dict[str, Any] = {"name": wire_tool_name(t.name, "anthropic"), "input_schema": schema}
+        if t.description:
+            tool["description"] = t.description
+        if t.strict is not None:
+            tool["strict"] = t.strict
+        if t.cache_control is not None:
+            tool["cache_control"] = dict(t.cache_control)
+        out.append(tool)
+    body["tools"] = out
+    tc: dict[str, Any] | None = None
+    if choice is not None:
+        mode = choice.mode
+        if thinking_on and mode in ("any", "tool"):
+            notes.append(
+                "forced tool_choice downgraded to auto: Anthropic forbids it with thinking on"
+            )
+            mode = "auto"
+        tc = {"type": mode}
+        if mode == "tool":
+            tc["name"] = wire_tool_name(choice.name or "", "anthropic")
+    if req.parallel_tool_calls is False:
+        tc = tc or {"type": "auto"}
+        if tc["type"] != "none":
+            tc["disable_parallel_tool_use"] = True
+    if tc is not None:
+        body["tool_choice"] = tc
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def _render_messages(
+    messages: tuple[Message, ...], system_messages: bool, notes: list[str]
+) -> tuple[list[dict[str, Any]], bool]:
+    """Canonical history -> Anthropic ``messages``; also says whether the pending
+    tool turn lacks a thinking block (so thinking must be turned off)."""
+    turns: list[list[Any]] = []  # [role, blocks]
+    dropped_thinking = False
+    for m in messages:
+        if m.role == "system":
+            texts = [p.text for p in m.content if isinstance(p, Text) and p.text]
+            if not texts:
+                continue
+            if system_messages:
+                turns.append(["system", [{"type": "text", "text": t} for t in texts]])
+                continue
+            block = {"type": "text", "text": "<system>\n" + "\n\n".join(texts) + "\n</system>"}
+            _add_turn(turns, "user", [block])
+            continue
+        blocks = []
+        for p in m.content:
+            block = _render_part(p, m.role, notes)
+            if block is None:
+                if isinstance(p, Thinking):
+                    dropped_thinking = True
+                continue
+            blocks.append(block)
+        _add_turn(turns, m.role, blocks)
+    if dropped_thinking:
+        notes.append("dropped thinking blocks that no Anthropic model signed")
+    _pair_tool_results(turns, notes)
+    if turns and turns[0][0] == "assistant":
+        turns.insert(0, ["user", [{"type": "text", "text": "."}]])
+        notes.append("added a placeholder user turn: Anthropic histories start with a user turn")
+    lost = _pending_turn_lacks_thinking(turns)
+    return [{"role": r, "content": b} for r, b in turns], lost
+
+
+def _add_turn(turns: list[list[Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    if not blocks:
+        return
+    if turns and turns[-1][0] == role and role != "system":
+        turns[-1][1].extend(blocks)
+    else:
+        turns.append([role, list(blocks)])
+
+
+def _render_part(p: ContentPart, role: str, notes: list[str]) -> dict[str, Any] | None:
+    if isinstance(p, Text):
+        return _text_block(p) if p.text.strip() else None
+    if isinstance(p, Image):
+        return _image_block(p)
+    if isinstance(p, Document):
+        return _document_block(p)
+    if isinstance(p, Audio):
+        raise BadRequest("Anthropic models cannot take audio input; remove the audio part.")
+    if isinstance(p, ToolCall):
+        args, ok = u.args_object(p.arguments)
+        if not ok:
+            notes.append(f"tool call {p.id}: arguments were not a JSON object; sent as raw_input")
+        return {
+            "type": "tool_use",
+            "id": wire_call_id(p.id),
+            "name": wire_tool_name(p.name, "anthropic"),
+            "input": args,
+        }
+    if isinstance(p, ToolResult):
+        return _result_block(p)
+    if isinstance(p, Thinking):
+        if p.origin != "anthropic" or not p.signature or role != "assistant":
+            return None
+        return {"type": "thinking", "thinking": p.text, "signature": p.signature}
+    if isinstance(p, RedactedThinking):
+        return {"type": "redacted_thinking", "data": p.data}
+    return None
+
+
+def _image_block(p: Image) -> dict[str, Any]:
+    if p.url is not None:
+        parsed = u.parse_data_url(p.url)
+        if parsed is None:
+            return {"type": "image", "source": {"type": "url", "url": p.url}}
+        media_type, data = parsed
+    else:
+        media_type, data = p.media_type or "image/png", p.data or ""
+    if media_type not in _IMAGE_TYPES:
+        raise BadRequest(
+            f"Anthropic models take JPEG, PNG, GIF or WebP images, not {media_type!r}; "
+            "convert the image."
+        )
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _document_block(p: Document) -> dict[str, Any]:
+    block: dict[str, Any]
+    media_type, data = p.media_type, p.data
+    if p.url is not None:
+        parsed = u.parse_data_url(p.url)
+        if parsed is None:
+            block = {"type": "document", "source": {"type": "url", "url": p.url}}
+            return _titled(block, p.title)
+        media_type, data = parsed
+    if media_type == "application/pdf":
+        block = {
+            "type": "document",
+            "source": {"type": "base64", "media_type": media_type, "data": data or ""},
+        }
+    elif media_type == "text/plain":
+        text = u.b64_to_text(data or "")
+        if text is None:
+            raise BadRequest("A text/plain document is not valid base64-encoded UTF-8.")
+        block = {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": text},
+        }
+    else:
+        raise BadRequest(
+            f"Anthropic models take PDF or plain-text documents, not {media_type!r}; "
+            "convert the file."
+        )
+    return _titled(block, p.title)
+
+
+def _titled(block: dict[str, Any], title: str | None) -> dict[str, Any]:
+    if title:
+        block["title"] = title
+    return block
+
+
+def _result_block(p: ToolResult) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    for c in p.content:
+        if isinstance(c, Text):
+            if c.text:
+                content.append({"type": "text", "text": c.text})
+        elif isinstance(c, Image):
+            content.append(_image_block(c))
+        elif isinstance(c, Document):
+            content.append(_document_block(c))
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": wire_call_id(p.call_id)}
+    if len(content) == 1 and content[0]["type"] == "text":
+        block["content"] = content[0]["text"]
+    elif content:
+        block["content"] = content
+    if p.is_error:
+        block["is_error"] = True
+    if p.cache_control is not None:
+        block["cache_control"] = dict(p.cache_control)
+    return block
+
+
+def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
+    """Every tool_use answered in the next user turn, no result without its call (§5.1 item 2)."""
+    i = 0
+    while i < len(turns):
+        role, blocks = turns[i]
+        if role != "user":
+            i += 1
+            continue
+        prev = turns[i - 1] if i > 0 and turns[i - 1][0] == "assistant" else None
+        wanted = [b["id"] for b in prev[1] if b["type"] == "tool_use"] if prev else []
+        results = [b for b in blocks if b["type"] == "tool_result"]
+        others = [b for b in blocks if b["type"] != "tool_result"]
+        kept = [b for b in results if b["tool_use_id"] in wanted]
+        if len(kept) != len(results):
+            notes.append("dropped tool results that answer no tool call of the previous turn")
+        have = {b["tool_use_id"] for b in kept}
+        for call_id in wanted:
+            if call_id not in have:
+                kept.append(
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": call_id,
+                        "content": _NO_RESULT,
+                        "is_error": True,
+                    }
+                )
+                notes.append(f"added an error result for unanswered tool call {call_id}")
+        turns[i][1] = kept + others
+        if not turns[i][1]:
+            del turns[i]
+            continue
+        i += 1
+    # An assistant tool turn followed by another assistant turn (or nothing user-side but
+    # more history) gets a synthetic result turn.
+    i = 0
+    while i < len(turns) - 1:
+        role, blocks = turns[i]
+        if role == "assistant" and turns[i + 1][0] != "user":
+            ids = [b["id"] for b in blocks if b["type"] == "tool_use"]
+            if ids:
+                fill = [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": c,
+                        "content": _NO_RESULT,
+                        "is_error": True,
+                    }
+                    for c in ids
+                ]
+                turns.insert(i + 1, ["user", fill])
+                notes.append("added error results for unanswered tool calls")
+        i += 1
+
+
+def _pending_turn_lacks_thinking(turns: list[list[Any]]) -> bool:
+    if len(turns) < 2 or turns[-1][0] != "user" or turns[-2][0] != "assistant":
+        return False
+    if not any(b["type"] == "tool_result" for b in turns[-1][1]):
+        return False
+    first = turns[-2][1][0] if turns[-2][1] else None
+    return first is None or first["type"] not in ("thinking", "redacted_thinking")
