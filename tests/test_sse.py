@@ -122,6 +122,7 @@ ANTHROPIC_STREAM = (
             b"data: a\x0bb\x0cc\x1cd\x85e\n\n", [Event("a\x0bb\x0cc\x1cd\ufffde")], id="vt-ff"
         ),
         pytest.param(b"", [], id="empty"),
+        pytest.param(b"\xef\xbb", [], id="half-a-bom-then-eof"),
         pytest.param(b"\n\n\r\n\r", [], id="blank-lines-only"),
     ],
 )

@@ -260,6 +260,15 @@ def test_name_from_file_overrides_stem() -> None:
             id="model-entries",
         ),
         pytest.param(
+            {"format": "mock", "models": {"a": ""}, "tls_verify": "", "query": {"": "x"}},
+            [
+                "p.json: tls_verify: expected true, false or a CA bundle path",
+                "p.json: models.a.model: the upstream model name must not be empty",
+                'p.json: query[""]: the name must not be empty',
+            ],
+            id="empty-strings",
+        ),
+        pytest.param(
             {"format": "mock", "name": "open/ai"},
             ["p.json: name: must be a non-empty name without '/' or spaces"],
             id="name-with-slash",

@@ -71,6 +71,11 @@ def test_parse_key_header_rejects(spec: str) -> None:
         parse_key_header(spec)
 
 
+def test_parse_key_header_rejects_line_break_in_prefix() -> None:
+    with pytest.raises(ValueError, match="line breaks"):
+        parse_key_header("Authorization: Bearer\r\nX-Evil: 1")
+
+
 @pytest.mark.parametrize(
     ("fmt", "key_header", "expected"),
     [
