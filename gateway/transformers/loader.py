@@ -60,6 +60,7 @@ from gateway.transformers.model import (
 )
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "Assembly",
     "LoadedFile",
     "TransformerError",
@@ -72,6 +73,10 @@ __all__ = [
     "make_converter",
     "parse_transformer",
 ]
+
+#: Largest transformer file read. A provider with every OpenRouter model aliased
+#: is tens of KiB; the cap keeps a stray multi-gigabyte file from exhausting memory.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 #: A key path inside a file: object keys and array indices.
 KeyPath = tuple[str | int, ...]
@@ -327,6 +332,8 @@ def _decode_json(raw: bytes, source: str) -> Any:
         raise TransformerError([f"{source}: duplicate key {exc.args[0]!r} in an object"]) from None
     except ValueError as exc:  # NaN, Infinity
         raise TransformerError([f"{source}: invalid JSON: {exc}"]) from None
+    except RecursionError:
+        raise TransformerError([f"{source}: invalid JSON: nested too deeply"]) from None
 
 
 # -- stage 3: meaning ----------------------------------------------------------------------
@@ -558,9 +565,12 @@ def load_file(
 ) -> LoadedFile:
     """Read and parse one file; never raises for a bad or unreadable file."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return LoadedFile(path.name, None, (f"{path.name}: cannot read ({exc.strerror})",))
+    if len(raw) > MAX_FILE_BYTES:
+        return LoadedFile(path.name, None, (f"{path.name}: larger than {MAX_FILE_BYTES} bytes",))
     try:
         return LoadedFile(path.name, parse_transformer(raw, path.name, env, converter=converter))
     except TransformerError as exc:

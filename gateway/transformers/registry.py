@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 import attrs
 import trio
@@ -71,7 +72,10 @@ MAX_SCHEDULE = 1000
 _UNSTATABLE: Stamp = (-1, -1, -1)
 
 
-def _frozen_map(mapping: Mapping[str, object]) -> Mapping[str, object]:
+_V = TypeVar("_V")
+
+
+def _frozen_map(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
     return MappingProxyType(dict(mapping))
 
 

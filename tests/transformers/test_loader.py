@@ -508,3 +508,21 @@ def test_assemble_drops_a_file_whose_versions_all_clash() -> None:
     result = assemble([_mock("a", "a.json"), _mock("a", "b.json")], {"b.json": previous_b})
     assert list(result.serving) == ["a.json"]
     assert dict(result.problems) == {"b.json": ("b.json: name: 'a' is already used by a.json",)}
+
+
+def test_deeply_nested_json_is_a_problem_not_a_crash() -> None:
+    raw = (
+        b'{"format": "mock", "request": {"defaults": {"x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}}}"
+    )
+    assert _problems(raw) == ["p.json: invalid JSON: nested too deeply"]
+
+
+def test_oversized_file_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.transformers.loader.MAX_FILE_BYTES", 64)
+    _write(tmp_path, "big.json", {"format": "mock", "models": {f"m{i}": "x" for i in range(20)}})
+    _write(tmp_path, "small.json", {"format": "mock"})
+    problems, _ = check_directory(tmp_path, {})
+    assert problems == ["big.json: larger than 64 bytes"]
