@@ -1,0 +1,327 @@
+"""OpenAI Chat Completions SSE <-> canonical stream events (wire-formats §1.5, §4.14).
+
+Contract. One :class:`StreamParser` and one :class:`StreamRenderer` per stream;
+both are pure state machines fed one event at a time.
+
+:class:`StreamParser` reads choice 0 of an OpenAI-compatible upstream: text,
+refusal and the ``reasoning_content``/``reasoning`` extension; tool-call
+fragments keyed strictly by ``tool_calls[].index`` (interleaved parallel calls
+stay apart, §5.2 item 5), held back until the fragment that carries both id
+and name (§5.2 item 15); content before finish in a combined chunk (§5.2 item
+11). ``finish_reason`` ends every call; usage (the separate ``choices: []``
+chunk) becomes a UsageUpdate; ``[DONE]`` or the end of the body gives the
+Stop. A body that ends with no ``finish_reason`` is an error, not an end_turn.
+An upstream that answers ``stop`` after making tool calls is read as tool_use.
+
+:class:`StreamRenderer` writes chunks ``openai.types.chat.ChatCompletionChunk``
+validates: a first chunk with the role, one chunk per delta, tool calls with
+their canonical index, the finish chunk, the usage chunk only when the client
+asked for it (``stream_options.include_usage``), then ``data: [DONE]``. After
+an in-stream error there is no ``[DONE]`` (§5.2 item 10). Chunks are built
+from a prefix made once per stream, so the per-event cost is one small
+``json.dumps``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gateway.convert import _util as u
+from gateway.convert.model import (
+    MessageStart,
+    Stop,
+    StopReason,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+from gateway.convert.names import embed_signature, split_signature
+from gateway.convert.openai.errors import error_from_object
+from gateway.convert.openai.response import (
+    STOP_FROM_OPENAI,
+    STOP_TO_OPENAI,
+    completion_id,
+    parse_usage,
+    render_usage,
+)
+from gateway.errors import ErrorKind, error_body
+
+if TYPE_CHECKING:
+    from gateway.sse import Event
+
+__all__ = ["StreamParser", "StreamRenderer"]
+
+_ENDED_EARLY = "The upstream stream ended before the response was complete."
+
+
+# == upstream -> canonical ===================================================================
+
+
+class _Call:
+    __slots__ = ("args", "id", "name", "ordinal", "started")
+
+    def __init__(self, ordinal: int) -> None:
+        self.ordinal = ordinal
+        self.id = ""
+        self.name = ""
+        self.args: list[str] = []
+        self.started = False
+
+
+class StreamParser:
+    """OpenAI upstream SSE events -> canonical stream events.
+
+    Args:
+        tool_names: ``{wire name: client name}`` to restore renamed tools.
+    """
+
+    def __init__(self, *, tool_names: Mapping[str, str] | None = None) -> None:
+        self._names = tool_names or {}
+        self._started = False
+        self._calls: dict[int, _Call] = {}
+        self._n_calls = 0
+        self._finish: str | None = None
+        self._done = False
+
+    def feed(self, event: Event) -> list[StreamEvent]:
+        """Canonical events for one upstream SSE event (possibly none)."""
+        if self._done:
+            return []
+        data = event.data
+        if data.startswith("[DONE]"):
+            return self._end()
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            self._done = True
+            found = error_from_object(chunk)
+            kind, message = found or (ErrorKind.API_ERROR, "upstream stream error")
+            return [StreamError(kind, message)]
+        out: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            created = chunk.get("created")
+            out.append(
+                MessageStart(
+                    str(chunk.get("id") or ""),
+                    str(chunk.get("model") or ""),
+                    None,
+                    created if isinstance(created, int) else None,
+                )
+            )
+        choices = chunk.get("choices")
+        if isinstance(choices, list) and choices:
+            choice = choices[0]
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            out.append(UsageUpdate(parse_usage(usage)))
+        return out
+
+    def finish(self) -> list[StreamEvent]:
+        """Events owed when the upstream body ended."""
+        if self._done:
+            return []
+        if self._finish is None:
+            self._done = True
+            return [StreamError(ErrorKind.API_ERROR, _ENDED_EARLY)]
+        return self._end()
+
+    def _end(self) -> list[StreamEvent]:
+        self._done = True
+        out: list[StreamEvent] = []
+        self._close_calls(out)
+        reason = STOP_FROM_OPENAI.get(self._finish or "stop", StopReason.END_TURN)
+        if reason is StopReason.END_TURN and self._n_calls:
+            reason = StopReason.TOOL_USE
+        out.append(Stop(reason))
+        return out
+
+    def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            for key in ("reasoning_content", "reasoning"):
+                text = delta.get(key)
+                if isinstance(text, str) and text:
+                    out.append(ThinkingDelta(text))
+                    break
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                out.append(TextDelta(text))
+            text = delta.get("refusal")
+            if isinstance(text, str) and text:
+                out.append(TextDelta(text))
+            calls = delta.get("tool_calls")
+            if isinstance(calls, list):
+                for pos, frag in enumerate(calls):
+                    if isinstance(frag, dict):
+                        self._fragment(frag, pos, out)
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str) and finish:
+            self._finish = finish
+            self._close_calls(out)
+
+    def _fragment(self, frag: dict[str, Any], pos: int, out: list[StreamEvent]) -> None:
+        index = frag.get("index")
+        index = index if isinstance(index, int) else pos
+        fn = frag.get("function") if isinstance(frag.get("function"), dict) else {}
+        frag_id = frag.get("id") if isinstance(frag.get("id"), str) else ""
+        call = self._calls.get(index)
+        if call is not None and frag_id and call.id and frag_id != call.id:
+            # A new call reusing an index (some compatible servers): close the old one.
+            if call.started:
+                out.append(ToolCallEnd(call.ordinal))
+            call = None
+        if call is None:
+            call = self._calls[index] = _Call(self._n_calls)
+            self._n_calls += 1
+        if frag_id:
+            call.id = frag_id
+        name = fn.get("name")
+        if isinstance(name, str) and name:
+            call.name = name
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            if call.started:
+                out.append(ToolCallDelta(call.ordinal, args))
+                return
+            call.args.append(args)
+        if not call.started and call.id and call.name:
+            self._start_call(call, out)
+
+    def _start_call(self, call: _Call, out: list[StreamEvent]) -> None:
+        call.started = True
+        call_id, sig = split_signature(call.id or f"call_{call.ordinal}")
+        out.append(ToolCallStart(call.ordinal, call_id, self._names.get(call.name, call.name), sig))
+        if call.args:
+            out.append(ToolCallDelta(call.ordinal, "".join(call.args)))
+            call.args.clear()
+
+    def _close_calls(self, out: list[StreamEvent]) -> None:
+        for call in self._calls.values():
+            if not call.started:
+                self._start_call(call, out)  # an id-less call still reaches the client
+            out.append(ToolCallEnd(call.ordinal))
+        self._calls.clear()
+
+
+# == canonical -> client =====================================================================
+
+
+class StreamRenderer:
+    """Canonical stream events -> OpenAI ``chat.completion.chunk`` SSE bytes for a client.
+
+    Args:
+        model: the model name the client asked for.
+        include_usage: send the usage chunk (``stream_options.include_usage``).
+        reasoning: send thinking as the ``reasoning_content`` extension.
+        created: the ``created`` stamp (default: the upstream's, else now).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        include_usage: bool = False,
+        reasoning: bool = False,
+        created: int | None = None,
+    ) -> None:
+        self._model = model
+        self._include_usage = include_usage
+        self._reasoning = reasoning
+        self._created = created
+        self._prefix = ""
+        self._base = ""
+        self._done = False
+        self._usage = Usage()
+
+    def render(self, event: StreamEvent) -> bytes:
+        """SSE bytes for one canonical event (b"" when it produces nothing)."""
+        if self._done:
+            return b""
+        kind = type(event)
+        head = b""
+        if not self._prefix and kind is not StreamError:
+            head = self._begin(event if kind is MessageStart else None)  # type: ignore[arg-type]
+            if kind is MessageStart:
+                return head
+        if kind is TextDelta:
+            return head + self._chunk({"content": event.text})  # type: ignore[union-attr]
+        if kind is ToolCallDelta:
+            if not event.arguments:  # type: ignore[union-attr]
+                return head
+            frag = {"index": event.index, "function": {"arguments": event.arguments}}  # type: ignore[union-attr]
+            return head + self._chunk({"tool_calls": [frag]})
+        if kind is ToolCallStart:
+            frag = {
+                "index": event.index,  # type: ignore[union-attr]
+                "id": embed_signature(event.id, event.signature),  # type: ignore[union-attr]
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},  # type: ignore[union-attr]
+            }
+            return head + self._chunk({"tool_calls": [frag]})
+        if kind is ThinkingDelta:
+            if self._reasoning:
+                return head + self._chunk({"reasoning_content": event.text})  # type: ignore[union-attr]
+            return head
+        if kind is UsageUpdate:
+            self._usage = event.usage  # type: ignore[union-attr]
+            return head
+        if kind is Stop:
+            return head + self._stop(event)  # type: ignore[arg-type]
+        if kind is StreamError:
+            return self._error(event.kind, event.message)  # type: ignore[union-attr]
+        return head  # signatures, redacted thinking, tool ends: nothing to say
+
+    def finish(self) -> bytes:
+        """Bytes owed at the end: an error if the stream never completed."""
+        if self._done:
+            return b""
+        return self._error(ErrorKind.API_ERROR, _ENDED_EARLY)
+
+    def _begin(self, start: MessageStart | None) -> bytes:
+        created = self._created
+        if created is None:
+            created = (
+                start.created
+                if start is not None and start.created is not None
+                else int(time.time())
+            )
+        cid = completion_id(start.id if start is not None else "")
+        self._base = (
+            f'{{"id":{u.dumps(cid)},"object":"chat.completion.chunk","created":{created},'
+            f'"model":{u.dumps(self._model)},'
+        )
+        self._prefix = self._base + '"choices":[{"index":0,"delta":'
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        tail = "null" if finish is None else f'"{finish}"'
+        return f'data: {self._prefix}{u.dumps(delta)},"finish_reason":{tail}}}]}}\n\n'.encode()
+
+    def _stop(self, event: Stop) -> bytes:
+        self._done = True
+        out = [self._chunk({}, STOP_TO_OPENAI[event.reason])]
+        if self._include_usage:
+            usage = u.dumps(render_usage(self._usage))
+            out.append(f'data: {self._base}"choices":[],"usage":{usage}}}\n\n'.encode())
+        out.append(b"data: [DONE]\n\n")
+        return b"".join(out)
+
+    def _error(self, kind: ErrorKind, message: str) -> bytes:
+        self._done = True
+        return f"data: {u.dumps(error_body('openai', kind, 500, message))}\n\n".encode()
