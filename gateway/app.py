@@ -11,13 +11,20 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from gateway.config import Config
+from gateway.errors import ModelNotFound
+from gateway.frontends import anthropic_call, gemini_call, openai_call
+from gateway.proxy import Proxy
+from gateway.routing import get_model, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
+from gateway.transformers.registry import RegistryHolder
+from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from gateway.server.connection import Exchange
@@ -44,19 +51,81 @@ def _tls(config: Config) -> ssl.SSLContext | None:
 
 
 class App:
-    """The endpoints and the state they read. Owned by :func:`run` (or a test)."""
+    """The endpoints and the state they read. Owned by :func:`run` (or a test).
 
-    def __init__(self, config: Config, *, registry: Any = None) -> None:
+    Args:
+        config: the settings.
+        registry: the transformer snapshot holder (None: no providers at all).
+        upstream: the client towards providers (a default one when None).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: RegistryHolder | None = None,
+        upstream: UpstreamClient | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
+        self.upstream = upstream or UpstreamClient()
+        self.proxy = Proxy(registry, self.upstream) if registry is not None else None
         self.server = Server(config, Router(self.routes()), tls=_tls(config))
 
     def routes(self) -> list[Route]:
-        return [
+        routes = [
             Route("GET", "/health/live", self.live),
             Route("GET", "/health/ready", self.ready),
             Route("GET", "/health/startup", self.startup),
         ]
+        if self.proxy is None:
+            return routes
+        return [
+            *routes,
+            Route("GET", "/v1/models", self.models),
+            Route("GET", "/v1/models/{model:path}", self.model),
+            Route("POST", "/v1/chat/completions", self.chat, "openai", watch_disconnect=True),
+            Route("POST", "/v1/messages", self.messages, "anthropic", watch_disconnect=True),
+            Route(
+                "POST",
+                "/v1/messages/count_tokens",
+                self.count_tokens,
+                "anthropic",
+                watch_disconnect=True,
+            ),
+            Route("POST", "/v1beta/models/{rest:path}", self.gemini, "gemini", True),
+            Route("POST", "/v1/models/{rest:path}", self.gemini, "gemini", True),
+        ]
+
+    # -- proxied endpoints -----------------------------------------------------------------
+
+    async def chat(self, ex: Exchange) -> None:
+        assert self.proxy is not None
+        await self.proxy.handle(ex, openai_call(ex))
+
+    async def messages(self, ex: Exchange) -> None:
+        assert self.proxy is not None
+        await self.proxy.handle(ex, anthropic_call(ex))
+
+    async def count_tokens(self, ex: Exchange) -> None:
+        assert self.proxy is not None
+        await self.proxy.handle(ex, anthropic_call(ex, count_tokens=True))
+
+    async def gemini(self, ex: Exchange) -> None:
+        assert self.proxy is not None
+        await self.proxy.handle(ex, gemini_call(ex))
+
+    async def models(self, ex: Exchange) -> None:
+        assert self.registry is not None
+        await ex.respond_json(200, {"object": "list", "data": list_models(self.registry.current)})
+
+    async def model(self, ex: Exchange) -> None:
+        assert self.registry is not None
+        model_id = ex.request.params["model"]
+        found = get_model(self.registry.current, model_id)
+        if found is None:
+            raise ModelNotFound(model_id)
+        await ex.respond_json(200, found)
 
     # -- health ----------------------------------------------------------------------------
 
@@ -108,10 +177,18 @@ async def run(
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until a graceful shutdown completes."""
-    app = App(config)
+    registry = RegistryHolder(config.transformers.dir)
+    app = App(config, registry=registry)
     cfg = config.server
     listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
-    async with trio.open_nursery() as services:
-        await services.start(_handle_signals, app)
-        await app.server.serve(listeners, task_status=task_status)
-        services.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as services:
+            await services.start(_handle_signals, app)
+            services.start_soon(
+                partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
+            )
+            await app.server.serve(listeners, task_status=task_status)
+            services.cancel_scope.cancel()
+    finally:
+        with trio.move_on_after(2, shield=True):
+            await app.upstream.aclose()

@@ -1,0 +1,206 @@
+"""What a provider failure means: retry, rotate the key, fall back, or give up. Pure.
+
+design.md ("Routing", last table) fixes what the client finally gets; this
+module turns one failed try into a :class:`Failure` carrying that final error
+and the decision for the next try:
+
+| provider answer                  | retry same target | cool key | fall back | client gets      |
+|----------------------------------|-------------------|----------|-----------|------------------|
+| 400, 404, 413, 422               | no                | no       | no        | same status      |
+| 401, 403, Gemini API_KEY_INVALID | next key if any   | yes      | yes       | 502 (key refused)|
+| 429                              | yes (next key)    | yes      | yes       | 429 + Retry-After|
+| 529, 503                         | yes (back off)    | no       | yes       | overloaded       |
+| 500, 502, 504, other 5xx         | yes               | no       | yes       | 502              |
+| connect / TLS error              | yes               | no       | yes       | 502              |
+| timeout before any byte          | yes               | no       | yes       | 504              |
+
+Provider messages are passed on (they describe the client's request), but any
+key of the provider, and anything shaped like an API key, is redacted first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from gateway.errors import ErrorKind, GatewayError, UpstreamError
+
+__all__ = [
+    "Failure",
+    "classify_status",
+    "connect_failure",
+    "provider_message",
+    "redact",
+    "retry_after_s",
+    "timeout_failure",
+]
+
+#: Longest Retry-After we honour before a retry (design.md: capped at 30 s).
+MAX_RETRY_AFTER_S = 30.0
+#: Longest provider message passed on.
+MAX_MESSAGE_CHARS = 2000
+
+_KEYLIKE = re.compile(
+    r"(sk-(?:ant-|proj-|or-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{20,})"
+)
+
+
+@attrs.frozen
+class Failure:
+    """One failed try and what to do next.
+
+    Attributes:
+        error: what the client gets if this is the last try.
+        retry: try the same target again (after ``delay_s``).
+        fallback: other targets may still be tried once this one is exhausted.
+        cool_key: the key used must rest before it is used again.
+        delay_s: the provider's Retry-After, capped, or None for our backoff.
+        kind: a short label for metrics and logs (``status_429``, ``connect``, ...).
+    """
+
+    error: GatewayError
+    retry: bool
+    fallback: bool
+    cool_key: bool = False
+    delay_s: float | None = None
+    kind: str = "error"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret, and anything shaped like an API key, replaced."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The provider's ``retry-after-ms`` / ``retry-after`` (seconds form), capped."""
+    raw_ms = headers.get("retry-after-ms")
+    raw = headers.get("retry-after")
+    try:
+        if raw_ms is not None:
+            value = float(raw_ms) / 1000
+        elif raw is not None:
+            value = float(raw)
+        else:
+            return None
+    except ValueError:
+        return None  # an HTTP-date: rare from LLM providers; use our own backoff
+    return min(max(value, 0.0), MAX_RETRY_AFTER_S)
+
+
+def provider_message(body: bytes) -> tuple[str, str | None]:
+    """(message, Gemini error reason) from an error body of any of the three formats."""
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:MAX_MESSAGE_CHARS] or "no error message"), None
+    if isinstance(data, list) and data:  # Gemini sometimes wraps its error in a list
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        message = str(err.get("message") or err.get("type") or "no error message")
+        reason = None
+        for detail in err.get("details") or ():
+            if isinstance(detail, dict) and detail.get("reason"):
+                reason = str(detail["reason"])
+        return message[:MAX_MESSAGE_CHARS], reason
+    if isinstance(err, str):
+        return err[:MAX_MESSAGE_CHARS], None
+    return json.dumps(data)[:MAX_MESSAGE_CHARS], None
+
+
+def classify_status(
+    provider: str,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: Iterable[str] = (),
+) -> Failure:
+    """The meaning of a non-2xx answer from ``provider``."""
+    raw_message, reason = provider_message(body)
+    message = f"{provider}: {redact(raw_message, secrets)}"
+    delay = retry_after_s(headers)
+    if status in (401, 403) or reason == "API_KEY_INVALID":
+        return Failure(
+            UpstreamError(
+                f"Provider {provider!r} refused the gateway's API key for it ({status}); "
+                "your own credentials are fine: the gateway operator must fix the provider key.",
+                status_hint=502,
+            ),
+            retry=True,
+            fallback=True,
+            cool_key=True,
+            kind=f"status_{status}",
+        )
+    if status == 429:
+        return Failure(
+            UpstreamError(
+                message,
+                kind=ErrorKind.RATE_LIMIT,
+                status_hint=429,
+                retry_after_s=_whole(delay) if delay is not None else 1,
+            ),
+            retry=True,
+            fallback=True,
+            cool_key=True,
+            delay_s=delay,
+            kind="status_429",
+        )
+    if status in (503, 529):
+        return Failure(
+            UpstreamError(message, kind=ErrorKind.OVERLOADED, status_hint=503),
+            retry=True,
+            fallback=True,
+            delay_s=delay,
+            kind=f"status_{status}",
+        )
+    if status >= 500:
+        return Failure(
+            UpstreamError(message, status_hint=502),
+            retry=True,
+            fallback=True,
+            delay_s=delay,
+            kind=f"status_{status}",
+        )
+    kind = {
+        404: ErrorKind.NOT_FOUND,
+        413: ErrorKind.REQUEST_TOO_LARGE,
+    }.get(status, ErrorKind.INVALID_REQUEST)
+    return Failure(
+        UpstreamError(message, kind=kind, status_hint=status if status >= 400 else 502),
+        retry=False,
+        fallback=False,
+        kind=f"status_{status}",
+    )
+
+
+def connect_failure(provider: str, detail: str) -> Failure:
+    return Failure(
+        UpstreamError(f"Could not reach provider {provider!r}: {detail}.", status_hint=502),
+        retry=True,
+        fallback=True,
+        kind="connect",
+    )
+
+
+def timeout_failure(provider: str, which: str, seconds: float) -> Failure:
+    return Failure(
+        UpstreamError(
+            f"Provider {provider!r} did not answer within its {which} timeout ({seconds:g} s).",
+            status_hint=504,
+        ),
+        retry=True,
+        fallback=True,
+        kind=f"timeout_{which}",
+    )
+
+
+def _whole(seconds: float) -> int:
+    return max(1, int(seconds + 0.999))

@@ -1,0 +1,458 @@
+"""Per-request orchestration: route -> (convert) -> upstream -> relay.
+
+Theory of operation (design.md "Routing", "Response status and keep-alives",
+"Streaming and cancellation"):
+
+1. The request takes the registry snapshot once and routes its model to an
+   ordered list of targets (the alias's providers, then its fallbacks).
+2. Each target is tried ``retry.retries + 1`` times, rotating keys and
+   sleeping between tries (the provider's Retry-After, capped, or exponential
+   backoff); a failure that must not be retried ends the target, and one that
+   must not fall back ends the request. When every try failed the last error
+   goes to the client, in its format, with the status of design.md's table.
+3. The response status is held until the provider answered 2xx. From then on
+   nothing is retried: failures become the client format's in-stream error.
+4. A try is bounded by ``timeouts.first_byte`` (a Trio deadline) up to the
+   first token; then each gap between chunks by ``timeouts.idle``. While a
+   stream waits for its first token, keep-alives go out every 15 s.
+5. Everything runs inside the handler's cancel scope: a client that leaves
+   (the server's watchdog) cancels whatever phase we are in (connect, head,
+   first token, retry sleep, fallback, relay) and the upstream response is
+   closed on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import attrs
+import trio
+
+from gateway.errors import (
+    BadRequest,
+    ErrorKind,
+    GatewayError,
+    RateLimited,
+    Unauthorized,
+    UpstreamError,
+)
+from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
+from gateway.keys import KeyPool
+from gateway.relay import KEEPALIVE, EventFramer, stream_error
+from gateway.routing import Target, route
+from gateway.server.responses import JSON, SSE
+from gateway.sse import SSEError
+from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from gateway.server.connection import Exchange
+    from gateway.transformers.model import Transformer
+    from gateway.transformers.registry import RegistryHolder
+
+__all__ = ["Call", "Proxy"]
+
+LOG = logging.getLogger("gateway.proxy")
+
+#: Keep-alive period while a started stream waits for its first token.
+KEEPALIVE_S = 15.0
+#: Most bytes of a provider's error body read (the rest is not needed for the message).
+ERROR_BODY_CAP = 256 * 1024
+#: Most bytes of a non-streamed provider answer.
+RESPONSE_BODY_CAP = 64 * 1024 * 1024
+#: Longest a keep-alive write may hold up cancellation.
+KEEPALIVE_SEND_S = 5.0
+#: Aliases whose round-robin turn is remembered (each a few bytes).
+MAX_TURNS = 10_000
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+@attrs.frozen
+class Call:
+    """One client request, as a front end parsed it.
+
+    Attributes:
+        fmt: the client's wire format: ``openai``, ``anthropic`` or ``gemini``.
+        op: ``chat``, ``messages``, ``count_tokens`` or ``generate``.
+        model: the model name the client asked for.
+        stream: the client asked for a stream.
+        body: the parsed JSON body (not modified by the proxy).
+    """
+
+    fmt: str
+    op: str
+    model: str
+    stream: bool
+    body: dict[str, Any]
+
+
+class _Exhausted(Exception):
+    """A target has no tries left; ``failure`` says why and whether to fall back."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.error.message)
+        self.failure = failure
+
+
+class Proxy:
+    """Forwards calls to providers. Owned by the app; one per worker."""
+
+    def __init__(
+        self,
+        registry: RegistryHolder,
+        upstream: UpstreamClient,
+        *,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
+        self.registry = registry
+        self.upstream = upstream
+        self.keys = KeyPool(trio.current_time)
+        self.keepalive_s = keepalive_s
+        self._turns: dict[str, int] = {}
+
+    # -- the request -----------------------------------------------------------------------
+
+    async def handle(self, ex: Exchange, call: Call) -> None:
+        """Answer ``call`` on ``ex``; raises a GatewayError when every target failed."""
+        snapshot = self.registry.current
+        targets = route(call.model, snapshot, turn=self._turn(call.model))
+        ex.log["client_format"] = call.fmt
+        error: GatewayError | None = None
+        for target in targets:
+            try:
+                await self._serve_target(ex, call, target)
+                return
+            except _Exhausted as exc:
+                error = exc.failure.error
+                if not exc.failure.fallback:
+                    break
+        assert error is not None
+        raise error
+
+    def _turn(self, model: str) -> int:
+        turn = self._turns.get(model, 0)
+        if turn or len(self._turns) < MAX_TURNS:
+            self._turns[model] = turn + 1
+        return turn
+
+    async def _serve_target(self, ex: Exchange, call: Call, target: Target) -> None:
+        t = target.transformer
+        ex.log["provider"] = t.name
+        ex.log["upstream_model"] = target.upstream_model
+        if t.keys_missing:
+            raise _Exhausted(
+                Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
+            )
+        if t.format != call.fmt:
+            raise _Exhausted(
+                Failure(
+                    BadRequest(
+                        f"Provider {t.name!r} speaks the {t.format} format and this endpoint "
+                        f"speaks {call.fmt}; this gateway does not convert between them yet."
+                    ),
+                    retry=False,
+                    fallback=True,
+                )
+            )
+        body = passthrough_body(call, target)
+        url = upstream_url(t, call, target.upstream_model)
+        last: Failure | None = None
+        for attempt in range(t.retry.retries + 1):
+            key = self._key(ex, t)
+            if key is False:  # every key is cooling down
+                raise _Exhausted(last or _keys_resting(t, self.keys.wait_s(t)))
+            failure = await self._attempt(ex, call, t, url, body, key or None)
+            if failure is None:
+                if key:
+                    self.keys.succeeded(t, key)
+                return
+            ex.log["retries"] = attempt
+            LOG.info(
+                "try %d of %s failed: %s",
+                attempt + 1,
+                t.name,
+                failure.kind,
+                extra={"request_id": ex.request.request_id},
+            )
+            if failure.cool_key and key:
+                self.keys.cool(t, key, failure.delay_s)
+            if not failure.retry:
+                raise _Exhausted(failure)
+            last = failure
+            if attempt < t.retry.retries:
+                await trio.sleep(self._delay(t, failure, attempt))
+        assert last is not None
+        raise _Exhausted(last)
+
+    def _delay(self, t: Transformer, failure: Failure, attempt: int) -> float:
+        if failure.delay_s is not None:
+            return failure.delay_s
+        if failure.cool_key and t.keys and self.keys.wait_s(t) == 0:
+            return 0.0  # another key is ready: no need to wait
+        return t.retry.backoff_s * (2**attempt)
+
+    def _key(self, ex: Exchange, t: Transformer) -> str | bool:
+        """The credential for this try: a key, "" for none needed, False if all are resting."""
+        if t.forward_client_key:
+            return client_credential(ex) or ""
+        if not t.keys:
+            return ""
+        return self.keys.pick(t) or False
+
+    # -- one try ---------------------------------------------------------------------------
+
+    async def _attempt(
+        self, ex: Exchange, call: Call, t: Transformer, url: str, body: bytes, key: str | None
+    ) -> Failure | None:
+        """One upstream exchange. None when the client got its answer (or an in-stream error)."""
+        request = UpstreamRequest(
+            "POST",
+            url,
+            upstream_headers(ex, t, key),
+            body,
+            connect_timeout_s=t.timeouts.connect,
+            tls_verify=t.tls_verify,
+        )
+        started = trio.current_time()
+        committed = False
+        with trio.CancelScope(deadline=started + t.timeouts.first_byte) as first_byte:
+            try:
+                async with self.upstream.stream(request) as resp:
+                    if not 200 <= resp.status_code < 300:
+                        data = await _read_capped(resp, ERROR_BODY_CAP)
+                        return classify_status(t.name, resp.status_code, data, resp.headers, t.keys)
+                    if not call.stream:
+                        data = await _read_body(resp, t.timeouts.idle)
+                        first_byte.deadline = math.inf
+                        ex.upstream_wait_s += trio.current_time() - started
+                        await ex.respond(resp.status_code, data, content_type=JSON)
+                        return None
+                    ex.upstream_wait_s += trio.current_time() - started
+                    await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
+                    committed = True
+                    await self._relay(ex, call, t, resp, first_byte)
+                    return None
+            except ConnectFailure as exc:
+                return connect_failure(t.name, str(exc))
+            except trio.TooSlowError:  # a non-streamed body stalled before the status went out
+                return timeout_failure(t.name, "idle", t.timeouts.idle)
+            except (ProtocolFailure, SSEError) as exc:
+                if not committed:
+                    return Failure(
+                        _broken(t.name, str(exc)), retry=True, fallback=True, kind="protocol"
+                    )
+                await ex.send(stream_error(call.fmt, *_broken_parts(t.name, str(exc))))
+                return None
+        # Only the first-byte deadline gets here.
+        if committed:
+            message = (
+                f"Provider {t.name!r} sent no first token within its first_byte "
+                f"timeout ({t.timeouts.first_byte:g} s)."
+            )
+            await ex.send(stream_error(call.fmt, _API, 504, message))
+            return None
+        return timeout_failure(t.name, "first_byte", t.timeouts.first_byte)
+
+    async def _relay(
+        self,
+        ex: Exchange,
+        call: Call,
+        t: Transformer,
+        resp: httpx.Response,
+        first_byte: trio.CancelScope,
+    ) -> None:
+        """Relay a started stream: whole events only, idle-bounded, then the tail."""
+        framer = EventFramer()
+        chunks = resp.aiter_bytes().__aiter__()
+        first = await self._first_chunk(ex, call.fmt, chunks)
+        first_byte.deadline = math.inf
+        if first is not None:
+            await ex.send(framer.feed(first))
+            while True:
+                with trio.move_on_after(t.timeouts.idle) as idle:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                if idle.cancelled_caught:
+                    message = (
+                        f"Provider {t.name!r} went silent for longer than its idle "
+                        f"timeout ({t.timeouts.idle:g} s)."
+                    )
+                    await ex.send(stream_error(call.fmt, _API, 504, message))
+                    return
+                out = framer.feed(chunk)
+                if out:
+                    await ex.send(out)
+        await ex.send(framer.flush())
+
+    async def _first_chunk(self, ex: Exchange, fmt: str, chunks: Any) -> bytes | None:
+        """The stream's first bytes, sending keep-alives while they take their time."""
+
+        async def keepalive() -> None:
+            while True:
+                await trio.sleep(self.keepalive_s)
+                # A half-written keep-alive would corrupt the stream: let it finish.
+                with trio.CancelScope(shield=True), trio.move_on_after(KEEPALIVE_SEND_S):
+                    await ex.send(KEEPALIVE[fmt])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keepalive)
+            try:
+                first: bytes | None = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = None
+            nursery.cancel_scope.cancel()
+        return first
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+_API = ErrorKind.API_ERROR
+_SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def _broken(provider: str, detail: str) -> UpstreamError:
+    return UpstreamError(f"The connection to provider {provider!r} broke: {detail}.")
+
+
+def _broken_parts(provider: str, detail: str) -> tuple[ErrorKind, int, str]:
+    return _API, 502, f"The connection to provider {provider!r} broke: {detail}."
+
+
+def _keys_resting(t: Transformer, wait_s: float) -> Failure:
+    return Failure(
+        RateLimited(
+            f"Every API key of provider {t.name!r} is resting after rate limits; "
+            f"try again in {math.ceil(wait_s)} s.",
+            retry_after_s=max(1, math.ceil(wait_s)),
+        ),
+        retry=False,
+        fallback=True,
+        kind="keys_resting",
+    )
+
+
+def client_credential(ex: Exchange) -> str | None:
+    """The client's own credential, from whichever header or parameter its SDK uses."""
+    auth = ex.request.header(b"authorization")
+    if auth and auth[:7].lower() == b"bearer ":
+        return auth[7:].decode("latin-1").strip()
+    for name in (b"x-api-key", b"x-goog-api-key"):
+        value = ex.request.header(name)
+        if value:
+            return value.decode("latin-1").strip()
+    for part in ex.request.query.split("&"):
+        if part.startswith("key="):
+            return part[4:]
+    return None
+
+
+def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tuple[str, str]]:
+    """Headers towards ``t`` (design.md, "Headers towards a provider")."""
+    headers = [
+        ("content-type", "application/json"),
+        ("accept-encoding", "identity"),
+        ("x-request-id", ex.request.request_id),
+    ]
+    if t.format == "anthropic":
+        version = ex.request.header(b"anthropic-version")
+        headers.append(("anthropic-version", version.decode() if version else ANTHROPIC_VERSION))
+        beta = ex.request.header(b"anthropic-beta")
+        if beta:
+            headers.append(("anthropic-beta", beta.decode("latin-1")))
+    elif t.format == "openai":
+        beta = ex.request.header(b"openai-beta")
+        if beta:
+            headers.append(("openai-beta", beta.decode("latin-1")))
+    headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
+    if key:
+        name, prefix = t.key_header_parts()
+        headers.append((name, prefix + key))
+    return headers
+
+
+def upstream_url(t: Transformer, call: Call, model: str) -> str:
+    """``base_url`` plus the format's path (design.md, Routing) and the file's query."""
+    query = list(t.query)
+    if t.format == "openai":
+        path = "/chat/completions"
+    elif t.format == "anthropic":
+        path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
+    else:
+        if call.stream:
+            path = f"/models/{model}:streamGenerateContent"
+            query.append(("alt", "sse"))
+        else:
+            path = f"/models/{model}:generateContent"
+    url = t.base_url + path
+    if query:
+        url += ("&" if "?" in url else "?") + urlencode(query)
+    return url
+
+
+def passthrough_body(call: Call, target: Target) -> bytes:
+    """The client's body for a same-format provider: model swapped, file edits applied."""
+    t = target.transformer
+    body = t.request.apply(call.body)
+    if call.fmt != "gemini":
+        body["model"] = target.upstream_model
+    limit = target.entry.max_tokens if target.entry else None
+    if limit is not None and call.op != "count_tokens":
+        _clamp_max_tokens(body, call.fmt, limit)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
+    """Clamp the client's max tokens to ``limit``, filling it in when absent."""
+    if fmt == "gemini":
+        config = dict(body.get("generationConfig") or {})
+        asked = config.get("maxOutputTokens")
+        config["maxOutputTokens"] = min(asked, limit) if isinstance(asked, int) else limit
+        body["generationConfig"] = config
+        return
+    field = "max_tokens"
+    if fmt == "openai" and "max_completion_tokens" in body:
+        field = "max_completion_tokens"
+    asked = body.get(field)
+    body[field] = min(asked, limit) if isinstance(asked, int) else limit
+
+
+async def _read_capped(resp: httpx.Response, cap: int) -> bytes:
+    data = bytearray()
+    async for chunk in resp.aiter_bytes():
+        data += chunk
+        if len(data) >= cap:
+            break
+    return bytes(data[:cap])
+
+
+async def _read_body(resp: httpx.Response, idle_s: float) -> bytes:
+    data = bytearray()
+    chunks = resp.aiter_bytes().__aiter__()
+    while True:
+        with trio.fail_after(idle_s):
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return bytes(data)
+        data += chunk
+        if len(data) > RESPONSE_BODY_CAP:
+            raise ProtocolFailure(f"the answer exceeded {RESPONSE_BODY_CAP} bytes")
