@@ -101,11 +101,17 @@ class StreamParser:
             kind, message, code = found or (ErrorKind.API_ERROR, "upstream stream error", 500)
             return [StreamError(kind, message, code)]
         out: list[StreamEvent] = []
+        raw_usage = chunk.get("usageMetadata")
+        usage = parse_usage(raw_usage) if isinstance(raw_usage, dict) else None
         if not self._started:
             self._started = True
             rid = chunk.get("responseId")
             self._response_id = rid if isinstance(rid, str) else None
-            out.append(MessageStart(self._response_id or "", str(chunk.get("modelVersion") or "")))
+            # The prompt side is known from the first chunk (§5.2 item 8).
+            prompt = Usage(usage.input_tokens, 0, usage.cached_tokens) if usage else None
+            out.append(
+                MessageStart(self._response_id or "", str(chunk.get("modelVersion") or ""), prompt)
+            )
         candidates = chunk.get("candidates")
         if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
             self._candidate(candidates[0], out)
@@ -113,9 +119,8 @@ class StreamParser:
             feedback = chunk.get("promptFeedback")
             if isinstance(feedback, dict) and feedback.get("blockReason"):
                 self._blocked = True
-        usage = chunk.get("usageMetadata")
-        if isinstance(usage, dict):
-            out.append(UsageUpdate(parse_usage(usage)))
+        if usage is not None:
+            out.append(UsageUpdate(usage))
         return out
 
     def finish(self) -> list[StreamEvent]:
