@@ -125,11 +125,9 @@ def test_official_sdk_reads_it(upstream: str, case: str, client: str) -> None:
         assert chunks[-1].candidates[0].finish_reason is not None  # type: ignore[index]
         assert chunks[-1].usage_metadata is not None
         for chunk in chunks:
-            assert (
-                chunk.candidates
-                and chunk.candidates[0].content
-                and chunk.candidates[0].content.parts
-            )
+            assert chunk.candidates
+            assert chunk.candidates[0].content
+            assert chunk.candidates[0].content.parts
 
 
 # -- any split of the upstream bytes gives the same output -----------------------------------
@@ -146,7 +144,7 @@ def test_official_sdk_reads_it(upstream: str, case: str, client: str) -> None:
 def test_any_split_gives_the_same_output(upstream: str, case: str, data: st.DataObject) -> None:
     raw = (GOLDEN / upstream / f"{case}.sse").read_bytes()
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=12)))
-    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
     for client in FORMATS:
         assert convert(upstream, pieces, client) == convert(upstream, [raw], client)
 
