@@ -11,6 +11,7 @@ only ever compared, never logged.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -26,6 +27,7 @@ COOLDOWN_STEPS_S = (10.0, 30.0, 120.0)
 class _KeyState:
     until: float = 0.0
     strikes: int = 0
+    why: Any = None  # what the provider said when the key was rested
 
 
 class KeyPool:
@@ -64,9 +66,17 @@ class KeyPool:
         ]
         return min(waits, default=0.0)
 
-    def cool(self, t: Transformer, key: str, at_least_s: float | None = None) -> float:
-        """Rest ``key`` of ``t``; returns how long."""
+    def resting_reason(self, t: Transformer) -> Any:
+        """Why the key of ``t`` that is back soonest was rested (as given to :meth:`cool`)."""
+        states = [self._state[(t.name, k)] for k in t.keys if (t.name, k) in self._state]
+        return min(states, key=lambda s: s.until).why if states else None
+
+    def cool(
+        self, t: Transformer, key: str, at_least_s: float | None = None, why: Any = None
+    ) -> float:
+        """Rest ``key`` of ``t``; returns how long. ``why`` is kept for :meth:`resting_reason`."""
         state = self._state.setdefault((t.name, key), _KeyState())
+        state.why = why
         step = COOLDOWN_STEPS_S[min(state.strikes, len(COOLDOWN_STEPS_S) - 1)]
         rest = max(step, at_least_s or 0.0)
         state.strikes += 1

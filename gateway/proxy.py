@@ -164,8 +164,8 @@ class Proxy:
         last: Failure | None = None
         for attempt in range(t.retry.retries + 1):
             key = self._key(ex, t)
-            if key is False:  # every key is cooling down
-                raise _Exhausted(last or _keys_resting(t, self.keys.wait_s(t)))
+            if key is False:  # every key is resting
+                raise _Exhausted(last or self._resting(t))
             failure = await self._attempt(ex, call, t, url, body, key or None)
             if failure is None:
                 if key:
@@ -180,7 +180,7 @@ class Proxy:
                 extra={"request_id": ex.request.request_id},
             )
             if failure.cool_key and key:
-                self.keys.cool(t, key, failure.delay_s)
+                self.keys.cool(t, key, failure.delay_s, why=failure)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -188,6 +188,13 @@ class Proxy:
                 await trio.sleep(self._delay(t, failure, attempt))
         assert last is not None
         raise _Exhausted(last)
+
+    def _resting(self, t: Transformer) -> Failure:
+        """The failure to report when every key of ``t`` rests: the refusal, or a 429."""
+        why = self.keys.resting_reason(t)
+        if isinstance(why, Failure) and why.error.kind is not ErrorKind.RATE_LIMIT:
+            return why
+        return _keys_resting(t, self.keys.wait_s(t))
 
     def _delay(self, t: Transformer, failure: Failure, attempt: int) -> float:
         if failure.delay_s is not None:

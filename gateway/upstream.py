@@ -67,16 +67,7 @@ TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport]
 
 
 def _default_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
-    try:
-        from gateway.upstream_transport import PooledTransport
-    except ImportError:  # pragma: no cover - the pooled transport ships with the package
-        return httpx.AsyncHTTPTransport(verify=verify)
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return PooledTransport(ssl_context=context)
-    return PooledTransport(ssl_context=verify if isinstance(verify, ssl.SSLContext) else None)
+    return httpx.AsyncHTTPTransport(verify=verify)
 
 
 class UpstreamClient:
