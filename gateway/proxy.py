@@ -32,6 +32,8 @@ from urllib.parse import urlencode
 import attrs
 import trio
 
+from gateway.convert import CODECS
+from gateway.convert.mock import mock_response, mock_stream
 from gateway.errors import (
     BadRequest,
     ErrorKind,
@@ -144,6 +146,9 @@ class Proxy:
         t = target.transformer
         ex.log["provider"] = t.name
         ex.log["upstream_model"] = target.upstream_model
+        if t.format == "mock":
+            await answer_from_mock(ex, call, target)
+            return
         if t.keys_missing:
             raise _Exhausted(
                 Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
@@ -316,6 +321,25 @@ class Proxy:
                 first = None
             nursery.cancel_scope.cancel()
         return first
+
+
+async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
+    """The built-in ``mock`` provider: a deterministic answer in the client's own format."""
+    codec = CODECS[call.fmt]
+    req, _notes = codec.parse_request(call.body, model=call.model, stream=call.stream)
+    if call.op == "count_tokens":
+        usage = mock_response(req, model=target.upstream_model).usage
+        await ex.respond_json(200, {"input_tokens": usage.input_tokens})
+        return
+    if not call.stream:
+        resp = mock_response(req, model=target.upstream_model)
+        await ex.respond_json(200, codec.render_response(resp, model=call.model))
+        return
+    renderer = codec.stream_renderer(call.model, include_usage=req.include_usage)
+    await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
+    for event in mock_stream(req, model=target.upstream_model):
+        await ex.send(renderer.render(event))
+    await ex.send(renderer.finish())
 
 
 # -- pure helpers ------------------------------------------------------------------------------
