@@ -220,3 +220,21 @@ def test_cli_rejects_bad_flag_values():
     result = _cli("--log-format", "xml")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_check_command_accepts_the_shipped_files_and_reports_problems(tmp_path):
+    shipped = Path(__file__).parent.parent / "transformers"
+    ok = _cli("check", "--transformers", str(shipped))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad_dir = tmp_path / "t"
+    bad_dir.mkdir()
+    (bad_dir / "broken.json").write_text(
+        '{"format": "openai", "base_url": "http://x/v1", "modles": {}, "retry": {"retries": "2"}}'
+    )
+    (bad_dir / "fine.json").write_text('{"format": "mock", "models": {"*": "*"}}')
+    bad = _cli("check", "--transformers", str(bad_dir))
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert any(line.startswith("broken.json: modles: ") for line in lines), lines
+    assert any(line.startswith("broken.json: retry.retries: ") for line in lines), lines
+    assert not any(line.startswith("fine.json") for line in lines)

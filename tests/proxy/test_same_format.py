@@ -289,3 +289,48 @@ async def test_models_listing(nursery, provider, tdir):
     assert one.owned_by == "up-anthropic"
     with pytest.raises(openai.NotFoundError):
         await trio.to_thread.run_sync(lambda: _openai(gw).models.retrieve("nope"))
+
+
+async def test_each_sdk_survives_its_own_keepalives(nursery, provider, tdir):
+    _files(tdir, provider)
+    provider.then(
+        Step("sse", events=[b"<pause>", *openai_chunks(["o", "k"])], delay_s=0.4),
+        Step("sse", events=[b"<pause>", *anthropic_events(["o", "k"])], delay_s=0.4),
+        Step("sse", events=[b"<pause>", *gemini_events(["o", "k"])], delay_s=0.4),
+    )
+
+    def tweak(app):
+        app.proxy.keepalive_s = 0.05  # several keep-alives before the first token
+
+    gw = await start_gateway(nursery, tdir, ENV, tweak=tweak)
+
+    def call():
+        stream = _openai(gw).chat.completions.create(
+            model="alias-o", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        oai = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        with _anthropic(gw).messages.stream(
+            model="alias-a", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        ) as s:
+            ant = s.get_final_message().content[0].text
+        gem = "".join(
+            c.text or ""
+            for c in _genai(gw).models.generate_content_stream(model="alias-g", contents="x")
+        )
+        return oai, ant, gem
+
+    assert await trio.to_thread.run_sync(call) == ("ok", "ok", "ok")
+
+
+async def test_count_tokens_is_forwarded_to_anthropic_providers(nursery, provider, tdir):
+    _files(tdir, provider)
+    provider.then(Step("json", body={"input_tokens": 42}))
+    gw = await start_gateway(nursery, tdir, ENV)
+    count = await trio.to_thread.run_sync(
+        lambda: _anthropic(gw).messages.count_tokens(
+            model="alias-a", messages=[{"role": "user", "content": "hi"}]
+        )
+    )
+    assert count.input_tokens == 42
+    assert provider.seen[-1].path == "/v1/messages/count_tokens"
+    assert provider.seen[-1].body["model"] == "up-model"
