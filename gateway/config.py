@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -23,6 +22,8 @@ from typing import Any, Literal
 import attrs
 import cattrs
 from cattrs.v import format_exception
+
+from gateway.envvars import expand_env
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +34,6 @@ __all__ = [
     "AuthKey",
     "Config",
     "ConfigError",
-    "expand_vars",
     "load_config",
     "make_converter",
 ]
@@ -159,30 +159,18 @@ def make_converter() -> cattrs.Converter:
 
 # -- ${VAR} expansion -------------------------------------------------------------------------
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-
-def expand_vars(text: str, env: Mapping[str, str]) -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` from ``env`` (unset ``${VAR}`` -> "")."""
-    if "${" not in text:
-        return text
-
-    def sub(m: re.Match[str]) -> str:
-        value = env.get(m.group(1), "")
-        if value == "" and m.group(2) is not None:
-            return m.group(2)
-        return value
-
-    return _VAR.sub(sub, text)
-
-
-def _expand_tree(value: Any, env: Mapping[str, str]) -> Any:
+def _expand_tree(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """``value`` with ${VAR} references expanded in every string; raises ConfigError."""
     if isinstance(value, str):
-        return expand_vars(value, env)
+        try:
+            return expand_env(value, env)
+        except ValueError as exc:
+            raise ConfigError([f"{path or '(top level)'}: {exc}"]) from None
     if isinstance(value, list):
-        return [_expand_tree(v, env) for v in value]
+        return [_expand_tree(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand_tree(v, env) for k, v in value.items()}
+        return {k: _expand_tree(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
     return value
 
 
@@ -243,7 +231,10 @@ def _read_toml(path: str, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot read the settings file: {exc.strerror}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    return _expand_tree(data, env)
+    try:
+        return _expand_tree(data, env)
+    except ConfigError as exc:
+        raise ConfigError([f"{path}: {p}" for p in exc.problems]) from None
 
 
 _SECTIONS = {f.name: f.type for f in attrs.fields(Config)}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, ConfigError, expand_vars, load_config
+from gateway.config import Config, ConfigError, load_config
+from gateway.envvars import expand_env
 
 
 def _toml(tmp_path: Path, text: str) -> str:
@@ -85,8 +86,18 @@ def test_toml_strings_expand_variables(tmp_path):
         ("plain $A {A}", {"A": "1"}, "plain $A {A}"),
     ],
 )
-def test_expand_vars(text, env, expected):
-    assert expand_vars(text, env) == expected
+def test_expand_env(text, env, expected):
+    assert expand_env(text, env) == expected
+
+
+def test_malformed_reference_in_toml_names_the_key_not_the_value(tmp_path):
+    path = _toml(tmp_path, '[state]\nredis_url = "redis://:s3cret@${HOST"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        f"{path}: state.redis_url: malformed ${{...}} reference (use ${{NAME}} or ${{NAME:-default}})"
+    ]
+    assert "s3cret" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import attrs
 
+from gateway.envvars import expand_env, referenced_vars
+
 __all__ = [
     "DEFAULT_KEY_HEADERS",
     "Format",
@@ -59,34 +61,7 @@ DEFAULT_KEY_HEADERS: Mapping[str, tuple[str, str]] = MappingProxyType(
     }
 )
 
-_VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
-
-
-def expand_env(text: str, env: Mapping[str, str]) -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in ``text`` from ``env``.
-
-    Args:
-        text: the string from the file.
-        env: where variables come from (``os.environ`` in the server).
-
-    Returns:
-        ``text`` with every reference replaced.
-
-    Raises:
-        ValueError: ``text`` holds a ``${`` that is not a well-formed reference.
-            The message never repeats ``text``, which may be a secret.
-    """
-    if "${" not in text:
-        return text
-    if "${" in _VAR_REF.sub("", text):
-        raise ValueError("malformed ${...} reference (use ${NAME} or ${NAME:-default})")
-    return _VAR_REF.sub(lambda m: env.get(m[1]) or (m[2] or ""), text)
-
-
-def referenced_vars(text: str) -> tuple[str, ...]:
-    """The names of the variables ``text`` refers to, in order of appearance."""
-    return tuple(m[1] for m in _VAR_REF.finditer(text))
 
 
 def is_token(text: str) -> bool:
