@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     anthropic_events,
     eventually,
@@ -20,28 +19,6 @@ from tests.proxy.fakes import (
     start_gateway,
     write_transformer,
 )
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-async def backup(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-def tdir(tmp_path):
-    d = tmp_path / "transformers"
-    d.mkdir()
-    return d
-
 
 FORMAT_PATHS = {
     "openai": (

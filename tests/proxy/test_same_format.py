@@ -10,7 +10,6 @@ from google import genai
 from google.genai import types as gtypes
 
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     anthropic_events,
     anthropic_reply,
@@ -23,20 +22,6 @@ from tests.proxy.fakes import (
 )
 
 pytestmark = pytest.mark.usefixtures("provider")
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-def tdir(tmp_path):
-    d = tmp_path / "transformers"
-    d.mkdir()
-    return d
 
 
 def _files(tdir, provider, **extra):
