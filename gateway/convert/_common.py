@@ -68,6 +68,32 @@ def append_message(out: list[Message], role: Role, parts: Iterable[ContentPart])
         out.append(Message(role, parts))
 
 
+def defer_system_messages(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """Move system messages that sit between tool calls and their results after the results.
+
+    Anthropic and OpenAI both want a turn's tool results right after the calls;
+    a system note in between would orphan them.
+    """
+    out = list(messages)
+    i = 1
+    while i < len(out) - 1:
+        prev, cur = out[i - 1], out[i]
+        if (
+            cur.role == "system"
+            and prev.role == "assistant"
+            and any(isinstance(p, ToolCall) for p in prev.content)
+        ):
+            j = i
+            while j < len(out) and out[j].role == "system":
+                j += 1
+            if j < len(out) and any(isinstance(p, ToolResult) for p in out[j].content):
+                out[i : j + 1] = [out[j], *out[i:j]]
+                i = j + 1
+                continue
+        i += 1
+    return tuple(out)
+
+
 def result_text(result: ToolResult) -> str:
     """The text of a tool result (its text parts joined; other parts left out)."""
     return "".join(p.text for p in result.content if isinstance(p, Text))

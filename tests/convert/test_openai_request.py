@@ -383,3 +383,20 @@ def test_reasoning_content_extension_and_legacy_functions() -> None:
 def test_bad_client_bodies_name_the_field(body: Any, match: str) -> None:
     with pytest.raises(BadRequest, match=match):
         oai.parse_request(body)
+
+
+def test_system_message_between_calls_and_results_moves_after_the_results() -> None:
+    req = _req(
+        Message("user", (Text("q"),)),
+        Message("assistant", (ToolCall("a", "f", "{}"),)),
+        Message("system", (Text("note"),)),
+        Message("user", (ToolResult("a", (Text("r"),)),)),
+    )
+    body, notes = oai.render_request(req, upstream_model="m")
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "system"]
+    assert notes == ()
+    from gateway.convert import anthropic as ant
+
+    body, notes = ant.render_request(req, upstream_model="m", system_messages=True)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "system"]
+    assert notes == ()

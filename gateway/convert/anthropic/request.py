@@ -28,7 +28,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.convert import _util as u
-from gateway.convert._common import ANTHROPIC_EFFORT_BUDGET, EFFORTS, append_message
+from gateway.convert._common import (
+    ANTHROPIC_EFFORT_BUDGET,
+    EFFORTS,
+    append_message,
+    defer_system_messages,
+)
 from gateway.convert.model import (
     Audio,
     ContentPart,
@@ -374,7 +379,7 @@ def render_request(
     body: dict[str, Any] = {"model": upstream_model}
 
     system = list(req.system)
-    messages, hoisted = _split_leading_system(req.messages)
+    messages, hoisted = _split_leading_system(defer_system_messages(req.messages))
     system.extend(hoisted)
     rf = req.response_format
     output_config: dict[str, Any] = {}

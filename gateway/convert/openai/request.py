@@ -23,7 +23,13 @@ import re
 from typing import Any
 
 from gateway.convert import _util as u
-from gateway.convert._common import EFFORTS, append_message, budget_to_effort, result_text
+from gateway.convert._common import (
+    EFFORTS,
+    append_message,
+    budget_to_effort,
+    defer_system_messages,
+    result_text,
+)
 from gateway.convert.model import (
     Audio,
     ContentPart,
@@ -486,7 +492,7 @@ def _render_messages(req: Request, notes: list[str]) -> list[dict[str, Any]]:
     if req.system:
         out.append({"role": "system", "content": "\n\n".join(t.text for t in req.system)})
     dropped_thinking = False
-    for m in req.messages:
+    for m in defer_system_messages(req.messages):
         if m.role == "system":
             text = "\n\n".join(p.text for p in m.content if isinstance(p, Text))
             if text:
