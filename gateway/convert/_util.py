@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import BadRequest
 
-#: Compact JSON as it goes on the wire (no spaces; UTF-8 kept as is).
-dumps = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+#: Compact JSON as it goes on the wire (no spaces; UTF-8 kept as is). One encoder
+#: built once: ``json.dumps`` with arguments builds a new encoder on every call.
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: A str as a JSON string literal (the C fast path); the stream renderers' hot path.
+jstr = json.encoder.encode_basestring
 
 _TYPE_NAMES = {
     str: "a string",

@@ -367,14 +367,8 @@ class StreamRenderer:
     def _delta(self, blk: _Block, piece: str, out: list[bytes]) -> None:
         name, key = _DELTA_KEY[blk.kind]
         out.append(
-            encode(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": blk.index,
-                    "delta": {"type": name, key: piece},
-                },
-            )
+            f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{blk.index},'
+            f'"delta":{{"type":"{name}","{key}":{u.jstr(piece)}}}}}\n\n'.encode()
         )
 
     def _write(self, kind: str, start: dict[str, Any], piece: str, out: list[bytes]) -> None:

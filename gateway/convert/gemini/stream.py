@@ -81,6 +81,7 @@ class StreamParser:
         self._n_calls = 0
         self._finish: Any = None
         self._blocked = False
+        self._last_usage: dict[str, Any] | None = None
         self._done = False
 
     def feed(self, event: Event) -> list[StreamEvent]:
@@ -102,7 +103,10 @@ class StreamParser:
             return [StreamError(kind, message, code)]
         out: list[StreamEvent] = []
         raw_usage = chunk.get("usageMetadata")
-        usage = parse_usage(raw_usage) if isinstance(raw_usage, dict) else None
+        usage = None
+        if isinstance(raw_usage, dict) and raw_usage != self._last_usage:  # repeats are common
+            self._last_usage = raw_usage
+            usage = parse_usage(raw_usage)
         if not self._started:
             self._started = True
             rid = chunk.get("responseId")
@@ -140,6 +144,11 @@ class StreamParser:
         if isinstance(parts, list):
             for raw in parts:
                 if not isinstance(raw, dict):
+                    continue
+                text = raw.get("text")
+                if type(text) is str and "thought" not in raw:  # the hot path: plain text
+                    if text:
+                        out.append(TextDelta(text))
                     continue
                 part = parse_part(raw, self._response_id, self._n_calls, self._names)
                 if isinstance(part, Text):
@@ -204,7 +213,13 @@ class StreamRenderer:
         if not self._suffix:
             self._begin(event if kind is MessageStart else None)  # type: ignore[arg-type]
         if kind is TextDelta:
-            return self._chunk([{"text": event.text}]) if event.text else b""  # type: ignore[union-attr]
+            if not event.text:  # type: ignore[union-attr]
+                return b""
+            text = u.jstr(event.text)  # type: ignore[union-attr]
+            return (
+                f'data: {{"candidates":[{{"content":{{"role":"model","parts":[{{"text":{text}}}]}},'
+                f'"index":0}}]{self._suffix}\r\n\r\n'
+            ).encode()
         if kind is ToolCallDelta:
             call = self._calls.get(event.index)  # type: ignore[union-attr]
             if call is not None:

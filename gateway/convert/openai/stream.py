@@ -153,6 +153,12 @@ class StreamParser:
 
     def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
+        if type(delta) is dict and len(delta) == 1:  # the hot path: {"content": "..."}
+            text = delta.get("content")
+            if type(text) is str:
+                if text:
+                    out.append(TextDelta(text))
+                delta = None
         if isinstance(delta, dict):
             for key in ("reasoning_content", "reasoning"):
                 text = delta.get(key)
@@ -260,7 +266,11 @@ class StreamRenderer:
             if kind is MessageStart:
                 return head
         if kind is TextDelta:
-            return head + self._chunk({"content": event.text})  # type: ignore[union-attr]
+            text = u.jstr(event.text)  # type: ignore[union-attr]
+            return (
+                head
+                + f'data: {self._prefix}{{"content":{text}}},"finish_reason":null}}]}}\n\n'.encode()
+            )
         if kind is ToolCallDelta:
             if not event.arguments:  # type: ignore[union-attr]
                 return head
