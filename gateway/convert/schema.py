@@ -30,7 +30,6 @@ _KEEP = frozenset(
         "pattern",
         "minimum",
         "maximum",
-        "propertyOrdering",
     }
 )
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
@@ -90,68 +89,39 @@ def _clean(
 ) -> dict[str, Any]:
     if depth > _MAX_DEPTH:
         return {"type": "object"}
-    node, seen = _resolve(node, defs, seen)
+    if "$ref" in node:
+        node, seen = _resolve(node, defs, seen)
     out: dict[str, Any] = {}
     nullable = node.get("nullable") is True
-
-    for key in _KEEP:
-        value = node.get(key)
-        if value is not None and not isinstance(value, (dict, list)):
+    # One pass over the node's keys (schemas are wide and shallow: this is the hot loop).
+    for key, value in node.items():
+        if key in _KEEP and value is not None and not isinstance(value, (dict, list)):
             out[key] = value
-    if isinstance(node.get("propertyOrdering"), list):
+    if "propertyOrdering" in node and isinstance(node["propertyOrdering"], list):
         out["propertyOrdering"] = [p for p in node["propertyOrdering"] if isinstance(p, str)]
 
     # type: a string, or an array with "null" (-> nullable) and maybe several types.
     raw_type = node.get("type")
-    types: list[str] = []
     if isinstance(raw_type, str):
-        types = [raw_type.lower()]
+        lowered = raw_type.lower()
+        if lowered == "null":
+            nullable = True
+        elif lowered in _TYPES:
+            out["type"] = lowered
     elif isinstance(raw_type, list):
-        types = [t.lower() for t in raw_type if isinstance(t, str)]
-    types = [t for t in types if t in _TYPES]
-    if "null" in types:
-        nullable = True
-        types = [t for t in types if t != "null"]
-    if len(types) == 1:
-        out["type"] = types[0]
-    elif len(types) > 1:
-        out["anyOf"] = [{"type": t} for t in types]
+        types = [t.lower() for t in raw_type if isinstance(t, str) and t.lower() in _TYPES]
+        if "null" in types:
+            nullable = True
+            types = [t for t in types if t != "null"]
+        if len(types) == 1:
+            out["type"] = types[0]
+        elif len(types) > 1:
+            out["anyOf"] = [{"type": t} for t in types]
 
-    # anyOf / oneOf (oneOf -> anyOf); a {"type": "null"} member -> nullable.
-    variants: list[Any] = []
-    for key in ("anyOf", "oneOf"):
-        value = node.get(key)
-        if isinstance(value, list):
-            variants.extend(value)
-    if variants:
-        cleaned = []
-        for v in variants:
-            if isinstance(v, Mapping) and v.get("type") == "null" and len(v) == 1:
-                nullable = True
-                continue
-            if isinstance(v, Mapping):
-                cleaned.append(_clean(v, defs, seen, depth + 1))
-        if len(cleaned) == 1 and "type" not in out:
-            for k, v in cleaned[0].items():
-                out.setdefault(k, v)
-        elif cleaned:
-            out["anyOf"] = cleaned
-
-    # allOf: merge the members (best effort).
-    all_of = node.get("allOf")
-    if isinstance(all_of, list):
-        for member in all_of:
-            if not isinstance(member, Mapping):
-                continue
-            sub = _clean(member, defs, seen, depth + 1)
-            props = sub.pop("properties", None)
-            req = sub.pop("required", None)
-            for k, v in sub.items():
-                out.setdefault(k, v)
-            if props:
-                out.setdefault("properties", {}).update(props)
-            if req:
-                out.setdefault("required", []).extend(r for r in req if r not in out["required"])
+    if "anyOf" in node or "oneOf" in node:
+        nullable = _variants(node, out, defs, seen, depth) or nullable
+    if "allOf" in node and isinstance(node["allOf"], list):
+        _all_of(node["allOf"], out, defs, seen, depth)
 
     # properties: keys are data, values are schemas.
     props = node.get("properties")
@@ -166,23 +136,28 @@ def _clean(
     if "properties" in out:
         out.setdefault("type", "object")
     required = node.get("required")
-    if isinstance(required, list) and "properties" in out:
-        names = [r for r in required if isinstance(r, str) and r in out["properties"]]
-        names += [r for r in out.get("required", []) if r not in names]
+    if "required" in out or isinstance(required, list):
+        known = out.get("properties", {})
+        names = [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
+        names += [r for r in out.get("required", ()) if r not in names]
+        names = [r for r in names if r in known]
         if names:
             out["required"] = names
         else:
             out.pop("required", None)
 
-    items = node.get("items")
-    if isinstance(items, list):  # draft-4 tuple validation: keep the first shape
-        items = items[0] if items else None
-    if isinstance(items, Mapping):
-        out["items"] = _clean(items, defs, seen, depth + 1)
-        out.setdefault("type", "array")
+    if "items" in node:
+        items = node["items"]
+        if isinstance(items, list):  # draft-4 tuple validation: keep the first shape
+            items = items[0] if items else None
+        if isinstance(items, Mapping):
+            out["items"] = _clean(items, defs, seen, depth + 1)
+            out.setdefault("type", "array")
 
-    _enum_and_const(node, out)
-    _exclusive_bounds(node, out)
+    if "const" in node or "enum" in node:
+        _enum_and_const(node, out)
+    if "exclusiveMinimum" in node or "exclusiveMaximum" in node:
+        _exclusive_bounds(node, out)
     fmt = node.get("format")
     if isinstance(fmt, str):
         allowed = _STRING_FORMATS if out.get("type") == "string" else _NUMBER_FORMATS
@@ -191,6 +166,59 @@ def _clean(
     if nullable:
         out["nullable"] = True
     return out
+
+
+def _variants(
+    node: Mapping[str, Any],
+    out: dict[str, Any],
+    defs: Mapping[str, Any],
+    seen: tuple[str, ...],
+    depth: int,
+) -> bool:
+    """anyOf / oneOf (oneOf -> anyOf); a ``{"type": "null"}`` member means nullable."""
+    variants: list[Any] = []
+    for key in ("anyOf", "oneOf"):
+        value = node.get(key)
+        if isinstance(value, list):
+            variants.extend(value)
+    nullable = False
+    cleaned = []
+    for v in variants:
+        if isinstance(v, Mapping) and v.get("type") == "null" and len(v) == 1:
+            nullable = True
+        elif isinstance(v, Mapping):
+            cleaned.append(_clean(v, defs, seen, depth + 1))
+    if len(cleaned) == 1 and "type" not in out:
+        for k, v in cleaned[0].items():
+            out.setdefault(k, v)
+    elif cleaned:
+        out["anyOf"] = cleaned
+    return nullable
+
+
+def _all_of(
+    members: list[Any],
+    out: dict[str, Any],
+    defs: Mapping[str, Any],
+    seen: tuple[str, ...],
+    depth: int,
+) -> None:
+    """allOf: merge the members' properties and required lists (best effort)."""
+    for member in members:
+        if not isinstance(member, Mapping):
+            continue
+        sub = _clean(member, defs, seen, depth + 1)
+        props = sub.pop("properties", None)
+        sub.pop("required", None)
+        # The raw list: a member may require what another member defines.
+        req = [r for r in member.get("required") or () if isinstance(r, str)]
+        for k, v in sub.items():
+            out.setdefault(k, v)
+        if props:
+            out.setdefault("properties", {}).update(props)
+        if req:
+            have = out.setdefault("required", [])
+            have.extend(r for r in req if r not in have)
 
 
 def _enum_and_const(node: Mapping[str, Any], out: dict[str, Any]) -> None:
