@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from gateway.call import Call
 from gateway.errors import BadRequest, NotFound
-from gateway.proxy import Call
 from gateway.routing import split_gemini_target
 
 if TYPE_CHECKING:

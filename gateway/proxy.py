@@ -23,19 +23,18 @@ Theory of operation (design.md "Routing", "Response status and keep-alives",
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import attrs
 import trio
 
+from gateway.adapters import Converting, make_adapter
+from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.mock import mock_response, mock_stream
 from gateway.errors import (
-    BadRequest,
     ErrorKind,
     GatewayError,
     RateLimited,
@@ -44,7 +43,7 @@ from gateway.errors import (
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
 from gateway.keys import KeyPool
-from gateway.relay import KEEPALIVE, EventFramer, stream_error
+from gateway.relay import KEEPALIVE
 from gateway.routing import Target, route
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
@@ -53,11 +52,12 @@ from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, Up
 if TYPE_CHECKING:
     import httpx
 
+    from gateway.adapters import ConvertingRelay, FramedRelay, Passthrough
     from gateway.server.connection import Exchange
     from gateway.transformers.model import Transformer
     from gateway.transformers.registry import RegistryHolder
 
-__all__ = ["Call", "Proxy"]
+__all__ = ["Call", "Proxy"]  # Call is re-exported for the front ends
 
 LOG = logging.getLogger("gateway.proxy")
 
@@ -72,25 +72,6 @@ KEEPALIVE_SEND_S = 5.0
 #: Aliases whose round-robin turn is remembered (each a few bytes).
 MAX_TURNS = 10_000
 ANTHROPIC_VERSION = "2023-06-01"
-
-
-@attrs.frozen
-class Call:
-    """One client request, as a front end parsed it.
-
-    Attributes:
-        fmt: the client's wire format: ``openai``, ``anthropic`` or ``gemini``.
-        op: ``chat``, ``messages``, ``count_tokens`` or ``generate``.
-        model: the model name the client asked for.
-        stream: the client asked for a stream.
-        body: the parsed JSON body (not modified by the proxy).
-    """
-
-    fmt: str
-    op: str
-    model: str
-    stream: bool
-    body: dict[str, Any]
 
 
 class _Exhausted(Exception):
@@ -153,25 +134,30 @@ class Proxy:
             raise _Exhausted(
                 Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
             )
-        if t.format != call.fmt:
-            raise _Exhausted(
-                Failure(
-                    BadRequest(
-                        f"Provider {t.name!r} speaks the {t.format} format and this endpoint "
-                        f"speaks {call.fmt}; this gateway does not convert between them yet."
-                    ),
-                    retry=False,
-                    fallback=True,
-                )
+        adapter = make_adapter(call, target)
+        if adapter.notes:
+            LOG.debug(
+                "converting %s -> %s dropped: %s",
+                call.fmt,
+                t.format,
+                "; ".join(adapter.notes),
+                extra={"request_id": ex.request.request_id},
             )
-        body = passthrough_body(call, target)
+        if call.op == "count_tokens" and isinstance(adapter, Converting):
+            # Only Anthropic-format providers count tokens for us; elsewhere, estimate.
+            await ex.respond_json(
+                200,
+                {"input_tokens": adapter.estimated_input_tokens()},
+                headers=[(b"x-gateway-token-count", b"estimated")],
+            )
+            return
         url = upstream_url(t, call, target.upstream_model)
         last: Failure | None = None
         for attempt in range(t.retry.retries + 1):
             key = self._key(ex, t)
             if key is False:  # every key is resting
                 raise _Exhausted(last or self._resting(t))
-            failure = await self._attempt(ex, call, t, url, body, key or None)
+            failure = await self._attempt(ex, call, t, url, adapter, key or None)
             if failure is None:
                 if key:
                     self.keys.succeeded(t, key)
@@ -219,19 +205,26 @@ class Proxy:
     # -- one try ---------------------------------------------------------------------------
 
     async def _attempt(
-        self, ex: Exchange, call: Call, t: Transformer, url: str, body: bytes, key: str | None
+        self,
+        ex: Exchange,
+        call: Call,
+        t: Transformer,
+        url: str,
+        adapter: Passthrough | Converting,
+        key: str | None,
     ) -> Failure | None:
         """One upstream exchange. None when the client got its answer (or an in-stream error)."""
         request = UpstreamRequest(
             "POST",
             url,
             upstream_headers(ex, t, key),
-            body,
+            adapter.body,
             connect_timeout_s=t.timeouts.connect,
             tls_verify=t.tls_verify,
         )
         started = trio.current_time()
         committed = False
+        relay = adapter.relay()
         with trio.CancelScope(deadline=started + t.timeouts.first_byte) as first_byte:
             try:
                 async with self.upstream.stream(request) as resp:
@@ -242,12 +235,13 @@ class Proxy:
                         data = await _read_body(resp, t.timeouts.idle)
                         first_byte.deadline = math.inf
                         ex.upstream_wait_s += trio.current_time() - started
-                        await ex.respond(resp.status_code, data, content_type=JSON)
+                        answer = adapter.response(data)
+                        await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
                     ex.upstream_wait_s += trio.current_time() - started
                     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
                     committed = True
-                    await self._relay(ex, call, t, resp, first_byte)
+                    await self._relay(ex, t, resp, relay, first_byte)
                     return None
             except ConnectFailure as exc:
                 return connect_failure(t.name, str(exc))
@@ -258,7 +252,7 @@ class Proxy:
                     return Failure(
                         _broken(t.name, str(exc)), retry=True, fallback=True, kind="protocol"
                     )
-                await ex.send(stream_error(call.fmt, *_broken_parts(t.name, str(exc))))
+                await ex.send(relay.error(*_broken_parts(t.name, str(exc))))
                 return None
         # Only the first-byte deadline gets here.
         if committed:
@@ -266,25 +260,24 @@ class Proxy:
                 f"Provider {t.name!r} sent no first token within its first_byte "
                 f"timeout ({t.timeouts.first_byte:g} s)."
             )
-            await ex.send(stream_error(call.fmt, _API, 504, message))
+            await ex.send(relay.error(_API, 504, message))
             return None
         return timeout_failure(t.name, "first_byte", t.timeouts.first_byte)
 
     async def _relay(
         self,
         ex: Exchange,
-        call: Call,
         t: Transformer,
         resp: httpx.Response,
+        relay: FramedRelay | ConvertingRelay,
         first_byte: trio.CancelScope,
     ) -> None:
-        """Relay a started stream: whole events only, idle-bounded, then the tail."""
-        framer = EventFramer()
+        """Relay a started stream, idle-bounded, through the adapter's relay."""
         chunks = resp.aiter_bytes().__aiter__()
-        first = await self._first_chunk(ex, call.fmt, chunks)
+        first = await self._first_chunk(ex, ex.fmt, chunks)
         first_byte.deadline = math.inf
         if first is not None:
-            await ex.send(framer.feed(first))
+            await ex.send(relay.feed(first))
             while True:
                 with trio.move_on_after(t.timeouts.idle) as idle:
                     try:
@@ -296,12 +289,12 @@ class Proxy:
                         f"Provider {t.name!r} went silent for longer than its idle "
                         f"timeout ({t.timeouts.idle:g} s)."
                     )
-                    await ex.send(stream_error(call.fmt, _API, 504, message))
+                    await ex.send(relay.error(_API, 504, message))
                     return
-                out = framer.feed(chunk)
+                out = relay.feed(chunk)
                 if out:
                     await ex.send(out)
-        await ex.send(framer.flush())
+        await ex.send(relay.finish())
 
     async def _first_chunk(self, ex: Exchange, fmt: str, chunks: Any) -> bytes | None:
         """The stream's first bytes, sending keep-alives while they take their time."""
@@ -437,33 +430,6 @@ def upstream_url(t: Transformer, call: Call, model: str) -> str:
     if query:
         url += ("&" if "?" in url else "?") + urlencode(query)
     return url
-
-
-def passthrough_body(call: Call, target: Target) -> bytes:
-    """The client's body for a same-format provider: model swapped, file edits applied."""
-    t = target.transformer
-    body = t.request.apply(call.body)
-    if call.fmt != "gemini":
-        body["model"] = target.upstream_model
-    limit = target.entry.max_tokens if target.entry else None
-    if limit is not None and call.op != "count_tokens":
-        _clamp_max_tokens(body, call.fmt, limit)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
-    """Clamp the client's max tokens to ``limit``, filling it in when absent."""
-    if fmt == "gemini":
-        config = dict(body.get("generationConfig") or {})
-        asked = config.get("maxOutputTokens")
-        config["maxOutputTokens"] = min(asked, limit) if isinstance(asked, int) else limit
-        body["generationConfig"] = config
-        return
-    field = "max_tokens"
-    if fmt == "openai" and "max_completion_tokens" in body:
-        field = "max_completion_tokens"
-    asked = body.get(field)
-    body[field] = min(asked, limit) if isinstance(asked, int) else limit
 
 
 async def _read_capped(resp: httpx.Response, cap: int) -> bytes:

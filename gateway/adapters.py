@@ -1,0 +1,162 @@
+"""How one call crosses to one target: its upstream body, the answer, the stream. Pure.
+
+:func:`make_adapter` picks:
+
+- :class:`Passthrough` when the client's format is the provider's: the body is
+  the client's own with the model swapped and the file's edits applied, the
+  answer goes back as is, and the stream is relayed event by event without
+  re-encoding (:class:`gateway.relay.EventFramer`);
+- :class:`Converting` otherwise: the client's body is parsed into the
+  canonical model and rendered in the provider's format; answers and stream
+  events are parsed in the provider's format and rendered in the client's
+  (design.md, "Conversion"). What the converters drop comes back as ``notes``
+  for the caller to log at debug level.
+
+Either way the transformer's ``request`` edits and the model entry's
+``max_tokens`` clamp apply to the body that goes upstream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.call import Call
+from gateway.convert import CODECS
+from gateway.convert.mock import mock_response
+from gateway.convert.model import StreamError
+from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.relay import EventFramer, stream_error
+from gateway.routing import Target
+from gateway.sse import SSEDecoder
+
+__all__ = ["Converting", "Passthrough", "make_adapter"]
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
+    """Clamp the body's max tokens (in ``fmt``'s field) to ``limit``, filling it in when absent."""
+    if fmt == "gemini":
+        config = dict(body.get("generationConfig") or {})
+        asked = config.get("maxOutputTokens")
+        config["maxOutputTokens"] = min(asked, limit) if isinstance(asked, int) else limit
+        body["generationConfig"] = config
+        return
+    field = "max_tokens"
+    if fmt == "openai" and "max_completion_tokens" in body:
+        field = "max_completion_tokens"
+    asked = body.get(field)
+    body[field] = min(asked, limit) if isinstance(asked, int) else limit
+
+
+def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
+    t = target.transformer
+    body = t.request.apply(body)
+    limit = target.entry.max_tokens if target.entry else None
+    if limit is not None and call.op != "count_tokens":
+        clamp_max_tokens(body, t.format, limit)
+    return _dumps(body)
+
+
+class FramedRelay:
+    """Same-format stream: whole upstream events, unchanged."""
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._framer = EventFramer()
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._framer.feed(chunk)
+
+    def finish(self) -> bytes:
+        return self._framer.flush()
+
+    def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
+        return stream_error(self._fmt, kind, status, message)
+
+
+class ConvertingRelay:
+    """Provider SSE bytes -> canonical events -> the client's SSE bytes."""
+
+    def __init__(self, parser: Any, renderer: Any) -> None:
+        self._decoder = SSEDecoder()
+        self._parser = parser
+        self._renderer = renderer
+
+    def _render(self, events: list[Any]) -> list[bytes]:
+        render = self._renderer.render
+        return [render(c) for ev in events for c in self._parser.feed(ev)]
+
+    def feed(self, chunk: bytes) -> bytes:
+        return b"".join(self._render(self._decoder.feed(chunk)))
+
+    def finish(self) -> bytes:
+        out = self._render(self._decoder.close())
+        out.extend(self._renderer.render(c) for c in self._parser.finish())
+        out.append(self._renderer.finish())
+        return b"".join(out)
+
+    def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
+        return self._renderer.render(StreamError(kind, message, status))  # type: ignore[no-any-return]
+
+
+class Passthrough:
+    """Client and provider speak the same format."""
+
+    notes: tuple[str, ...] = ()
+
+    def __init__(self, call: Call, target: Target) -> None:
+        self.call = call
+        body = call.body
+        if call.fmt != "gemini":  # Gemini names the model in the URL
+            body = {**body, "model": target.upstream_model}
+        self.body = _edited(body, call, target)
+
+    def response(self, data: bytes) -> bytes:
+        return data
+
+    def relay(self) -> FramedRelay:
+        return FramedRelay(self.call.fmt)
+
+
+class Converting:
+    """Client and provider speak different formats."""
+
+    def __init__(self, call: Call, target: Target) -> None:
+        self.call = call
+        self.client = CODECS[call.fmt]
+        self.upstream = CODECS[target.transformer.format]
+        self.req, notes = self.client.parse_request(call.body, model=call.model, stream=call.stream)
+        body, more = self.upstream.render_request(self.req, upstream_model=target.upstream_model)
+        self.notes = (*notes, *more)
+        self.body = _edited(body, call, target)
+        self.tool_names = self.upstream.tool_name_map(self.req)
+
+    def response(self, data: bytes) -> bytes:
+        try:
+            resp = self.upstream.parse_response(json.loads(data), tool_names=self.tool_names)
+        except (ValueError, GatewayError) as exc:
+            raise UpstreamError(
+                f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
+            ) from None
+        return _dumps(self.client.render_response(resp, model=self.call.model))
+
+    def relay(self) -> ConvertingRelay:
+        return ConvertingRelay(
+            self.upstream.stream_parser(tool_names=self.tool_names),
+            self.client.stream_renderer(self.call.model, include_usage=self.req.include_usage),
+        )
+
+    def estimated_input_tokens(self) -> int:
+        """A rough count for count_tokens on providers without one: prompt characters / 4."""
+        return mock_response(self.req, model=self.call.model).usage.input_tokens
+
+
+def make_adapter(call: Call, target: Target) -> Passthrough | Converting:
+    """The adapter for ``call`` on ``target`` (BadRequest when it cannot be expressed there)."""
+    if call.fmt == target.transformer.format:
+        return Passthrough(call, target)
+    return Converting(call, target)
