@@ -201,6 +201,15 @@ def text_to_b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def check_portable_url(url: str) -> None:
+    """Refuse a Gemini Files API / Cloud Storage URI on the way to another provider."""
+    if url.startswith("gs://") or ("generativelanguage.googleapis.com" in url and "/files/" in url):
+        raise BadRequest(
+            f"{url!r} is a Gemini file reference that other providers cannot read; "
+            "send the file inline as base64 instead."
+        )
+
+
 _EXT_MIME = {
     "png": "image/png",
     "jpg": "image/jpeg",

@@ -413,3 +413,34 @@ def test_extra_fields_are_dropped_for_other_formats() -> None:
 
     _, notes = openai.render_request(req, upstream_model="gpt-4o")
     assert any("context_management" in n for n in notes)
+
+
+def test_consecutive_same_role_turns_are_merged_with_results_first() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+            },
+            {"role": "assistant", "content": "and"},
+            {"role": "user", "content": "c"},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}],
+            },
+        ],
+    }
+    req, _ = ant.parse_request(body)
+    assert [m.role for m in req.messages] == ["user", "assistant", "user"]
+    assert req.messages[0].content == (Text("a"), Text("b"))
+    assert req.messages[2].content == (ToolResult("t1", (Text("r"),)), Text("c"))
+    out, notes = ant.render_request(req, upstream_model="u")
+    assert out["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "content": "r"},
+        {"type": "text", "text": "c"},
+    ]
+    assert notes == ()

@@ -416,3 +416,18 @@ def test_audio_output_is_refused() -> None:
         gem.render_request(
             _req(Message("user", (Text("q"),)), audio_output=True), upstream_model="g"
         )
+
+
+def test_several_candidates_are_refused() -> None:
+    with pytest.raises(BadRequest, match="set `n` to 1"):
+        gem.render_request(_req(Message("user", (Text("q"),)), n=2), upstream_model="g")
+
+
+def test_gemini_file_uris_do_not_travel_to_other_providers() -> None:
+    from gateway.convert import anthropic as ant
+    from gateway.convert import openai as oai
+
+    req, _ = gem.parse_request(DOC_EXAMPLE, model="g")
+    for mod in (ant, oai):
+        with pytest.raises(BadRequest, match="Gemini file reference"):
+            mod.render_request(req, upstream_model="m")

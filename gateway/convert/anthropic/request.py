@@ -636,6 +636,7 @@ def _image_block(p: Image) -> dict[str, Any]:
     if p.url is not None:
         parsed = u.parse_data_url(p.url)
         if parsed is None:
+            u.check_portable_url(p.url)
             return {"type": "image", "source": {"type": "url", "url": p.url}}
         media_type, data = parsed
     else:
@@ -654,6 +655,7 @@ def _document_block(p: Document) -> dict[str, Any]:
     if p.url is not None:
         parsed = u.parse_data_url(p.url)
         if parsed is None:
+            u.check_portable_url(p.url)
             block = {"type": "document", "source": {"type": "url", "url": p.url}}
             return _titled(block, p.title)
         media_type, data = parsed

@@ -356,6 +356,9 @@ def render_request(req: Request, *, upstream_model: str) -> tuple[dict[str, Any]
     notes: list[str] = []
     if req.audio_output:
         raise BadRequest("This model's provider cannot produce audio; remove `modalities`/`audio`.")
+    if req.n is not None and req.n > 1:
+        # Gemini could, but the gateway relays one candidate: refuse rather than drop answers.
+        raise BadRequest("This model's provider returns one choice per request here; set `n` to 1.")
     body: dict[str, Any] = {}
     system = [t.text for t in req.system if t.text]
     for m in req.messages:

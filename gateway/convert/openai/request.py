@@ -596,12 +596,15 @@ def _render_user(m: Message, out: list[dict[str, Any]], notes: list[str]) -> Non
 
 
 def _image_part(p: Image) -> dict[str, Any]:
+    if p.url is not None:
+        u.check_portable_url(p.url)
     url = p.url if p.url is not None else u.make_data_url(p.media_type or "image/png", p.data or "")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _document_part(p: Document, notes: list[str]) -> dict[str, Any]:
     if p.url is not None and not p.url.startswith("data:"):
+        u.check_portable_url(p.url)
         raise BadRequest(
             "OpenAI chat models cannot read a document by URL and the gateway does not fetch "
             "client URLs; send the document inline as base64."
