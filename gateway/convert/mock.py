@@ -13,7 +13,7 @@ format's renderer and in tests. What it does:
   ``call <tool name>`` for a tool the request defines; the arguments hold a
   placeholder of each required property's type. A user turn holding only tool
   results is answered with what the tools returned;
-- reports usage: prompt characters / 4 in, answer words out (rough on purpose).
+- reports usage: the rough estimate of tokens.py in, answer words out.
 
 :func:`mock_stream` is the same answer as stream events, text in several deltas.
 """
@@ -42,6 +42,7 @@ from gateway.convert.model import (
     ToolResult,
     Usage,
 )
+from gateway.convert.tokens import estimate_input_tokens
 
 __all__ = ["mock_response", "mock_stream", "placeholder"]
 
@@ -114,24 +115,11 @@ def _answer_text(req: Request, text: str, results: list[ToolResult]) -> str:
     return f"Echo: {text}" if text else "Hello from the mock provider."
 
 
-def _prompt_chars(req: Request) -> int:
-    total = sum(len(t.text) for t in req.system)
-    for m in req.messages:
-        for p in m.content:
-            if isinstance(p, Text):
-                total += len(p.text)
-            elif isinstance(p, ToolResult):
-                total += len(result_text(p))
-            elif isinstance(p, ToolCall):
-                total += len(p.arguments)
-    return total
-
-
 def mock_response(req: Request, *, model: str) -> Response:
     """The mock provider's whole answer to ``req``, reported as coming from ``model``."""
     text, results = _last_user(req)
     digest = hashlib.sha1(f"{model}\0{len(req.messages)}\0{text}".encode()).hexdigest()[:16]
-    usage_in = max(1, _prompt_chars(req) // 4)
+    usage_in = estimate_input_tokens(req)
     tool = _forced_tool(req, text)
     if tool is not None:
         args = placeholder(tool.parameters) if tool.parameters is not None else {}

@@ -437,3 +437,22 @@ def test_any_canonical_stream_round_trips_through_a_format(
     assert back.stop_reason == want.stop_reason
     assert back.usage.input_tokens == want.usage.input_tokens
     assert back.usage.output_tokens == want.usage.output_tokens
+
+
+def test_anthropic_message_start_announces_an_estimate_when_upstream_has_none() -> None:
+    from gateway.convert.model import Message, Request, Text
+    from gateway.convert.tokens import estimate_input_tokens
+
+    req = Request(model="m", messages=(Message("user", (Text("x" * 400),)),))
+    assert estimate_input_tokens(req) == 100
+    data = render_all(
+        "anthropic",
+        [MessageStart("m", "u"), TextDelta("a"), Stop(StopReason.END_TURN)],
+        input_tokens=100,
+    )
+    start = anthropic_events(data)[0]
+    assert start["message"]["usage"]["input_tokens"] == 100
+    data = render_all(
+        "anthropic", [MessageStart("m", "u", Usage(7)), Stop(StopReason.END_TURN)], input_tokens=100
+    )
+    assert anthropic_events(data)[0]["message"]["usage"]["input_tokens"] == 7

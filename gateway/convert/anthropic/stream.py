@@ -231,10 +231,17 @@ class StreamRenderer:
         model: the model name the client asked for.
         include_usage: accepted for interface symmetry; Anthropic streams always
             carry usage.
+        input_tokens: the prompt size to announce in ``message_start`` when the
+            upstream gives none there (OpenAI reports usage only at the end;
+            ``tokens.estimate_input_tokens``). The final ``message_delta``
+            carries the real count.
     """
 
-    def __init__(self, model: str, *, include_usage: bool = True) -> None:
+    def __init__(
+        self, model: str, *, include_usage: bool = True, input_tokens: int | None = None
+    ) -> None:
         self._model = model
+        self._input_estimate = input_tokens
         self._started = False
         self._done = False
         self._next_index = 0
@@ -291,7 +298,9 @@ class StreamRenderer:
 
     def _message_start(self, start: MessageStart | None, out: list[bytes]) -> None:
         self._started = True
-        usage = start.usage if start is not None and start.usage is not None else Usage()
+        usage = start.usage if start is not None and start.usage is not None else None
+        if usage is None or not usage.input_tokens:
+            usage = Usage(input_tokens=self._input_estimate or 0)
         self._usage = usage
         message = {
             "id": message_id(start.id if start is not None else ""),
