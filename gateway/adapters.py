@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from gateway.call import Call
-from gateway.convert import CODECS
+from gateway.convert import CODECS, response_to_stream
 from gateway.convert.mock import mock_response
 from gateway.convert.model import StreamError
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
@@ -30,7 +30,7 @@ from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
 
-__all__ = ["Converting", "Passthrough", "make_adapter"]
+__all__ = ["Converting", "Passthrough", "make_adapter", "whole_as_stream"]
 
 
 def _dumps(body: Any) -> bytes:
@@ -111,8 +111,11 @@ class Passthrough:
     def __init__(self, call: Call, target: Target) -> None:
         self.call = call
         body = call.body
-        if call.fmt != "gemini":  # Gemini names the model in the URL
+        if call.fmt != "gemini":  # Gemini names the model and streaming in the URL
             body = {**body, "model": target.upstream_model}
+            if not call.stream and body.get("stream"):  # "stream": "emulate" asks for it whole
+                body["stream"] = False
+                body.pop("stream_options", None)
         self.body = _edited(body, call, target)
 
     def response(self, data: bytes) -> bytes:
@@ -153,6 +156,30 @@ class Converting:
     def estimated_input_tokens(self) -> int:
         """A rough count for count_tokens on providers without one: prompt characters / 4."""
         return mock_response(self.req, model=self.call.model).usage.input_tokens
+
+
+def whole_as_stream(
+    call: Call, upstream_fmt: str, data: bytes, adapter: Passthrough | Converting
+) -> bytes:
+    """A provider's whole answer as the client's stream ("stream": "emulate")."""
+    upstream, client = CODECS[upstream_fmt], CODECS[call.fmt]
+    tool_names = adapter.tool_names if isinstance(adapter, Converting) else None
+    try:
+        resp = upstream.parse_response(json.loads(data), tool_names=tool_names)
+    except (ValueError, GatewayError) as exc:
+        raise UpstreamError(
+            f"The provider's answer could not be read as {upstream.name} JSON: {exc}"
+        ) from None
+    if isinstance(adapter, Converting):
+        include_usage = adapter.req.include_usage
+    else:
+        include_usage = client.parse_request(call.body, model=call.model, stream=True)[
+            0
+        ].include_usage
+    renderer = client.stream_renderer(call.model, include_usage=include_usage)
+    out = [renderer.render(event) for event in response_to_stream(resp)]
+    out.append(renderer.finish())
+    return b"".join(out)
 
 
 def make_adapter(call: Call, target: Target) -> Passthrough | Converting:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
+import attrs
 import trio
 
-from gateway.adapters import Converting, make_adapter
+from gateway.adapters import Converting, make_adapter, whole_as_stream
 from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.mock import mock_response, mock_stream
@@ -43,7 +45,7 @@ from gateway.errors import (
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
 from gateway.keys import KeyPool
-from gateway.relay import KEEPALIVE
+from gateway.relay import KEEPALIVE, stream_error
 from gateway.routing import Target, route
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["Call", "Proxy"]  # Call is re-exported for the front ends
 
 LOG = logging.getLogger("gateway.proxy")
+T = TypeVar("T")
 
 #: Keep-alive period while a started stream waits for its first token.
 KEEPALIVE_S = 15.0
@@ -115,6 +118,9 @@ class Proxy:
                 if not exc.failure.fallback:
                     break
         assert error is not None
+        if ex.started:  # an emulated stream already sent its status: the error goes in-stream
+            await ex.send(stream_error(call.fmt, error.kind, error.status_hint, error.message))
+            return
         raise error
 
     def _turn(self, model: str) -> int:
@@ -134,7 +140,9 @@ class Proxy:
             raise _Exhausted(
                 Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
             )
-        adapter = make_adapter(call, target)
+        emulate = call.stream and t.stream == "emulate"
+        upstream_call = attrs.evolve(call, stream=False) if emulate else call
+        adapter = make_adapter(upstream_call, target)
         if adapter.notes:
             LOG.debug(
                 "converting %s -> %s dropped: %s",
@@ -151,13 +159,37 @@ class Proxy:
                 headers=[(b"x-gateway-token-count", b"estimated")],
             )
             return
-        url = upstream_url(t, call, target.upstream_model)
+        url = upstream_url(t, upstream_call, target.upstream_model)
+        if not emulate:
+            await self._tries(ex, upstream_call, t, url, adapter)
+            return
+        # "stream": "emulate": status at once, keep-alives while the provider answers
+        # whole, then that answer as a stream in the client's format.
+        if not ex.started:
+            await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
+        whole: list[bytes] = []
+        await self._with_keepalives(
+            ex, call.fmt, self._tries(ex, upstream_call, t, url, adapter, collect=whole)
+        )
+        await ex.send(whole_as_stream(call, t.format, whole[0], adapter))
+
+    async def _tries(
+        self,
+        ex: Exchange,
+        call: Call,
+        t: Transformer,
+        url: str,
+        adapter: Passthrough | Converting,
+        *,
+        collect: list[bytes] | None = None,
+    ) -> None:
+        """Up to ``retry.retries + 1`` tries on ``t``; raises _Exhausted when none succeeds."""
         last: Failure | None = None
         for attempt in range(t.retry.retries + 1):
             key = self._key(ex, t)
             if key is False:  # every key is resting
                 raise _Exhausted(last or self._resting(t))
-            failure = await self._attempt(ex, call, t, url, adapter, key or None)
+            failure = await self._attempt(ex, call, t, url, adapter, key or None, collect)
             if failure is None:
                 if key:
                     self.keys.succeeded(t, key)
@@ -212,8 +244,12 @@ class Proxy:
         url: str,
         adapter: Passthrough | Converting,
         key: str | None,
+        collect: list[bytes] | None = None,
     ) -> Failure | None:
-        """One upstream exchange. None when the client got its answer (or an in-stream error)."""
+        """One upstream exchange. None when the client got its answer (or an in-stream error).
+
+        With ``collect``, a whole (non-streamed) answer is appended there instead of sent.
+        """
         request = UpstreamRequest(
             "POST",
             url,
@@ -235,6 +271,9 @@ class Proxy:
                         data = await _read_body(resp, t.timeouts.idle)
                         first_byte.deadline = math.inf
                         ex.upstream_wait_s += trio.current_time() - started
+                        if collect is not None:
+                            collect.append(data)
+                            return None
                         answer = adapter.response(data)
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
@@ -296,24 +335,31 @@ class Proxy:
                     await ex.send(out)
         await ex.send(relay.finish())
 
+    async def _keepalive(self, ex: Exchange, fmt: str) -> None:
+        """Send ``fmt``'s keep-alive every ``keepalive_s`` until cancelled."""
+        while True:
+            await trio.sleep(self.keepalive_s)
+            # A half-written keep-alive would corrupt the stream: let it finish.
+            with trio.CancelScope(shield=True), trio.move_on_after(KEEPALIVE_SEND_S):
+                await ex.send(KEEPALIVE[fmt])
+
+    async def _with_keepalives(self, ex: Exchange, fmt: str, wait: Awaitable[T]) -> T:
+        """Await ``wait`` while keep-alives go out; its exception comes out unwrapped."""
+        outcome: list[Any] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keepalive, ex, fmt)
+            try:
+                outcome.append(await wait)
+            except Exception as exc:  # re-raised below, outside the nursery's ExceptionGroup
+                outcome.append(exc)
+            nursery.cancel_scope.cancel()
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]  # type: ignore[no-any-return]
+
     async def _first_chunk(self, ex: Exchange, fmt: str, chunks: Any) -> bytes | None:
         """The stream's first bytes, sending keep-alives while they take their time."""
-
-        async def keepalive() -> None:
-            while True:
-                await trio.sleep(self.keepalive_s)
-                # A half-written keep-alive would corrupt the stream: let it finish.
-                with trio.CancelScope(shield=True), trio.move_on_after(KEEPALIVE_SEND_S):
-                    await ex.send(KEEPALIVE[fmt])
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(keepalive)
-            try:
-                first: bytes | None = await chunks.__anext__()
-            except StopAsyncIteration:
-                first = None
-            nursery.cancel_scope.cancel()
-        return first
+        return await self._with_keepalives(ex, fmt, _next_or_none(chunks))
 
 
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
@@ -336,6 +382,14 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+
+
+async def _next_or_none(chunks: Any) -> bytes | None:
+    try:
+        return await chunks.__anext__()  # type: ignore[no-any-return]
+    except StopAsyncIteration:
+        return None
+
 
 _API = ErrorKind.API_ERROR
 _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]

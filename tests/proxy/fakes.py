@@ -28,7 +28,7 @@ class Seen:
 
 @attrs.define
 class Step:
-    """One scripted answer. ``kind``: json | status | sse | hang | silent_after."""
+    """One scripted answer. ``kind``: json | status | sse | hang | silent_after | abort."""
 
     kind: str
     status: int = 200
@@ -91,6 +91,8 @@ class FakeProvider:
             await ex.send(event)
         if step.kind == "silent_after":
             await trio.sleep_forever()
+        if step.kind == "abort":  # cut the connection mid-body (the server cannot finish it)
+            raise RuntimeError("fake provider aborts the stream")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         routes = [

@@ -249,3 +249,60 @@ async def test_count_tokens_on_a_non_anthropic_provider_is_an_estimate(nursery, 
     assert marker == "estimated"
     assert 90 <= tokens <= 110
     assert provider.seen == []
+
+
+def _emulated(tdir, provider, fmt, **extra):
+    write_transformer(
+        tdir,
+        "up",
+        {
+            "format": fmt,
+            "base_url": provider.url + ("/v1beta" if fmt == "gemini" else "/v1"),
+            "models": {"the-model": "up-model"},
+            "stream": "emulate",
+            "retry": {"retries": 1, "backoff_s": 0.01},
+            **extra,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("client_fmt", "provider_fmt"),
+    [("openai", "anthropic"), ("openai", "openai"), ("anthropic", "gemini"), ("gemini", "openai")],
+)
+async def test_emulated_stream_from_a_provider_that_cannot_stream(
+    nursery, provider, tdir, client_fmt, provider_fmt
+):
+    _emulated(tdir, provider, provider_fmt)
+    whole, _ = REPLIES[provider_fmt]
+    step = whole("Hi there")
+    step.delay_s = 0.3  # the provider thinks; keep-alives go out meanwhile
+    provider.then(step)
+
+    def tweak(app):
+        app.proxy.keepalive_s = 0.05
+
+    gw = await start_gateway(nursery, tdir, tweak=tweak)
+    answer = await trio.to_thread.run_sync(lambda: _ask(client_fmt, gw.url, True))
+    assert answer == "Hi there"
+    seen = provider.seen[-1]
+    if provider_fmt == "gemini":
+        assert seen.path.endswith(":generateContent")
+    else:
+        assert not seen.body.get("stream")  # the provider was asked for a whole answer
+
+
+async def test_emulated_stream_failure_arrives_in_stream(nursery, provider, tdir):
+    import httpx
+
+    _emulated(tdir, provider, "openai")
+    provider.then(Step("status", status=500, body={"error": {"message": "down for repairs"}}))
+    gw = await start_gateway(nursery, tdir)
+    body = {"model": "the-model", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        reply = await client.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 200  # the status went out before the provider answered
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:] for line in reply.text.splitlines() if line.startswith("data:")]
+    assert "down for repairs" in json.loads(data[-1])["error"]["message"]
+    assert len(provider.seen) == 2  # retried before giving up

@@ -391,3 +391,21 @@ async def test_missing_provider_key_is_401_naming_the_variable(nursery, provider
         assert reply.status_code == 401, fmt
         assert "MISSING_KEY_VAR" in reply.text
     assert provider.seen == []
+
+
+@pytest.mark.parametrize("when", ["before_first_event", "mid_event"])
+@pytest.mark.parametrize("fmt", ["openai", "anthropic"])
+async def test_provider_breaking_off_ends_the_stream_with_an_in_stream_error(
+    nursery, provider, tdir, fmt, when
+):
+    _provider_file(tdir, "p", provider, fmt=fmt)
+    events = {"openai": openai_chunks(["a", "b"]), "anthropic": anthropic_events(["a"])}[fmt]
+    sent = [] if when == "before_first_event" else [events[0], events[1][:20]]  # half an event
+    provider.then(Step("abort", events=sent))
+    gw = await start_gateway(nursery, tdir)
+    reply = await _post(gw, *STREAM_PATHS[fmt])
+    assert reply.status_code == 200
+    data = [line[5:] for line in reply.text.splitlines() if line.startswith("data:")]
+    assert "broke" in json.loads(data[-1])["error"]["message"]
+    for line in data:
+        json.loads(line)  # no half event reached the client
