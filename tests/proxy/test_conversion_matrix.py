@@ -394,3 +394,291 @@ async def test_image_and_tool_result_turns_reach_the_provider(
         assert "functionCall" in sent["contents"][1]["parts"][0]
         assert sent["contents"][2]["parts"][0]["functionResponse"]["name"] == "lookup"
         assert "and now?" in json.dumps(sent["contents"][2:])
+
+
+def _sse(data, event=None, crlf=False):
+    line = (f"event: {event}\n" if event else "") + "data: " + json.dumps(data)
+    return (line + ("\r\n\r\n" if crlf else "\n\n")).encode()
+
+
+def _parallel_tool_stream(fmt):
+    """Two tool calls, arguments in fragments, in the provider's own stream format."""
+    if fmt == "openai":
+
+        def chunk(delta, finish=None):
+            return _sse(
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "up-model",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+            )
+
+        return [
+            chunk(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_a",
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": '{"q": '},
+                        }
+                    ],
+                }
+            ),
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 1,
+                            "id": "call_b",
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": '{"q": "two"}'},
+                        }
+                    ]
+                }
+            ),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"one"}'}}]}),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    if fmt == "anthropic":
+        msg = {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "up-model",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 0},
+        }
+        out = [_sse({"type": "message_start", "message": msg}, "message_start")]
+        for i, (tid, q) in enumerate([("toolu_a", "one"), ("toolu_b", "two")]):
+            out += [
+                _sse(
+                    {
+                        "type": "content_block_start",
+                        "index": i,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": tid,
+                            "name": "lookup",
+                            "input": {},
+                        },
+                    },
+                    "content_block_start",
+                ),
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": '{"q": '},
+                    },
+                    "content_block_delta",
+                ),
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": f'"{q}"}}'},
+                    },
+                    "content_block_delta",
+                ),
+                _sse({"type": "content_block_stop", "index": i}, "content_block_stop"),
+            ]
+        out += [
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": 9},
+                },
+                "message_delta",
+            ),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+        return out
+    return [
+        _sse(
+            {
+                "candidates": [
+                    {
+                        "index": 0,
+                        "finishReason": "STOP",
+                        "content": {
+                            "role": "model",
+                            "parts": [
+                                {"functionCall": {"name": "lookup", "args": {"q": "one"}}},
+                                {"functionCall": {"name": "lookup", "args": {"q": "two"}}},
+                            ],
+                        },
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 5,
+                    "candidatesTokenCount": 9,
+                    "totalTokenCount": 14,
+                },
+            },
+            crlf=True,
+        ),
+    ]
+
+
+def _stream_tool_calls(client_fmt, url):
+    """[(name, args)] assembled by the client's SDK from a streamed answer."""
+    tools_oai = [{"type": "function", "function": {"name": "lookup", "parameters": TOOL_SCHEMA}}]
+    if client_fmt == "openai":
+        with openai.OpenAI(base_url=url + "/v1", api_key="c", max_retries=0) as c:
+            calls: dict[int, list[str]] = {}
+            for chunk in c.chat.completions.create(
+                model="m",
+                messages=[{"role": "user", "content": "both"}],
+                tools=tools_oai,
+                stream=True,
+            ):
+                for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    entry = calls.setdefault(tc.index, ["", ""])
+                    entry[0] += tc.function.name or ""
+                    entry[1] += tc.function.arguments or ""
+            return [(n, json.loads(a)) for n, a in (calls[i] for i in sorted(calls))]
+    if client_fmt == "anthropic":
+        with (
+            anthropic.Anthropic(base_url=url, api_key="c", max_retries=0) as c,
+            c.messages.stream(
+                model="m",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "both"}],
+                tools=[{"name": "lookup", "input_schema": TOOL_SCHEMA}],
+            ) as s,
+        ):
+            final = s.get_final_message()
+        return [(b.name, b.input) for b in final.content if b.type == "tool_use"]
+    c = genai.Client(
+        api_key="c", http_options=gtypes.HttpOptions(base_url=url, api_version="v1beta")
+    )
+    try:
+        out = []
+        for chunk in c.models.generate_content_stream(
+            model="m",
+            contents="both",
+            config=gtypes.GenerateContentConfig(
+                tools=[
+                    gtypes.Tool(
+                        function_declarations=[
+                            gtypes.FunctionDeclaration(
+                                name="lookup", parameters_json_schema=TOOL_SCHEMA
+                            )
+                        ]
+                    )
+                ],
+                automatic_function_calling=gtypes.AutomaticFunctionCallingConfig(disable=True),
+            ),
+        ):
+            out += [(fc.name, dict(fc.args)) for fc in chunk.function_calls or []]
+        return out
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize(("client_fmt", "provider_fmt"), PAIRS)
+async def test_two_parallel_tool_calls_in_one_stream(
+    nursery, provider, tdir, client_fmt, provider_fmt
+):
+    _transformer(tdir, provider, provider_fmt)
+    provider.then(Step("sse", events=_parallel_tool_stream(provider_fmt)))
+    gw = await start_gateway(nursery, tdir)
+    calls = await trio.to_thread.run_sync(lambda: _stream_tool_calls(client_fmt, gw.url))
+    assert calls == [("lookup", {"q": "one"}), ("lookup", {"q": "two"})]
+
+
+STREAM_REQUEST = {
+    "openai": (
+        "/v1/chat/completions",
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ),
+    "anthropic": (
+        "/v1/messages",
+        {
+            "model": "m",
+            "max_tokens": 9,
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    ),
+    "gemini": (
+        "/v1beta/models/m:streamGenerateContent?alt=sse",
+        {"contents": [{"parts": [{"text": "x"}]}]},
+    ),
+}
+
+
+@pytest.mark.parametrize(("client_fmt", "provider_fmt"), PAIRS)
+async def test_upstream_error_before_the_stream_keeps_its_status(
+    nursery, provider, tdir, client_fmt, provider_fmt
+):
+    _transformer(tdir, provider, provider_fmt)
+    provider.then(
+        Step(
+            "status",
+            status=429,
+            body={"error": {"message": "slow down", "type": "rate_limit_error"}},
+            headers=[(b"retry-after", b"7")],
+        )
+    )
+    gw = await start_gateway(nursery, tdir)
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        reply = await client.post(STREAM_REQUEST[client_fmt][0], json=STREAM_REQUEST[client_fmt][1])
+    assert reply.status_code == 429
+    assert reply.headers["retry-after"] == "7"
+    assert "slow down" in reply.text
+    shape = reply.json()
+    if client_fmt == "anthropic":
+        assert shape["error"]["type"] == "rate_limit_error"
+    elif client_fmt == "gemini":
+        assert shape["error"]["status"] == "RESOURCE_EXHAUSTED"
+    else:
+        assert shape["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(("client_fmt", "provider_fmt"), PAIRS)
+async def test_upstream_failure_during_the_stream_is_an_in_stream_error(
+    nursery, provider, tdir, client_fmt, provider_fmt
+):
+    _transformer(tdir, provider, provider_fmt)
+    first = {
+        "openai": _parallel_tool_stream("openai")[0],
+        "anthropic": _parallel_tool_stream("anthropic")[0],
+        "gemini": _sse(
+            {
+                "candidates": [
+                    {"index": 0, "content": {"role": "model", "parts": [{"text": "par"}]}}
+                ]
+            },
+            crlf=True,
+        ),
+    }
+    provider.then(Step("abort", events=[first[provider_fmt]]))
+    gw = await start_gateway(nursery, tdir)
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        reply = await client.post(STREAM_REQUEST[client_fmt][0], json=STREAM_REQUEST[client_fmt][1])
+    assert reply.status_code == 200
+    lines = reply.text.splitlines()
+    data = [
+        json.loads(line[5:])
+        for line in lines
+        if line.startswith("data:") and line[5:].strip() != "[DONE]"
+    ]
+    error = data[-1]
+    assert "broke" in json.dumps(error)
+    if client_fmt == "anthropic":
+        assert error["type"] == "error"
+        assert "event: error" in reply.text
+    else:
+        assert "error" in error
+    assert "[DONE]" not in reply.text
