@@ -11,14 +11,19 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from gateway.call import Call
 from gateway.config import Config
 from gateway.errors import ModelNotFound
 from gateway.frontends import anthropic_call, gemini_call, openai_call
+from gateway.logs import dropped_log_records
+from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
 from gateway.proxy import Proxy
 from gateway.routing import get_model, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
@@ -30,6 +35,8 @@ if TYPE_CHECKING:
     from gateway.server.connection import Exchange
 
 __all__ = ["App", "StartupError", "run"]
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE.encode("ascii")
 
 LOG = logging.getLogger("gateway")
 
@@ -69,14 +76,23 @@ class App:
         self.config = config
         self.registry = registry
         self.upstream = upstream or UpstreamClient()
-        self.proxy = Proxy(registry, self.upstream) if registry is not None else None
-        self.server = Server(config, Router(self.routes()), tls=_tls(config))
+        self.metrics = Metrics(
+            reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
+            log_records_dropped=dropped_log_records,
+        )
+        self.proxy = (
+            Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
+        )
+        self.server = Server(
+            config, Router(self.routes()), tls=_tls(config), observer=self._observe
+        )
 
     def routes(self) -> list[Route]:
         routes = [
             Route("GET", "/health/live", self.live),
             Route("GET", "/health/ready", self.ready),
             Route("GET", "/health/startup", self.startup),
+            Route("GET", "/metrics", self.metrics_endpoint),
         ]
         if self.proxy is None:
             return routes
@@ -99,21 +115,49 @@ class App:
 
     # -- proxied endpoints -----------------------------------------------------------------
 
-    async def chat(self, ex: Exchange) -> None:
+    async def _proxy(self, ex: Exchange, parse: Callable[[Exchange], Call]) -> None:
         assert self.proxy is not None
-        await self.proxy.handle(ex, openai_call(ex))
+        ex.log["client_format"] = ex.fmt  # marks a proxied request for the metrics
+        self.metrics.inflight.inc()
+        try:
+            call = parse(ex)
+            ex.log["model"] = call.model
+            await self.proxy.handle(ex, call)
+        finally:
+            self.metrics.inflight.dec()
+
+    async def chat(self, ex: Exchange) -> None:
+        await self._proxy(ex, openai_call)
 
     async def messages(self, ex: Exchange) -> None:
-        assert self.proxy is not None
-        await self.proxy.handle(ex, anthropic_call(ex))
+        await self._proxy(ex, anthropic_call)
 
     async def count_tokens(self, ex: Exchange) -> None:
-        assert self.proxy is not None
-        await self.proxy.handle(ex, anthropic_call(ex, count_tokens=True))
+        await self._proxy(ex, partial(anthropic_call, count_tokens=True))
 
     async def gemini(self, ex: Exchange) -> None:
-        assert self.proxy is not None
-        await self.proxy.handle(ex, gemini_call(ex))
+        await self._proxy(ex, gemini_call)
+
+    def _observe(self, ex: Exchange) -> None:
+        """Per-request metrics, after the access-log line (only proxied endpoints count)."""
+        if "client_format" not in ex.log:
+            return
+        provider = ex.log.get("provider", NO_PROVIDER)
+        status = ex.status if ex.status is not None else 499
+        gone = bool(ex.log.get("client_gone"))
+        if gone and ex.status is not None:
+            self.metrics.stream_cancellations.labels(provider).inc()
+        self.metrics.observe_request(
+            provider=provider,
+            model=ex.log.get("model", ""),
+            status=status,
+            duration_s=time.perf_counter() - ex.request.started,
+            ttfb_s=ex.head_s if ex.status is not None else None,
+            overhead_s=ex.overhead_at_head_s if ex.status is not None else None,
+        )
+
+    async def metrics_endpoint(self, ex: Exchange) -> None:
+        await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     async def models(self, ex: Exchange) -> None:
         assert self.registry is not None

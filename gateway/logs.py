@@ -27,6 +27,7 @@ __all__ = [
     "LOG",
     "JsonFormatter",
     "TextFormatter",
+    "dropped_log_records",
     "new_request_id",
     "redact_target",
     "setup_logging",
@@ -150,6 +151,11 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     LOG.handlers[:] = [handler]
     LOG.setLevel(level.upper())
     LOG.propagate = False
+
+
+def dropped_log_records() -> int:
+    """Log records dropped because the writer thread fell behind (for /metrics)."""
+    return _DroppingQueueHandler.dropped
 
 
 def flush_logging() -> None:

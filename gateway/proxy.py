@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     import httpx
 
     from gateway.adapters import ConvertingRelay, FramedRelay, Passthrough
+    from gateway.metrics import Metrics
     from gateway.server.connection import Exchange
     from gateway.transformers.model import Transformer
     from gateway.transformers.registry import RegistryHolder
@@ -93,10 +94,12 @@ class Proxy:
         registry: RegistryHolder,
         upstream: UpstreamClient,
         *,
+        metrics: Metrics | None = None,
         keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self.registry = registry
         self.upstream = upstream
+        self.metrics = metrics
         self.keys = KeyPool(trio.current_time)
         self.keepalive_s = keepalive_s
         self._turns: dict[str, int] = {}
@@ -195,6 +198,8 @@ class Proxy:
                     self.keys.succeeded(t, key)
                 return
             ex.log["retries"] = attempt
+            if self.metrics is not None:
+                self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
             LOG.info(
                 "try %d of %s failed: %s",
                 attempt + 1,

@@ -127,7 +127,17 @@ class Exchange:
     the access-log line.
     """
 
-    __slots__ = ("_conn", "bytes_sent", "fmt", "log", "request", "status", "upstream_wait_s")
+    __slots__ = (
+        "_conn",
+        "bytes_sent",
+        "fmt",
+        "head_s",
+        "log",
+        "overhead_at_head_s",
+        "request",
+        "status",
+        "upstream_wait_s",
+    )
 
     def __init__(self, conn: Connection, request: Request, fmt: str) -> None:
         self._conn = conn
@@ -136,6 +146,8 @@ class Exchange:
         self.status: int | None = None
         self.bytes_sent = 0
         self.upstream_wait_s = 0.0
+        self.head_s = 0.0  # seconds from the request's start to our response head
+        self.overhead_at_head_s = 0.0  # what x-gateway-overhead-ms said
         self.log: dict[str, Any] = {}
 
     @property
@@ -143,15 +155,15 @@ class Exchange:
         """True once the status line went out."""
         return self.status is not None
 
-    def overhead_s(self) -> float:
-        return time.perf_counter() - self.request.started - self.upstream_wait_s
-
     def _head(
         self, status: int, headers: Headers | None, content_type: bytes, length: int | None
     ) -> h11.Response:
         if self.status is not None:
             raise RuntimeError("this exchange already sent its response head")
-        all_headers = standard_headers(self.request.request_id, self.overhead_s())
+        now = time.perf_counter()
+        self.head_s = now - self.request.started
+        self.overhead_at_head_s = max(self.head_s - self.upstream_wait_s, 0.0)
+        all_headers = standard_headers(self.request.request_id, self.overhead_at_head_s)
         all_headers.append((b"content-type", content_type))
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
@@ -490,6 +502,8 @@ class Connection:
             client=self.client,
             **(exchange.log if exchange else {}),
         )
+        if exchange is not None and self.server.observer is not None:
+            self.server.observer(exchange)
 
     async def _close(self) -> None:
         try:

@@ -33,7 +33,9 @@ from gateway.server.connection import handle_connection
 from gateway.server.routes import Router
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Connection
+    from collections.abc import Callable
+
+    from gateway.server.connection import Connection, Exchange
 
 __all__ = ["Server", "open_listeners"]
 
@@ -101,13 +103,21 @@ class Server:
     Args:
         config: the settings (``config.server`` is what this class reads).
         router: the endpoints.
+        tls: serve HTTPS with this context.
+        observer: called with each finished exchange (after its access-log line).
     """
 
     def __init__(
-        self, config: Config, router: Router, *, tls: ssl.SSLContext | None = None
+        self,
+        config: Config,
+        router: Router,
+        *,
+        tls: ssl.SSLContext | None = None,
+        observer: Callable[[Exchange], None] | None = None,
     ) -> None:
         self.config = config
         self.tls = tls
+        self.observer = observer
         self.router = router
         self.shutting_down = False
         self.draining = False
