@@ -247,8 +247,10 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def __anext__(self) -> bytes:
         conn = self._conn
-        if conn is None or self._complete:
+        if self._complete:
             raise StopAsyncIteration
+        if conn is None:  # closed, or failed earlier: never pass a cut body off as whole
+            raise httpx.StreamClosed()
         try:
             event = await conn.next_event(self._timeout)
         except BaseException:

@@ -50,8 +50,9 @@ async def test_no_response_head_is_read_timeout(nursery, client):
         await ex.wait_client_gone()
 
     upstream = await start_upstream(nursery, never)
-    with trio.fail_after(2), pytest.raises(httpx.ReadTimeout):
+    with trio.fail_after(2), pytest.raises(httpx.ReadTimeout) as caught:
         await client.get(upstream.url, timeout=TIMEOUT)
+    assert isinstance(caught.value.__cause__, trio.TooSlowError)
     with trio.fail_after(1):
         await upstream.wait_for(lambda: upstream.clients_gone == 1)
 
@@ -70,6 +71,26 @@ async def test_stalled_body_is_read_timeout_and_closes_the_connection(nursery, c
             with pytest.raises(httpx.ReadTimeout):
                 await response.aread()
         await upstream.wait_for(lambda: upstream.clients_gone == 1)
+
+
+async def test_body_stream_after_a_failure_is_closed_not_cut_short(nursery, transport):
+    async def stall(ex: Exchange) -> None:
+        await ex.send(
+            h11.Response(status_code=200, headers=[("content-length", "10")]),
+            h11.Data(data=b"12345"),
+        )
+        await ex.wait_client_gone()
+
+    upstream = await start_upstream(nursery, stall)
+    request = httpx.Request("GET", upstream.url, extensions={"timeout": TIMEOUT.as_dict()})
+    response = await transport.handle_async_request(request)
+    chunks = response.stream.__aiter__()
+    assert await chunks.__anext__() == b"12345"
+    with trio.fail_after(2), pytest.raises(httpx.ReadTimeout):
+        await chunks.__anext__()
+    with pytest.raises(httpx.StreamClosed):
+        await chunks.__anext__()
+    await response.aclose()
 
 
 async def test_read_timeout_is_a_gap_between_reads_not_a_total(nursery, client):
@@ -93,8 +114,9 @@ async def test_peer_that_never_reads_is_write_timeout(nursery, client):
         for _ in range(256):
             yield chunk
 
-    with trio.fail_after(5), pytest.raises(httpx.WriteTimeout):
+    with trio.fail_after(5), pytest.raises(httpx.WriteTimeout) as caught:
         await client.post(f"http://127.0.0.1:{port}/", content=body(), timeout=TIMEOUT)
+    assert isinstance(caught.value.__cause__, trio.TooSlowError)
 
 
 async def test_peer_that_hangs_up_while_we_send_is_write_error(nursery, client):
