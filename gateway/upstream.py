@@ -6,7 +6,8 @@ request and closed by :meth:`UpstreamClient.aclose`. Keep-alive pools are
 reused across requests. ``HTTPS_PROXY``/``NO_PROXY`` are honoured
 (``trust_env``). The transport is a seam: ``transport_factory`` builds the
 ``httpx.AsyncBaseTransport`` for a given SSL context (tests pass
-``httpx.MockTransport``; production uses our pooled h11 transport when present).
+``httpx.MockTransport``; production uses :class:`PooledTransport`, our lean h11
+keep-alive pool, while httpx still mounts its own transports for proxied hosts).
 
 Timeouts: httpx gets only the connect timeout. The waits for the first byte
 and between chunks are Trio cancel scopes owned by the proxy (httpx's read
@@ -25,6 +26,8 @@ from typing import Any
 
 import attrs
 import httpx
+
+from gateway.upstream_transport import PooledTransport
 
 __all__ = [
     "ConnectFailure",
@@ -67,7 +70,16 @@ TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport]
 
 
 def _default_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(verify=verify)
+    """Our pooled h11 transport (httpx's own pool polls every idle connection per request)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, ssl.SSLContext):
+        context = verify
+    else:
+        context = ssl.create_default_context()
+    return PooledTransport(ssl_context=context)
 
 
 class UpstreamClient:
