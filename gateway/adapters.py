@@ -23,8 +23,8 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
-from gateway.convert.mock import mock_response
 from gateway.convert.model import StreamError
+from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
@@ -148,14 +148,17 @@ class Converting:
         return _dumps(self.client.render_response(resp, model=self.call.model))
 
     def relay(self) -> ConvertingRelay:
+        options: dict[str, Any] = {"include_usage": self.req.include_usage}
+        if self.client.name == "anthropic":  # message_start wants input tokens up front
+            options["input_tokens"] = estimate_input_tokens(self.req)
         return ConvertingRelay(
             self.upstream.stream_parser(tool_names=self.tool_names),
-            self.client.stream_renderer(self.call.model, include_usage=self.req.include_usage),
+            self.client.stream_renderer(self.call.model, **options),
         )
 
     def estimated_input_tokens(self) -> int:
-        """A rough count for count_tokens on providers without one: prompt characters / 4."""
-        return mock_response(self.req, model=self.call.model).usage.input_tokens
+        """A rough count for count_tokens on providers without one."""
+        return estimate_input_tokens(self.req)
 
 
 def whole_as_stream(

@@ -14,8 +14,8 @@ In-stream errors follow wire-formats.md §4.15 "Mid-stream".
 
 from __future__ import annotations
 
-from gateway.errors import ErrorKind, error_body, error_status
-from gateway.server.responses import dump_json
+from gateway.convert import CODECS
+from gateway.errors import ErrorKind
 from gateway.sse import SSEError
 
 __all__ = ["KEEPALIVE", "EventFramer", "stream_error"]
@@ -33,13 +33,8 @@ _BOUNDARIES = (b"\n\n", b"\r\r", b"\n\r\n")
 
 
 def stream_error(fmt: str, kind: ErrorKind, status: int, message: str) -> bytes:
-    """The in-stream error event of ``fmt`` (the stream then ends)."""
-    body = dump_json(error_body(fmt, kind, error_status(fmt, kind, status), message))
-    if fmt == "anthropic":
-        return b"event: error\ndata: " + body + b"\n\n"
-    if fmt == "gemini":
-        return b"data: " + body + b"\r\n\r\n"
-    return b"data: " + body + b"\n\n"
+    """The in-stream error event of ``fmt`` (the stream then ends): the format's renderer's."""
+    return CODECS[fmt].stream_error(kind, message, status=status)
 
 
 class EventFramer:
