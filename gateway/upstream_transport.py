@@ -48,10 +48,12 @@ close the upstream socket at once.
 
 Retry (RFC 9112, section 9.3.1): a server may close an idle keep-alive
 connection just as we reuse it. If a *reused* connection fails while sending
-or before any response byte arrived, and the body can be sent again (it is in
+or before any response byte arrived, promptly (within
+:data:`STALE_RETRY_WINDOW_S`), and the body can be sent again (it is in
 memory), the request is sent once more on a fresh connection. It is never
-retried after a response byte arrived, after a timeout, or when the failed
-connection was fresh.
+retried after a response byte arrived, after a timeout, after a long wait (the
+server may have acted on it), or when the failed connection was fresh. Other
+retries are the caller's policy.
 
 Errors reach the caller as httpx's own exceptions, raised ``from`` the
 original: ``ConnectError``/``ConnectTimeout`` while connecting,
@@ -85,11 +87,23 @@ from httpx._utils import get_environment_proxies
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["MAX_RESPONSE_HEAD_BYTES", "PooledTransport", "environment_proxy_mounts"]
+__all__ = [
+    "MAX_RESPONSE_HEAD_BYTES",
+    "STALE_RETRY_WINDOW_S",
+    "PooledTransport",
+    "environment_proxy_mounts",
+]
 
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 """Cap on a response's status line and headers. Providers send a few KiB; a
 head larger than this is a broken or hostile upstream (httpx.RemoteProtocolError)."""
+
+STALE_RETRY_WINDOW_S = 1.0
+"""A reused connection that fails within this long of being taken, before any
+response byte, is retried once. A server that closed the idle connection just
+as we reused it answers with EOF or a reset within one round trip; a later
+failure more likely means it took the request and died working on it, and
+sending that again could run (and bill) an LLM generation twice."""
 
 RECEIVE_BYTES = 64 * 1024
 """Most bytes asked of the socket per read, so also the largest body chunk."""
@@ -312,10 +326,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
         origin = _origin(request.url)
         conn = self._checkout_nowait(origin)
         if conn is not None:
+            taken = trio.current_time()
             try:
                 return await self._exchange(origin, conn, request, timeouts)
             except _RETRYABLE:
-                if conn.received or not isinstance(request.stream, httpx.ByteStream):
+                if not _lost_keep_alive_race(conn, request, taken):
                     raise
         conn = await self._connect(origin, timeouts.connect)
         return await self._exchange(origin, conn, request, timeouts)
@@ -417,6 +432,15 @@ class _Timeouts:
             return math.inf if value is None else value
 
         return cls(seconds("connect"), seconds("read"), seconds("write"))
+
+
+def _lost_keep_alive_race(conn: _Connection, request: httpx.Request, taken: float) -> bool:
+    """Whether a reused connection failed as one the server had just closed (RFC 9112, 9.3.1)."""
+    return (
+        not conn.received
+        and isinstance(request.stream, httpx.ByteStream)  # the body can be sent again
+        and trio.current_time() - taken < STALE_RETRY_WINDOW_S
+    )
 
 
 def _origin(url: httpx.URL) -> _Origin:

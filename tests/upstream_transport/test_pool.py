@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from gateway.upstream_transport import PooledTransport
+from gateway.upstream_transport import STALE_RETRY_WINDOW_S, PooledTransport
 from tests.upstream_transport.servers import Exchange, echo, ok, start_upstream
 
 
@@ -157,6 +157,23 @@ async def test_reused_connection_that_fails_before_a_response_is_retried(nursery
     response = await client.post(upstream.url, content=b"b")
     assert response.content == b"served by 2"
     assert [r.body for r in upstream.requests] == [b"a", b"b", b"b"]
+
+
+async def test_reused_connection_failing_after_a_long_wait_is_not_retried(nursery, mock_clock):
+    async def app(ex: Exchange) -> None:
+        if ex.conn_requests == 1:
+            await ex.respond(200, b"first")
+            return
+        mock_clock.jump(STALE_RETRY_WINDOW_S + 1)  # "working on it", then the server dies
+        ex.close_after = True
+
+    upstream = await start_upstream(nursery, app)
+    async with httpx.AsyncClient(transport=PooledTransport()) as client:
+        assert (await client.post(upstream.url, content=b"a")).content == b"first"
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(upstream.url, content=b"b")
+    assert upstream.connections == 1
+    assert len(upstream.requests) == 2
 
 
 async def test_fresh_connection_is_never_retried(nursery, client):
