@@ -218,6 +218,22 @@ def count_marker(path: Path, marker: bytes) -> int:
         return 0
 
 
+def settled_count(
+    path: Path | None, marker: bytes, *, quiet_s: float = 0.5, limit_s: float = 10.0
+) -> int:
+    """``count_marker`` once the file stopped growing for ``quiet_s`` (log writers lag)."""
+    if path is None:
+        return 0
+    deadline = time.monotonic() + limit_s
+    last = -1
+    while True:
+        size = path.stat().st_size if path.exists() else 0
+        if size == last or time.monotonic() > deadline:
+            return count_marker(path, marker)
+        last = size
+        time.sleep(quiet_s)
+
+
 # -- measuring -----------------------------------------------------------------------------
 
 
@@ -274,8 +290,7 @@ def measure(
             LoadSpec(**{**spec.__dict__, "duration_s": warmup_s}),
             generator,
         )
-        time.sleep(0.3)  # let the log writer catch up before counting
-    before_lines = count_marker(access_log, access_marker) if access_log else 0
+    before_lines = settled_count(access_log, access_marker)
     cpu0 = sum(p.cpu_seconds() for p in procs)
     gen0 = _children_cpu()
     busy0 = machine_busy_seconds()
@@ -285,8 +300,7 @@ def measure(
     cpu1 = sum(p.cpu_seconds() for p in procs)
     gen1 = _children_cpu()
     busy1 = machine_busy_seconds()
-    time.sleep(0.3)
-    after_lines = count_marker(access_log, access_marker) if access_log else 0
+    after_lines = settled_count(access_log, access_marker)
     row.generator = result.generator
     row.requests = result.requests
     row.duration_s = result.duration_s
@@ -546,6 +560,14 @@ def cmd_server(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     print_meta(meta, out)
     print_table(rows, out)
+    for r in rows:
+        if r.requests and r.access_lines < 0.99 * r.requests:
+            print(
+                f"\nWARNING: {r.server} {r.scenario}, workers={r.workers}: wrote "
+                f"{r.access_lines:,} access lines for {r.requests:,} requests: "
+                f"{r.requests - r.access_lines:,} lines missing (dropped by the log queue?)",
+                file=out,
+            )
     if verdict:
         print(
             f"\ntarget: 1 worker, {LIVE} >= {TARGET_RPS:,} req/s with access logging: "
