@@ -501,6 +501,11 @@ class Connection:
             started=started,
             client=self.client,
             **(exchange.log if exchange else {}),
+            **(
+                {"ttfb_ms": round(exchange.head_s * 1000, 3)}
+                if exchange and exchange.status
+                else {}
+            ),
         )
         if exchange is not None and self.server.observer is not None:
             self.server.observer(exchange)
