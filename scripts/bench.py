@@ -11,9 +11,11 @@ reference; the ratio is taken within the same run).
 
 - ``GET /health/live`` is served by the real ``python -m gateway --port P
   --transformers <empty dir> [--workers N]`` process.
-- The echo is served by scripts/bench_echo_server.py: the gateway's own App,
-  Server, connection loop and router plus one ``POST /echo`` route (the
-  gateway has no echo endpoint); N processes share the port with SO_REUSEPORT.
+- The echo is served by scripts/bench_echo_server.py: ``python -m gateway``'s
+  own ``main()`` with the same flags, its App given one extra ``POST /echo``
+  route (the gateway has no echo endpoint); at N workers, N such processes
+  with ``--worker-id I`` share the port with SO_REUSEPORT, as the
+  supervisor's workers do.
 - Gateway processes run with the default settings and the same logging as
   ``python -m gateway`` (``setup_logging``; text access lines on), their
   stderr written to a file, so every request costs its real access-log line.
@@ -390,12 +392,18 @@ def start_gateway(tmp: Path, workers: int, port: int, empty: Path) -> list[Proc]
     return [Proc(f"python -m gateway --workers {workers}", cmd, log)]
 
 
-def start_echo(tmp: Path, workers: int, port: int) -> list[Proc]:
+def start_echo(tmp: Path, workers: int, port: int, empty: Path) -> list[Proc]:
+    """``python -m gateway`` plus ``POST /echo``; N processes as the supervisor's workers run."""
     log = tmp / f"echo-w{workers}.log"
-    cmd = [sys.executable, str(SCRIPTS / "bench_echo_server.py"), "--port", str(port)]
-    if workers > 1:
-        cmd.append("--reuse-port")
-    return [Proc(f"bench_echo_server #{i}", cmd, log) for i in range(workers)]
+    base = [sys.executable, str(SCRIPTS / "bench_echo_server.py"), "serve", "--host", HOST]
+    base += ["--port", str(port), "--transformers", str(empty)]
+    if workers == 1:
+        return [Proc("bench_echo_server", base, log)]
+    # --worker-id is what the supervisor passes its workers: it turns on SO_REUSEPORT.
+    return [
+        Proc(f"bench_echo_server worker {i}", [*base, "--worker-id", str(i)], log)
+        for i in range(workers)
+    ]
 
 
 def start_nginx(tmp: Path, workers: int, port: int) -> list[Proc]:
@@ -481,7 +489,7 @@ def _server_rows(
             if sc.key == "live":
                 procs = start_gateway(tmp, workers, port, empty)
             else:
-                procs = start_echo(tmp, workers, port)
+                procs = start_echo(tmp, workers, port, empty)
             with running(procs):
                 wait_ready(procs, port, "/health/live", log_marker=b"listening on", markers=workers)
                 if sc.key == "echo":
