@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,14 +15,27 @@ from gateway.upstream_transport import PooledTransport
 HANG_S = 20
 """A test still running after this many seconds of the trio clock has hung."""
 
+_HERE = Path(__file__).parent
 
-@pytest.fixture(autouse=True)
-async def hang_guard(nursery: trio.Nursery) -> None:
-    async def guard() -> None:
-        await trio.sleep(HANG_S)
-        raise AssertionError(f"test still running after {HANG_S} s")
 
-    nursery.start_soon(guard)
+def _with_hang_limit(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(test)
+    async def guarded(*args: Any, **kwargs: Any) -> None:
+        with trio.fail_after(HANG_S):
+            await test(*args, **kwargs)
+
+    return guarded
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every async test in this directory runs under a hang limit (fail_after)."""
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and item.path.is_relative_to(_HERE)
+            and inspect.iscoroutinefunction(item.obj)
+        ):
+            item.obj = _with_hang_limit(item.obj)
 
 
 @pytest.fixture
