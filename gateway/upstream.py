@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import httpx
 
-from gateway.upstream_transport import PooledTransport
+from gateway.upstream_transport import PooledTransport, environment_proxy_mounts
 
 __all__ = [
     "ConnectFailure",
@@ -69,17 +69,19 @@ class UpstreamRequest:
 TransportFactory = Callable[[ssl.SSLContext | bool], httpx.AsyncBaseTransport]
 
 
-def _default_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
-    """Our pooled h11 transport (httpx's own pool polls every idle connection per request)."""
+def _context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    context = ssl.create_default_context()
     if verify is False:
-        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif isinstance(verify, ssl.SSLContext):
-        context = verify
-    else:
-        context = ssl.create_default_context()
-    return PooledTransport(ssl_context=context)
+    return context
+
+
+def _default_transport(verify: ssl.SSLContext | bool) -> httpx.AsyncBaseTransport:
+    """Our pooled h11 transport (httpx's own pool polls every idle connection per request)."""
+    return PooledTransport(ssl_context=_context(verify))
 
 
 class UpstreamClient:
@@ -101,8 +103,10 @@ class UpstreamClient:
                 ssl_setting = ssl.create_default_context(cafile=verify)
             else:
                 ssl_setting = verify
+            # With transport= httpx ignores HTTP(S)_PROXY/NO_PROXY; the mounts bring them back.
             client = httpx.AsyncClient(
                 transport=self._factory(ssl_setting),
+                mounts=environment_proxy_mounts(ssl_context=_context(ssl_setting)),
                 verify=ssl_setting,
                 trust_env=True,
                 timeout=httpx.Timeout(None),

@@ -100,6 +100,8 @@ class FakeProvider:
             Route("POST", "/v1/messages", self.handle, watch_disconnect=True),
             Route("POST", "/v1/messages/count_tokens", self.handle, watch_disconnect=True),
             Route("POST", "/v1beta/models/{rest:path}", self.handle, watch_disconnect=True),
+            # absolute-form targets: this fake also serves as an HTTP forward proxy
+            Route("POST", "http://{rest:path}", self.handle, watch_disconnect=True),
         ]
         server = Server(Config(), Router(routes))
         listeners = await open_listeners("127.0.0.1", 0)

@@ -51,7 +51,8 @@ def _provider_file(tdir, name, fake, fmt="openai", **extra):
 
 
 async def _post(gw, path, body, **kw):
-    async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
+    # trust_env=False: tests that set HTTP_PROXY mean the gateway's upstream calls, not ours.
+    async with httpx.AsyncClient(base_url=gw.url, timeout=30, trust_env=False) as client:
         return await client.post(path, json=body, **kw)
 
 
@@ -409,3 +410,26 @@ async def test_provider_breaking_off_ends_the_stream_with_an_in_stream_error(
     assert "broke" in json.loads(data[-1])["error"]["message"]
     for line in data:
         json.loads(line)  # no half event reached the client
+
+
+@pytest.mark.parametrize("bypass", [False, True], ids=["via-proxy", "no-proxy"])
+async def test_http_proxy_from_the_environment_is_honoured(
+    nursery, provider, backup, tdir, monkeypatch, bypass
+):
+    monkeypatch.setenv("HTTP_PROXY", backup.url)  # the backup fake plays the forward proxy
+    for name in ("http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if bypass:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    else:
+        monkeypatch.delenv("NO_PROXY", raising=False)
+    _provider_file(tdir, "p", provider)
+    gw = await start_gateway(nursery, tdir)
+    reply = await _post(gw, *FORMAT_PATHS["openai"])
+    assert reply.status_code == 200
+    if bypass:
+        assert len(provider.seen) == 1
+        assert backup.seen == []
+    else:
+        assert provider.seen == []
+        assert backup.seen[0].path == f"{provider.url}/v1/chat/completions"
