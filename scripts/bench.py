@@ -18,8 +18,10 @@ reference; the ratio is taken within the same run).
   supervisor's workers do.
 - Gateway processes run with the default settings and the same logging as
   ``python -m gateway`` (``setup_logging``; text access lines on), their
-  stderr written to a file, so every request costs its real access-log line.
-  The "logged" column counts access lines written during the measured window.
+  stderr written to a file, so requests cost their real access-log lines.
+  The "logged" column counts the lines written for the measured window: the
+  gateway's log queue drops lines when its writer thread falls behind, and
+  a warning under the table names any shortfall.
 - nginx: a generated nginx.conf with ``worker_processes N``, ``reuseport``,
   ``access_log`` to a file, ``return 200 '{"status":"live"}'`` for the GET and,
   for the echo, stock modules only: ``mirror`` with ``mirror_request_body on``
@@ -41,8 +43,8 @@ Every process started here is stopped on the way out (SIGTERM, then SIGKILL
 to its process group), including on Ctrl-C and SIGTERM.
 
 More subcommands (``proxy``, ``convert``) plug in through :data:`COMMANDS`;
-the helpers they share are :class:`Proc` (start a process, wait for its
-port), :func:`measure` (warm up, load, collect CPU and log counts) and
+the helpers they share are :class:`Proc` and :func:`wait_ready` (start a
+process, wait for its port), :func:`measure` (warm up, load, collect CPU and log counts) and
 :func:`print_table`.
 """
 

@@ -29,6 +29,7 @@ from gateway.server.routes import Route
 if TYPE_CHECKING:
     from gateway.server.connection import Exchange
 
+
 class EchoApp(gateway.app.App):
     """The gateway's App plus ``POST /echo``."""
 
