@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["App", "StartupError", "run"]
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE.encode("ascii")
+LIVE_BODY = b'{"status":"live"}'  # probes hit this often: no JSON encoding per request
 
 LOG = logging.getLogger("gateway")
 
@@ -174,7 +175,7 @@ class App:
     # -- health ----------------------------------------------------------------------------
 
     async def live(self, ex: Exchange) -> None:
-        await ex.respond_json(200, {"status": "live"})
+        await ex.respond(200, LIVE_BODY)
 
     def _started(self) -> bool:
         return self.registry is None or self.registry.initial_load_done.is_set()

@@ -113,3 +113,29 @@ def test_workers_finish_in_flight_requests_on_sigterm(tmp_path):
         assert result["reply"].startswith(b"HTTP/1.1 200 ")
         assert gw.proc.wait(15) == 0
         sock.close()
+
+
+def test_every_request_gets_an_access_line_under_load(tmp_path):
+    import concurrent.futures
+
+    requests_per_client, clients = 300, 8
+    with run_gateway(tmp_path, "--log-format", "json") as gw:
+
+        def hammer(i: int) -> int:
+            with httpx.Client(base_url=gw.url) as client:
+                for n in range(requests_per_client):
+                    client.get("/health/live", headers={"x-request-id": f"load-{i}-{n}"})
+            return requests_per_client
+
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            sent = sum(pool.map(hammer, range(clients)))
+        assert gw.terminate() == 0
+        import json
+
+        lines = [json.loads(line) for line in gw.log().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "gateway.access"]
+    ids = {line["request_id"] for line in access if line["request_id"].startswith("load-")}
+    assert len(ids) == sent == clients * requests_per_client
+    sample = access[0]
+    for field in ("request_id", "method", "path", "status", "bytes", "duration_ms", "client"):
+        assert field in sample
