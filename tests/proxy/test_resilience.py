@@ -433,3 +433,61 @@ async def test_http_proxy_from_the_environment_is_honoured(
     else:
         assert provider.seen == []
         assert backup.seen[0].path == f"{provider.url}/v1/chat/completions"
+
+
+class _NeverConnects(httpx.AsyncBaseTransport):
+    """A transport whose connect never completes (a black-holed provider address)."""
+
+    def __init__(self) -> None:
+        self.started = trio.Event()
+        self.cancelled = trio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.cancelled.set()
+
+
+async def test_client_leaving_while_the_gateway_connects_cancels_the_connect(nursery, tdir):
+    from gateway.upstream import UpstreamClient
+
+    hanging = _NeverConnects()
+    write_transformer(
+        tdir, "p", {"format": "openai", "base_url": "http://10.255.255.1/v1", "models": {"m": "x"}}
+    )
+
+    def tweak(app):
+        app.upstream = app.proxy.upstream = UpstreamClient(transport_factory=lambda _v: hanging)
+
+    gw = await start_gateway(nursery, tdir, tweak=tweak)
+    stream = await _raw_request(gw, *FORMAT_PATHS["openai"])
+    with trio.fail_after(5):
+        await hanging.started.wait()
+    await stream.aclose()
+    with trio.fail_after(1):
+        await hanging.cancelled.wait()
+    await eventually(lambda: gw.app.server.connections == 0)
+
+
+async def test_client_leaving_during_a_fallback_cancels_the_fallback(
+    nursery, provider, backup, tdir
+):
+    _provider_file(
+        tdir,
+        "a-primary",
+        provider,
+        models={"m": {"model": "up", "fallbacks": ["b-backup/x"]}},
+        retry={"retries": 0, "backoff_s": 0},
+    )
+    _provider_file(tdir, "b-backup", backup, models={"*": "*"})
+    provider.then(_err(503))
+    backup.then(Step("hang"))
+    gw = await start_gateway(nursery, tdir)
+    stream = await _raw_request(gw, *FORMAT_PATHS["openai"])
+    with trio.fail_after(5):
+        await backup.in_handler.wait()  # the primary failed; the fallback is under way
+    await stream.aclose()
+    with trio.fail_after(1):
+        await backup.handler_gone.wait()
