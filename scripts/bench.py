@@ -73,6 +73,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_load import LoadSpec, have_wrk, run_load
 
+# Subcommand modules `import bench`: make that this very module, also when run as a script,
+# so that there is one Proc class and stop_all() stops every process they start.
+sys.modules.setdefault("bench", sys.modules[__name__])
+
 HOST = "127.0.0.1"
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
@@ -795,6 +799,12 @@ COMMANDS["server"] = (
     _server_options,
     cmd_server,
 )
+
+
+# Subcommands in modules of their own (they import the helpers above from `bench`).
+import bench_proxy  # noqa: E402
+
+COMMANDS["proxy"] = bench_proxy.COMMAND
 
 
 def build_parser() -> argparse.ArgumentParser:
