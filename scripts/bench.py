@@ -802,9 +802,11 @@ COMMANDS["server"] = (
 
 
 # Subcommands in modules of their own (they import the helpers above from `bench`).
+import bench_convert  # noqa: E402
 import bench_proxy  # noqa: E402
 
 COMMANDS["proxy"] = bench_proxy.COMMAND
+COMMANDS["convert"] = bench_convert.COMMAND
 
 
 def build_parser() -> argparse.ArgumentParser:

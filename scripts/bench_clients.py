@@ -359,6 +359,7 @@ class StreamLoad:
     non_2xx: int = 0
     duration_s: float = 0.0
     first_event_ms: list[float] = field(default_factory=list)
+    events_per_stream: list[int] = field(default_factory=list)
 
     @property
     def events_per_s(self) -> float:
@@ -406,6 +407,7 @@ async def _streams(
                         result.non_2xx += 1
                         continue
                     result.streams += 1
+                    result.events_per_stream.append(resp.events)
                     if first:
                         result.first_event_ms.append((first[0] - resp.started) * 1000)
                     if expect_events and resp.events < expect_events:

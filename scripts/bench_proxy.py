@@ -225,7 +225,12 @@ def stream_relay(
         cpu = Cpu({"gateway": gw, "upstream": rig.upstream})
         res = run_streams(port, data, args.streams, args.duration)
         used = cpu.stop()
-        relayed = res.streams * upstream_events
+        # Events the clients got in the window (partial streams included), in upstream events:
+        # a converted stream may carry a few more or fewer events than the upstream sent.
+        per_stream = (
+            sum(res.events_per_stream) / len(res.events_per_stream) if res.events_per_stream else 0
+        )
+        relayed = res.events * upstream_events / per_stream if per_stream else 0.0
         row = {
             "connections": args.streams,
             "duration_s": round(res.duration_s, 3),
@@ -233,7 +238,9 @@ def stream_relay(
             "events": res.events,
             "events_per_s": res.events_per_s,
             "streams_per_s": res.streams_per_s,
+            "client_events_per_stream": per_stream,
             "upstream_events_per_s": relayed / res.duration_s if res.duration_s else 0.0,
+            "gateway_cpu_us_per_upstream_event": used["gateway"] / relayed * 1e6 if relayed else 0,
             "first_event_p50_ms": percentile(res.first_event_ms, 50),
             "errors": res.errors + res.non_2xx,
             "cpu_s": {k: round(v, 3) for k, v in used.items()},
