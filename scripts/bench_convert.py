@@ -58,7 +58,17 @@ from typing import Any
 
 from bench import add_load_options, note
 from bench_proxy import stream_relay
-from bench_rig import Cpu, Rig, Verdict, fmt_num, have_wrk, print_block, print_verdicts, run_wrk
+from bench_rig import (
+    Cpu,
+    Rig,
+    Verdict,
+    fmt_num,
+    have_wrk,
+    print_block,
+    print_noise,
+    print_verdicts,
+    run_wrk,
+)
 from bench_workloads import (
     claude_code_request,
     in_format,
@@ -430,6 +440,7 @@ def print_report(res: dict[str, Any], out: Any) -> None:
             out,
             notes=f"converted / same-format upstream events/s: {st['ratio']:.2f}x",
         )  # fmt: skip
+    print_noise(res, out)
     if res["targets"]:
         print_verdicts([Verdict(**t) for t in res["targets"]], out)
 

@@ -60,6 +60,7 @@ from bench_rig import (
     fmt_num,
     have_wrk,
     print_block,
+    print_noise,
     print_verdicts,
     rss_kib,
     run_wrk,
@@ -512,7 +513,8 @@ def print_report(res: dict[str, Any], out: Any) -> None:
         rows,
         out,
     )
-    print_verdicts([Verdict(**{k: v for k, v in t.items()}) for t in res["targets"]], out)
+    print_noise(res, out)
+    print_verdicts([Verdict(**t) for t in res["targets"]], out)
 
 
 def _defaults(args: argparse.Namespace) -> None:

@@ -307,6 +307,36 @@ def print_verdicts(verdicts: list[Verdict], out: TextIO) -> None:
     print_block("Targets", ["target", "wanted", "measured", ""], rows, out)
 
 
+#: Cores used by other processes during a run above which the run is flagged as noisy.
+NOISE_CORES = 0.15
+
+
+def noisy_runs(doc: Any, path: str = "") -> list[str]:
+    """Every run in ``doc`` whose ``cpu_s`` shows other work on the machine, as text."""
+    found = []
+    if isinstance(doc, dict):
+        cpu = doc.get("cpu_s")
+        if isinstance(cpu, dict) and cpu.get("wall"):
+            other = cpu.get("other", 0.0) / cpu["wall"]
+            if other > NOISE_CORES:
+                found.append(f"{path.strip('/')}: {other:.2f} cores")
+        for key, value in doc.items():
+            if key != "cpu_s":
+                found += noisy_runs(value, f"{path}/{key}")
+    return found
+
+
+def print_noise(doc: Any, out: TextIO) -> None:
+    noisy = noisy_runs(doc)
+    if noisy:
+        print(
+            "WARNING: other processes used CPU during these runs (the machine has "
+            f"{os.cpu_count()} CPUs; rerun when it is quiet):\n  " + "\n  ".join(noisy),
+            file=out,
+        )
+        print(file=out)
+
+
 def fmt_num(value: float, digits: int = 0) -> str:
     if value != value:  # NaN
         return "-"
