@@ -41,7 +41,8 @@ class Step:
 class FakeProvider:
     """Answers with its script (one step per request; the last step repeats)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Any = None) -> None:
+        self.tls = tls  # an ssl.SSLContext: serve HTTPS
         self.seen: list[Seen] = []
         self.script: list[Step] = []
         self.handler_gone = trio.Event()  # a handler was cancelled: the gateway hung up
@@ -50,7 +51,8 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def then(self, *steps: Step) -> FakeProvider:
         self.script.extend(steps)
@@ -103,7 +105,7 @@ class FakeProvider:
             # absolute-form targets: this fake also serves as an HTTP forward proxy
             Route("POST", "http://{rest:path}", self.handle, watch_disconnect=True),
         ]
-        server = Server(Config(), Router(routes))
+        server = Server(Config(), Router(routes), tls=self.tls)
         listeners = await open_listeners("127.0.0.1", 0)
         self.port = listeners[0].socket.getsockname()[1]
         await server.serve(listeners, task_status=task_status)

@@ -491,3 +491,31 @@ async def test_client_leaving_during_a_fallback_cancels_the_fallback(
     await stream.aclose()
     with trio.fail_after(1):
         await backup.handler_gone.wait()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["ca-bundle", "untrusted"])
+async def test_tls_verify_with_a_ca_bundle(nursery, tdir, tmp_path, trusted):
+    import ssl
+
+    import trustme
+
+    from tests.proxy.fakes import FakeProvider
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    secure = FakeProvider(tls=server_ctx)
+    await nursery.start(secure.serve)
+    bundle = tmp_path / "ca.pem"
+    (ca if trusted else trustme.CA()).cert_pem.write_to_path(str(bundle))
+    _provider_file(tdir, "p", secure, tls_verify=str(bundle), retry={"retries": 0, "backoff_s": 0})
+    secure.then(Step("json", body=openai_reply("over tls")))
+    gw = await start_gateway(nursery, tdir)
+    reply = await _post(gw, *FORMAT_PATHS["openai"])
+    if trusted:
+        assert reply.status_code == 200
+        assert reply.json()["choices"][0]["message"]["content"] == "over tls"
+    else:
+        assert reply.status_code == 502
+        assert "Could not reach provider 'p'" in reply.json()["error"]["message"]
+        assert secure.seen == []
