@@ -265,7 +265,7 @@ class Proxy:
         )
         started = trio.current_time()
         committed = False
-        relay = adapter.relay()
+        relay: FramedRelay | ConvertingRelay | None = None  # made once a stream starts
         with trio.CancelScope(deadline=started + t.timeouts.first_byte) as first_byte:
             try:
                 async with self.upstream.stream(request) as resp:
@@ -283,6 +283,7 @@ class Proxy:
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
                     ex.upstream_wait_s += trio.current_time() - started
+                    relay = adapter.relay()
                     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
                     committed = True
                     await self._relay(ex, t, resp, relay, first_byte)
@@ -292,14 +293,14 @@ class Proxy:
             except trio.TooSlowError:  # a non-streamed body stalled before the status went out
                 return timeout_failure(t.name, "idle", t.timeouts.idle)
             except (ProtocolFailure, SSEError) as exc:
-                if not committed:
+                if relay is None or not committed:
                     return Failure(
                         _broken(t.name, str(exc)), retry=True, fallback=True, kind="protocol"
                     )
                 await ex.send(relay.error(*_broken_parts(t.name, str(exc))))
                 return None
         # Only the first-byte deadline gets here.
-        if committed:
+        if relay is not None and committed:
             message = (
                 f"Provider {t.name!r} sent no first token within its first_byte "
                 f"timeout ({t.timeouts.first_byte:g} s)."

@@ -70,20 +70,27 @@ def expect_str(value: Any, path: str) -> str:
     return value
 
 
+def field_path(path: str, key: str) -> str:
+    """``path.key`` (just ``key`` at the top level): built only when an error names it."""
+    return f"{path}.{key}" if path else key
+
+
+# The opt_* readers are on every request's hot path: the common case (absent or of the
+# right type) returns at once, and the JSON path of the field is only built for an error.
+
+
 def opt_str(d: Mapping[str, Any], key: str, path: str) -> str | None:
     value = d.get(key)
-    if value is None:
-        return None
-    return expect_str(value, f"{path}.{key}" if path else key)
+    if value is None or isinstance(value, str):
+        return value
+    raise bad_type(field_path(path, key), "a string", value)
 
 
 def opt_bool(d: Mapping[str, Any], key: str, path: str) -> bool | None:
     value = d.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise bad_type(f"{path}.{key}" if path else key, "a boolean", value)
-    return value
+    if value is None or isinstance(value, bool):
+        return value
+    raise bad_type(field_path(path, key), "a boolean", value)
 
 
 def opt_int(d: Mapping[str, Any], key: str, path: str) -> int | None:
@@ -93,7 +100,7 @@ def opt_int(d: Mapping[str, Any], key: str, path: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_type(f"{path}.{key}" if path else key, "an integer", value)
+        raise bad_type(field_path(path, key), "an integer", value)
     return value
 
 
@@ -102,32 +109,32 @@ def opt_num(d: Mapping[str, Any], key: str, path: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_type(f"{path}.{key}" if path else key, "a number", value)
+        raise bad_type(field_path(path, key), "a number", value)
     return value
 
 
 def opt_dict(d: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
     value = d.get(key)
-    if value is None:
-        return None
-    return expect_dict(value, f"{path}.{key}" if path else key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise bad_type(field_path(path, key), "an object", value)
 
 
 def opt_list(d: Mapping[str, Any], key: str, path: str) -> list[Any] | None:
     value = d.get(key)
-    if value is None:
-        return None
-    return expect_list(value, f"{path}.{key}" if path else key)
+    if value is None or isinstance(value, list):
+        return value
+    raise bad_type(field_path(path, key), "an array", value)
 
 
 def str_or_list(d: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
     """A field that is a string or an array of strings (OpenAI ``stop``)."""
     value = d.get(key)
-    where = f"{path}.{key}" if path else key
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
+    where = field_path(path, key)
     items = expect_list(value, where)
     return tuple(expect_str(v, f"{where}[{i}]") for i, v in enumerate(items))
 

@@ -125,12 +125,10 @@ def parse_request(
         raise BadRequest("`messages` is required.")
     messages: list[Message] = []
     for i, raw in enumerate(u.expect_list(raw_messages, "messages")):
-        role, parts = _parse_message(raw, f"messages[{i}]", notes)
+        role, parts = _parse_message(raw, i, notes)
         append_message(messages, role, parts)
 
-    tools = tuple(
-        _parse_tool(t, f"tools[{i}]") for i, t in enumerate(u.opt_list(body, "tools", "") or ())
-    )
+    tools = tuple(_parse_tool(t, i) for i, t in enumerate(u.opt_list(body, "tools", "") or ()))
     tool_choice, parallel = _parse_tool_choice(u.opt_dict(body, "tool_choice", ""))
     output_config = u.opt_dict(body, "output_config", "") or {}
     reasoning = _parse_thinking(u.opt_dict(body, "thinking", ""), output_config)
@@ -179,19 +177,21 @@ def _parse_system(raw: Any) -> tuple[Text, ...]:
     return tuple(out)
 
 
-def _parse_message(raw: Any, path: str, notes: list[str]) -> tuple[Any, list[ContentPart]]:
-    raw = u.expect_dict(raw, path)
+def _parse_message(raw: Any, i: int, notes: list[str]) -> tuple[Any, list[ContentPart]]:
+    """``messages[i]`` (its JSON path is only built for errors)."""
+    if not isinstance(raw, dict):
+        raise u.bad_type(f"messages[{i}]", "an object", raw)
     role = raw.get("role")
     if role not in ("user", "assistant", "system"):
-        raise BadRequest(f"`{path}.role` must be 'user', 'assistant' or 'system'.")
+        raise BadRequest(f"`messages[{i}].role` must be 'user', 'assistant' or 'system'.")
     content = raw.get("content")
     if isinstance(content, str):
         return role, [Text(content)] if content else []
+    if not isinstance(content, list):
+        raise u.bad_type(f"messages[{i}].content", "an array", content)
     parts: list[ContentPart] = []
-    for j, block in enumerate(u.expect_list(content, f"{path}.content")):
-        part = _parse_block(
-            u.expect_dict(block, f"{path}.content[{j}]"), f"{path}.content[{j}]", notes
-        )
+    for j, block in enumerate(content):
+        part = _parse_block(block, i, j, notes)
         if part is not None:
             parts.append(part)
     if role == "system":
@@ -199,7 +199,37 @@ def _parse_message(raw: Any, path: str, notes: list[str]) -> tuple[Any, list[Con
     return role, parts
 
 
-def _parse_block(block: dict[str, Any], path: str, notes: list[str]) -> ContentPart | None:
+def _parse_block(raw: Any, i: int, j: int, notes: list[str]) -> ContentPart | None:
+    """``messages[i].content[j]``: the common kinds inline, the rest checked field by field."""
+    if not isinstance(raw, dict):
+        raise u.bad_type(f"messages[{i}].content[{j}]", "an object", raw)
+    kind = raw.get("type")
+    if kind == "text":
+        text = raw.get("text")
+        if isinstance(text, str):
+            return Text(text, raw.get("cache_control")) if text else None
+    elif kind == "tool_use":
+        call_id, name, args = raw.get("id"), raw.get("name"), raw.get("input")
+        if isinstance(call_id, str) and isinstance(name, str):
+            call_id, sig = split_signature(call_id)
+            arguments = "{}" if args is None else u.dumps(args)
+            return ToolCall(id=call_id, name=name, arguments=arguments, signature=sig)
+    elif kind == "tool_result":
+        call_id, content = raw.get("tool_use_id"), raw.get("content")
+        if isinstance(call_id, str) and isinstance(content, str):
+            is_error = raw.get("is_error")
+            if is_error is None or isinstance(is_error, bool):
+                return ToolResult(
+                    call_id=split_signature(call_id)[0],
+                    content=(Text(content),) if content else (),
+                    is_error=bool(is_error),
+                    cache_control=raw.get("cache_control"),
+                )
+    # Everything else, and the common kinds with an odd or missing field, the long way.
+    return _parse_block_checked(raw, f"messages[{i}].content[{j}]", notes)
+
+
+def _parse_block_checked(block: dict[str, Any], path: str, notes: list[str]) -> ContentPart | None:
     kind = block.get("type")
     if kind == "text":
         text = u.opt_str(block, "text", path) or ""
@@ -277,15 +307,27 @@ def _parse_result_content(raw: Any, path: str, notes: list[str]) -> tuple[Any, .
         return (Text(raw),) if raw else ()
     out: list[Any] = []
     for i, block in enumerate(u.expect_list(raw, path)):
-        part = _parse_block(u.expect_dict(block, f"{path}[{i}]"), f"{path}[{i}]", notes)
+        part = _parse_block_checked(u.expect_dict(block, f"{path}[{i}]"), f"{path}[{i}]", notes)
         if isinstance(part, (Text, Image, Document)):
             out.append(part)
     return tuple(out)
 
 
-def _parse_tool(raw: Any, path: str) -> Tool:
-    raw = u.expect_dict(raw, path)
-    kind = raw.get("type")
+def _parse_tool(raw: Any, i: int) -> Tool:
+    if not isinstance(raw, dict):
+        raise u.bad_type(f"tools[{i}]", "an object", raw)
+    kind, name, description = raw.get("type"), raw.get("name"), raw.get("description")
+    schema, strict = raw.get("input_schema"), raw.get("strict")
+    if (
+        kind is None
+        and name
+        and isinstance(name, str)
+        and (description is None or isinstance(description, str))
+        and (schema is None or isinstance(schema, dict))
+        and (strict is None or isinstance(strict, bool))
+    ):
+        return Tool(name, description, schema, strict, raw.get("cache_control"))
+    path = f"tools[{i}]"
     if kind not in (None, "custom"):
         raise BadRequest(
             f"`{path}`: the server tool {kind!r} only exists on Anthropic's own API and cannot "
