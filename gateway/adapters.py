@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
+from gateway.convert.memo import Memo
 from gateway.convert.model import StreamError
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
@@ -128,12 +129,16 @@ class Passthrough:
 class Converting:
     """Client and provider speak different formats."""
 
-    def __init__(self, call: Call, target: Target) -> None:
+    def __init__(self, call: Call, target: Target, memo: Memo | None = None) -> None:
         self.call = call
         self.client = CODECS[call.fmt]
         self.upstream = CODECS[target.transformer.format]
-        self.req, notes = self.client.parse_request(call.body, model=call.model, stream=call.stream)
-        body, more = self.upstream.render_request(self.req, upstream_model=target.upstream_model)
+        self.req, notes = self.client.parse_request(
+            call.body, model=call.model, stream=call.stream, memo=memo, size=call.size
+        )
+        body, more = self.upstream.render_request(
+            self.req, upstream_model=target.upstream_model, memo=memo
+        )
         self.notes = (*notes, *more)
         self.body = _edited(body, call, target)
         self.tool_names = self.upstream.tool_name_map(self.req)
@@ -185,8 +190,12 @@ def whole_as_stream(
     return b"".join(out)
 
 
-def make_adapter(call: Call, target: Target) -> Passthrough | Converting:
-    """The adapter for ``call`` on ``target`` (BadRequest when it cannot be expressed there)."""
+def make_adapter(call: Call, target: Target, memo: Memo | None = None) -> Passthrough | Converting:
+    """The adapter for ``call`` on ``target`` (BadRequest when it cannot be expressed there).
+
+    ``memo`` lets a conversion reuse what an earlier request of the same conversation
+    shares with this one (gateway.convert.memo); the body is the same either way.
+    """
     if call.fmt == target.transformer.format:
         return Passthrough(call, target)
-    return Converting(call, target)
+    return Converting(call, target, memo)

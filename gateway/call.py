@@ -19,6 +19,7 @@ class Call:
         model: the model name the client asked for.
         stream: the client asked for a stream.
         body: the parsed JSON body (not modified by the proxy).
+        size: the body's size in bytes as it arrived (0 when unknown).
     """
 
     fmt: str
@@ -26,3 +27,4 @@ class Call:
     model: str
     stream: bool
     body: dict[str, Any]
+    size: int = 0

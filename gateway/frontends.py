@@ -55,7 +55,7 @@ def openai_call(ex: Exchange) -> Call:
     body = parse_json_object(ex.request.body)
     model = _require(body, "model", str, "a model name string")
     _require(body, "messages", list, "a list of messages")
-    return Call("openai", "chat", model, bool(body.get("stream")), body)
+    return Call("openai", "chat", model, bool(body.get("stream")), body, len(ex.request.body))
 
 
 def anthropic_call(ex: Exchange, *, count_tokens: bool = False) -> Call:
@@ -64,8 +64,9 @@ def anthropic_call(ex: Exchange, *, count_tokens: bool = False) -> Call:
     model = _require(body, "model", str, "a model name string")
     _require(body, "messages", list, "a list of messages")
     if count_tokens:
-        return Call("anthropic", "count_tokens", model, False, body)
-    return Call("anthropic", "messages", model, bool(body.get("stream")), body)
+        return Call("anthropic", "count_tokens", model, False, body, len(ex.request.body))
+    size = len(ex.request.body)
+    return Call("anthropic", "messages", model, bool(body.get("stream")), body, size)
 
 
 def gemini_call(ex: Exchange) -> Call:
@@ -79,4 +80,4 @@ def gemini_call(ex: Exchange) -> Call:
         )
     body = parse_json_object(ex.request.body)
     _require(body, "contents", list, "a list of contents")
-    return Call("gemini", "generate", model, GEMINI_METHODS[method], body)
+    return Call("gemini", "generate", model, GEMINI_METHODS[method], body, len(ex.request.body))

@@ -35,6 +35,7 @@ import trio
 from gateway.adapters import Converting, make_adapter, whole_as_stream
 from gateway.call import Call
 from gateway.convert import CODECS
+from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
 from gateway.errors import (
     ErrorKind,
@@ -103,6 +104,8 @@ class Proxy:
         self.keys = KeyPool(trio.current_time)
         self.keepalive_s = keepalive_s
         self._turns: dict[str, int] = {}
+        #: Parsed history and tools of recent conversations (gateway.convert.memo).
+        self.memo = Memo()
 
     # -- the request -----------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Proxy:
             )
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
-        adapter = make_adapter(upstream_call, target)
+        adapter = make_adapter(upstream_call, target, self.memo)
         if adapter.notes:
             LOG.debug(
                 "converting %s -> %s dropped: %s",

@@ -68,6 +68,21 @@ def append_message(out: list[Message], role: Role, parts: Iterable[ContentPart])
         out.append(Message(role, parts))
 
 
+def add_message(out: list[Message], message: Message) -> None:
+    """:func:`append_message` for a message already built: kept as it is unless it merges.
+
+    Parsers build one :class:`Message` per wire message (the unit
+    :class:`~gateway.convert.memo.Memo` keeps), so an unmerged message is the same object
+    from one request of a conversation to the next.
+    """
+    if not message.content:
+        return
+    if out and out[-1].role == message.role and message.role != "system":
+        append_message(out, message.role, message.content)
+    else:
+        out.append(message)
+
+
 def defer_system_messages(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     """Move system messages that sit between tool calls and their results after the results.
 

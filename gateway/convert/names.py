@@ -19,6 +19,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -58,6 +59,7 @@ _BAD_CHAR = {
 _BAD_ID_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few dozen names, every request and stream
 def wire_tool_name(name: str, fmt: str) -> str:
     """``name`` as format ``fmt`` accepts it (unchanged when already valid)."""
     valid = _VALID[fmt]

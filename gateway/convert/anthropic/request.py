@@ -24,16 +24,17 @@ BadRequest saying what to change.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.convert import _util as u
 from gateway.convert._common import (
     ANTHROPIC_EFFORT_BUDGET,
     EFFORTS,
-    append_message,
+    add_message,
     defer_system_messages,
 )
+from gateway.convert.memo import Memo
 from gateway.convert.model import (
     Audio,
     ContentPart,
@@ -100,7 +101,12 @@ _EFFORT = {
 
 
 def parse_request(
-    body: Any, *, model: str | None = None, stream: bool | None = None
+    body: Any,
+    *,
+    model: str | None = None,
+    stream: bool | None = None,
+    memo: Memo | None = None,
+    size: int = 0,
 ) -> tuple[Request, Notes]:
     """Parse an Anthropic Messages request body.
 
@@ -108,6 +114,8 @@ def parse_request(
         body: the decoded JSON body.
         model: overrides ``body["model"]`` when given.
         stream: overrides ``body["stream"]`` when given.
+        memo: reuse the parse of history and tools seen lately (same result).
+        size: the body's size in bytes, for the memo's bound.
 
     Returns:
         ``(request, notes)``.
@@ -123,12 +131,22 @@ def parse_request(
     raw_messages = body.get("messages")
     if raw_messages is None:
         raise BadRequest("`messages` is required.")
+    raw_list = u.expect_list(raw_messages, "messages")
+    if memo is not None:
+        parsed = memo.messages("anthropic", raw_list, _parse_one, size=size)
+    else:
+        parsed = [_parse_one(i, raw, ()) for i, raw in enumerate(raw_list)]
     messages: list[Message] = []
-    for i, raw in enumerate(u.expect_list(raw_messages, "messages")):
-        role, parts = _parse_message(raw, i, notes)
-        append_message(messages, role, parts)
+    for message, more in parsed:
+        if more:
+            notes.extend(more)
+        add_message(messages, message)
 
-    tools = tuple(_parse_tool(t, i) for i, t in enumerate(u.opt_list(body, "tools", "") or ()))
+    raw_tools = u.opt_list(body, "tools", "") or []
+    if memo is not None and raw_tools:
+        tools = memo.tools("anthropic", raw_tools, _parse_tools, size=size)
+    else:
+        tools = _parse_tools(raw_tools)
     tool_choice, parallel = _parse_tool_choice(u.opt_dict(body, "tool_choice", ""))
     output_config = u.opt_dict(body, "output_config", "") or {}
     reasoning = _parse_thinking(u.opt_dict(body, "thinking", ""), output_config)
@@ -177,7 +195,18 @@ def _parse_system(raw: Any) -> tuple[Text, ...]:
     return tuple(out)
 
 
-def _parse_message(raw: Any, i: int, notes: list[str]) -> tuple[Any, list[ContentPart]]:
+def _parse_tools(raw: Sequence[Any]) -> tuple[Tool, ...]:
+    return tuple(_parse_tool(t, i) for i, t in enumerate(raw))
+
+
+def _parse_one(i: int, raw: Any, _earlier: Any) -> tuple[Message, Notes]:
+    """``messages[i]`` as ``(message, notes)`` (the unit :class:`Memo` keeps)."""
+    notes: list[str] = []
+    role, parts = _parse_message(raw, i, notes)
+    return Message(role, parts), tuple(notes)
+
+
+def _parse_message(raw: Any, i: int, notes: list[str]) -> tuple[Any, tuple[ContentPart, ...]]:
     """``messages[i]`` (its JSON path is only built for errors)."""
     if not isinstance(raw, dict):
         raise u.bad_type(f"messages[{i}]", "an object", raw)
@@ -186,7 +215,7 @@ def _parse_message(raw: Any, i: int, notes: list[str]) -> tuple[Any, list[Conten
         raise BadRequest(f"`messages[{i}].role` must be 'user', 'assistant' or 'system'.")
     content = raw.get("content")
     if isinstance(content, str):
-        return role, [Text(content)] if content else []
+        return role, (Text(content),) if content else ()
     if not isinstance(content, list):
         raise u.bad_type(f"messages[{i}].content", "an array", content)
     parts: list[ContentPart] = []
@@ -195,8 +224,8 @@ def _parse_message(raw: Any, i: int, notes: list[str]) -> tuple[Any, list[Conten
         if part is not None:
             parts.append(part)
     if role == "system":
-        parts = [p for p in parts if isinstance(p, Text)]
-    return role, parts
+        return role, tuple(p for p in parts if isinstance(p, Text))
+    return role, tuple(parts)
 
 
 def _parse_block(raw: Any, i: int, j: int, notes: list[str]) -> ContentPart | None:
@@ -394,6 +423,7 @@ def render_request(
     system_messages: bool = False,
     sampling: bool = True,
     adaptive_thinking: bool | None = None,
+    memo: Memo | None = None,
 ) -> tuple[dict[str, Any], Notes]:
     """Render a canonical request as an Anthropic Messages body.
 
@@ -406,6 +436,7 @@ def render_request(
         sampling: False drops temperature/top_p/top_k (models that reject them).
         adaptive_thinking: force (True) or forbid (False) adaptive thinking for an
             effort-only request; None decides by the model name.
+        memo: reuse the rendering of a tool list rendered lately (the same list).
 
     Returns:
         ``(body, notes)``.
@@ -465,7 +496,7 @@ def render_request(
     _render_sampling(req, body, notes, enabled=sampling and not thinking_on)
     if req.stop:
         body["stop_sequences"] = list(req.stop)
-    _render_tools(req, body, notes, thinking_on)
+    _render_tools(req, body, notes, thinking_on, memo)
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.metadata:
@@ -552,15 +583,7 @@ def _render_sampling(
         body["top_k"] = req.top_k
 
 
-def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool) -> None:
-    choice = req.tool_choice
-    tools = req.tools
-    if choice is not None and choice.allowed:
-        allowed = set(choice.allowed)
-        tools = tuple(t for t in tools if t.name in allowed)
-        notes.append("allowed_tools: tools outside the allowed list were left out")
-    if not tools:
-        return
+def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
     out = []
     for t in tools:
         schema = (
@@ -575,7 +598,24 @@ def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking
         if t.cache_control is not None:
             tool["cache_control"] = dict(t.cache_control)
         out.append(tool)
-    body["tools"] = out
+    return out
+
+
+def _render_tools(
+    req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool, memo: Memo | None
+) -> None:
+    choice = req.tool_choice
+    tools = req.tools
+    if choice is not None and choice.allowed:
+        allowed = set(choice.allowed)
+        tools = tuple(t for t in tools if t.name in allowed)
+        notes.append("allowed_tools: tools outside the allowed list were left out")
+    if not tools:
+        return
+    if memo is not None and tools is req.tools:
+        body["tools"] = memo.rendered_tools("anthropic", tools, None, lambda: _tool_list(tools))
+    else:
+        body["tools"] = _tool_list(tools)
     tc: dict[str, Any] | None = None
     if choice is not None:
         mode = choice.mode

@@ -27,10 +27,11 @@ from gateway.convert import _util as u
 from gateway.convert._common import (
     EFFORTS,
     GEMINI_EFFORT_BUDGET,
-    append_message,
+    add_message,
     call_names,
     result_text,
 )
+from gateway.convert.memo import Memo
 from gateway.convert.model import (
     Audio,
     ContentPart,
@@ -41,6 +42,7 @@ from gateway.convert.model import (
     Reasoning,
     Request,
     ResponseFormat,
+    Role,
     Text,
     Thinking,
     Tool,
@@ -96,7 +98,12 @@ def _glist(d: Mapping[str, Any], camel: str, path: str) -> list[Any]:
 
 
 def parse_request(
-    body: Any, *, model: str | None = None, stream: bool | None = None
+    body: Any,
+    *,
+    model: str | None = None,
+    stream: bool | None = None,
+    memo: Memo | None = None,
+    size: int = 0,
 ) -> tuple[Request, Notes]:
     """Parse a Gemini ``GenerateContentRequest`` body.
 
@@ -104,6 +111,8 @@ def parse_request(
         body: the decoded JSON body.
         model: the model named in the URL (``models/{model}:generateContent``).
         stream: True for ``:streamGenerateContent``.
+        memo: reuse the parse of history and tools seen lately (same result).
+        size: the body's size in bytes, for the memo's bound.
 
     Returns:
         ``(request, notes)``.
@@ -119,15 +128,18 @@ def parse_request(
         raise BadRequest("The model name is required in the request URL.")
     if gk(body, "contents") is None:
         raise BadRequest("`contents` is required.")
+    raw_list = _glist(body, "contents", "")
+    if memo is not None:
+        parsed = memo.messages("gemini", raw_list, _parse_one, size=size)
+    else:
+        parsed = []
+        for i, raw in enumerate(raw_list):
+            parsed.append(_parse_one(i, raw, parsed))
     messages: list[Message] = []
-    history: list[Message] = []  # model turns seen so far, for id matching
-    for i, raw in enumerate(_glist(body, "contents", "")):
-        content = u.expect_dict(raw, f"contents[{i}]")
-        role = "assistant" if content.get("role") == "model" else "user"
-        parts = _parse_parts(content, f"contents[{i}]", i, role, history, notes)
-        append_message(messages, role, parts)
-        if role == "assistant":
-            history.append(Message("assistant", tuple(parts)))
+    for message, more in parsed:
+        if more:
+            notes.extend(more)
+        add_message(messages, message)
     system = ()
     si = gk(body, "systemInstruction")
     if isinstance(si, str):
@@ -140,7 +152,11 @@ def parse_request(
             if isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"]
         )
     gen = _gdict(body, "generationConfig", "") or {}
-    tools = _parse_tools(_glist(body, "tools", ""))
+    raw_tools = _glist(body, "tools", "")
+    if memo is not None and raw_tools:
+        tools = memo.tools("gemini", raw_tools, _parse_tools, size=size)
+    else:
+        tools = _parse_tools(raw_tools)
     modalities = gk(gen, "responseModalities")
     req = Request(
         model=name,
@@ -181,12 +197,26 @@ def _gnum(d: Mapping[str, Any], camel: str) -> float | None:
     return u.opt_num({camel: value}, camel, "generationConfig")
 
 
+def _parse_one(i: int, raw: Any, earlier: list[tuple[Message, Notes]]) -> tuple[Message, Notes]:
+    """``contents[i]`` as ``(message, notes)`` (the unit :class:`Memo` keeps).
+
+    A function response without an id is matched to the calls of the model turn before it,
+    so ``earlier`` (the parses of ``contents[:i]``) is searched for that turn.
+    """
+    content = u.expect_dict(raw, f"contents[{i}]")
+    role: Role = "assistant" if content.get("role") == "model" else "user"
+    previous = next((m.content for m, _ in reversed(earlier) if m.role == "assistant"), ())
+    notes: list[str] = []
+    parts = _parse_parts(content, f"contents[{i}]", i, role, previous, notes)
+    return Message(role, tuple(parts)), tuple(notes)
+
+
 def _parse_parts(
     content: dict[str, Any],
     path: str,
     turn: int,
     role: str,
-    history: list[Message],
+    previous: tuple[ContentPart, ...],
     notes: list[str],
 ) -> list[ContentPart]:
     out: list[ContentPart] = []
@@ -223,7 +253,7 @@ def _parse_parts(
             n_calls += 1
         elif gk(part, "functionResponse") is not None:
             fr = u.expect_dict(gk(part, "functionResponse"), f"{where}.functionResponse")
-            out.append(_parse_function_response(fr, f"{where}.functionResponse", history, used))
+            out.append(_parse_function_response(fr, f"{where}.functionResponse", previous, used))
         else:
             notes.append(f"dropped {where}: part kind has no equivalent in other formats")
     return out
@@ -238,13 +268,12 @@ def _media(mime: str, *, data: str | None = None, url: str | None = None) -> Con
 
 
 def _parse_function_response(
-    fr: dict[str, Any], path: str, history: list[Message], used: set[str]
+    fr: dict[str, Any], path: str, previous: tuple[ContentPart, ...], used: set[str]
 ) -> ToolResult:
     name = u.expect_str(fr.get("name"), f"{path}.name")
     call_id = fr.get("id") if isinstance(fr.get("id"), str) and fr["id"] else None
     if call_id is None:  # match the previous model turn's calls by name, in order
-        calls = [p for p in history[-1].content if isinstance(p, ToolCall)] if history else []
-        for call in calls:
+        for call in (p for p in previous if isinstance(p, ToolCall)):
             if call.name == name and call.id not in used:
                 call_id = call.id
                 break
@@ -343,8 +372,12 @@ def _parse_thinking(raw: dict[str, Any] | None) -> Reasoning | None:
 # == render ==================================================================================
 
 
-def render_request(req: Request, *, upstream_model: str) -> tuple[dict[str, Any], Notes]:
+def render_request(
+    req: Request, *, upstream_model: str, memo: Memo | None = None
+) -> tuple[dict[str, Any], Notes]:
     """Render a canonical request as a Gemini ``GenerateContentRequest`` body.
+
+    ``memo`` reuses the rendering of a tool list rendered lately (the same list).
 
     The model and streaming live in the URL
     (``models/{upstream_model}:generateContent`` or
@@ -368,7 +401,7 @@ def render_request(req: Request, *, upstream_model: str) -> tuple[dict[str, Any]
     if system:
         body["systemInstruction"] = {"parts": [{"text": t} for t in system]}
     body["contents"] = _render_contents(req.messages, upstream_model, notes)
-    _render_tools(req, body, notes)
+    _render_tools(req, body, notes, memo)
     gen = _render_generation_config(req, upstream_model, notes)
     if gen:
         body["generationConfig"] = gen
@@ -444,15 +477,7 @@ def _render_thinking(r: Reasoning | None, model: str, notes: list[str]) -> dict[
     return out
 
 
-def _render_tools(req: Request, body: dict[str, Any], notes: list[str]) -> None:
-    choice = req.tool_choice
-    tools = req.tools
-    if choice is not None and choice.allowed and choice.mode == "auto":
-        allowed = set(choice.allowed)
-        tools = tuple(t for t in tools if t.name in allowed)
-        notes.append("allowed_tools in auto mode: tools outside the list were left out")
-    if not tools:
-        return
+def _declarations(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
     decls = []
     for t in tools:
         decl: dict[str, Any] = {"name": wire_tool_name(t.name, "gemini")}
@@ -462,6 +487,22 @@ def _render_tools(req: Request, body: dict[str, Any], notes: list[str]) -> None:
         if params is not None:
             decl["parameters"] = params
         decls.append(decl)
+    return decls
+
+
+def _render_tools(req: Request, body: dict[str, Any], notes: list[str], memo: Memo | None) -> None:
+    choice = req.tool_choice
+    tools = req.tools
+    if choice is not None and choice.allowed and choice.mode == "auto":
+        allowed = set(choice.allowed)
+        tools = tuple(t for t in tools if t.name in allowed)
+        notes.append("allowed_tools in auto mode: tools outside the list were left out")
+    if not tools:
+        return
+    if memo is not None and tools is req.tools:
+        decls = memo.rendered_tools("gemini", tools, None, lambda: _declarations(tools))
+    else:
+        decls = _declarations(tools)
     body["tools"] = [{"functionDeclarations": decls}]
     if choice is None:
         return

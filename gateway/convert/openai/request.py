@@ -20,16 +20,18 @@ OpenAI has no field for them and some compatible servers reject
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.convert import _util as u
 from gateway.convert._common import (
     EFFORTS,
-    append_message,
+    add_message,
     budget_to_effort,
     defer_system_messages,
     result_text,
 )
+from gateway.convert.memo import Memo
 from gateway.convert.model import (
     Audio,
     ContentPart,
@@ -40,6 +42,7 @@ from gateway.convert.model import (
     Reasoning,
     Request,
     ResponseFormat,
+    Role,
     Text,
     Thinking,
     Tool,
@@ -90,7 +93,12 @@ _AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mp3": "mp3", 
 
 
 def parse_request(
-    body: Any, *, model: str | None = None, stream: bool | None = None
+    body: Any,
+    *,
+    model: str | None = None,
+    stream: bool | None = None,
+    memo: Memo | None = None,
+    size: int = 0,
 ) -> tuple[Request, Notes]:
     """Parse an OpenAI Chat Completions request body.
 
@@ -98,6 +106,8 @@ def parse_request(
         body: the decoded JSON body.
         model: overrides ``body["model"]`` when given.
         stream: overrides ``body["stream"]`` when given.
+        memo: reuse the parse of history and tools seen lately (same result).
+        size: the body's size in bytes, for the memo's bound.
 
     Returns:
         ``(request, notes)``.
@@ -115,16 +125,23 @@ def parse_request(
     raw_messages = body.get("messages")
     if raw_messages is None:
         raise BadRequest("`messages` is required.")
+    raw_list = u.expect_list(raw_messages, "messages")
+    if memo is not None:
+        parsed = memo.messages("openai", raw_list, _parse_one, size=size)
+    else:
+        parsed = [_parse_one(i, raw, ()) for i, raw in enumerate(raw_list)]
     messages: list[Message] = []
-    for i, raw in enumerate(u.expect_list(raw_messages, "messages")):
-        _parse_message(u.expect_dict(raw, f"messages[{i}]"), f"messages[{i}]", messages, notes)
+    for message in parsed:
+        add_message(messages, message)
     system: list[Text] = []
     while messages and messages[0].role == "system":
         system.extend(p for p in messages.pop(0).content if isinstance(p, Text))
 
-    tools = tuple(
-        _parse_tool(t, f"tools[{i}]") for i, t in enumerate(u.opt_list(body, "tools", "") or ())
-    )
+    raw_tools = u.opt_list(body, "tools", "") or []
+    if memo is not None and raw_tools:
+        tools = memo.tools("openai", raw_tools, _parse_tools, size=size)
+    else:
+        tools = _parse_tools(raw_tools)
     stream_options = u.opt_dict(body, "stream_options", "") or {}
     effort = u.opt_str(body, "reasoning_effort", "")
     reasoning = None
@@ -182,28 +199,39 @@ def _text_of(content: Any, path: str) -> list[Text]:
     return out
 
 
-def _parse_message(raw: dict[str, Any], path: str, out: list[Message], notes: list[str]) -> None:
+def _parse_tools(raw: Sequence[Any]) -> tuple[Tool, ...]:
+    return tuple(_parse_tool(t, f"tools[{i}]") for i, t in enumerate(raw))
+
+
+def _parse_one(i: int, raw: Any, _earlier: Any) -> Message:
+    """``messages[i]`` (the unit :class:`Memo` keeps)."""
+    role, parts = _parse_role_parts(i, raw)
+    return Message(role, parts)
+
+
+def _parse_role_parts(i: int, raw: Any) -> tuple[Role, tuple[ContentPart, ...]]:
+    path = f"messages[{i}]"
+    raw = u.expect_dict(raw, path)
     role = raw.get("role")
     content = raw.get("content")
     if role in ("system", "developer"):
-        append_message(out, "system", _text_of(content, f"{path}.content"))
-    elif role == "user":
-        append_message(out, "user", _parse_user_content(content, f"{path}.content"))
-    elif role == "assistant":
-        append_message(out, "assistant", _parse_assistant(raw, path))
-    elif role == "tool":
+        return "system", tuple(_text_of(content, f"{path}.content"))
+    if role == "user":
+        return "user", tuple(_parse_user_content(content, f"{path}.content"))
+    if role == "assistant":
+        return "assistant", tuple(_parse_assistant(raw, path))
+    if role == "tool":
         call_id, _ = split_signature(u.opt_str(raw, "tool_call_id", path) or "")
         parts = _parse_user_content(content, f"{path}.content")
         result = ToolResult(call_id, tuple(p for p in parts if isinstance(p, (Text, Image))))
-        append_message(out, "user", [result])
-    elif role == "function":  # legacy function calling
+        return "user", (result,)
+    if role == "function":  # legacy function calling
         name = u.opt_str(raw, "name", path) or ""
         result = ToolResult(
             f"legacy_{name}", tuple(_text_of(content, f"{path}.content")), name=name
         )
-        append_message(out, "user", [result])
-    else:
-        raise BadRequest(f"`{path}.role` must be one of system, developer, user, assistant, tool.")
+        return "user", (result,)
+    raise BadRequest(f"`{path}.role` must be one of system, developer, user, assistant, tool.")
 
 
 def _parse_user_content(content: Any, path: str) -> list[ContentPart]:
@@ -356,6 +384,7 @@ def render_request(
     upstream_model: str,
     max_tokens_field: str = "max_completion_tokens",
     reasoning: bool | None = None,
+    memo: Memo | None = None,
 ) -> tuple[dict[str, Any], Notes]:
     """Render a canonical request as an OpenAI Chat Completions body.
 
@@ -366,13 +395,17 @@ def render_request(
             (older OpenAI-compatible servers).
         reasoning: send ``reasoning_effort`` (True), never (False), or when the
             model name looks like a reasoning model (None): other models reject it.
+        memo: reuse the rendering of a tool list rendered lately (the same list).
 
     Returns:
         ``(body, notes)``.
     """
     notes: list[str] = []
-    body: dict[str, Any] = {"model": upstream_model, "messages": _render_messages(req, notes)}
-    _render_tools(req, body)
+    body: dict[str, Any] = {
+        "model": upstream_model,
+        "messages": _render_messages(req, notes, memo),
+    }
+    _render_tools(req, body, memo)
     if req.max_tokens is not None:
         body[max_tokens_field] = req.max_tokens
     effort = _effort(req.reasoning)
@@ -452,19 +485,27 @@ def _render_response_format(rf: ResponseFormat | None) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": js}
 
 
-def _render_tools(req: Request, body: dict[str, Any]) -> None:
+def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    out = []
+    for t in tools:
+        fn: dict[str, Any] = {"name": wire_tool_name(t.name, "openai")}
+        if t.description:
+            fn["description"] = t.description
+        if t.parameters is not None:
+            fn["parameters"] = dict(t.parameters)
+        if t.strict is not None:
+            fn["strict"] = t.strict
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def _render_tools(req: Request, body: dict[str, Any], memo: Memo | None) -> None:
     if req.tools:
-        tools = []
-        for t in req.tools:
-            fn: dict[str, Any] = {"name": wire_tool_name(t.name, "openai")}
-            if t.description:
-                fn["description"] = t.description
-            if t.parameters is not None:
-                fn["parameters"] = dict(t.parameters)
-            if t.strict is not None:
-                fn["strict"] = t.strict
-            tools.append({"type": "function", "function": fn})
-        body["tools"] = tools
+        if memo is not None:
+            tools = req.tools
+            body["tools"] = memo.rendered_tools("openai", tools, None, lambda: _tool_list(tools))
+        else:
+            body["tools"] = _tool_list(req.tools)
     choice = req.tool_choice
     if choice is not None and req.tools:
         if choice.allowed:
@@ -487,26 +528,37 @@ def _render_tools(req: Request, body: dict[str, Any]) -> None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
 
 
-def _render_messages(req: Request, notes: list[str]) -> list[dict[str, Any]]:
+def _render_messages(req: Request, notes: list[str], memo: Memo | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if req.system:
         out.append({"role": "system", "content": "\n\n".join(t.text for t in req.system)})
     dropped_thinking = False
     for m in defer_system_messages(req.messages):
-        if m.role == "system":
-            text = "\n\n".join(p.text for p in m.content if isinstance(p, Text))
-            if text:
-                out.append({"role": "system", "content": text})
-        elif m.role == "assistant":
-            msg, lost = _render_assistant(m)
-            dropped_thinking |= lost
-            if msg is not None:
-                out.append(msg)
+        if memo is not None:
+            msgs, lost, more = memo.rendered("openai", m, _render_one)
         else:
-            _render_user(m, out, notes)
+            msgs, lost, more = _render_one(m)
+        out.extend(msgs)
+        dropped_thinking |= lost
+        if more:
+            notes.extend(more)
     if dropped_thinking:
         notes.append("thinking blocks dropped: OpenAI chat history has no place for them")
     return _pair_tool_messages(out, notes)
+
+
+def _render_one(m: Message) -> tuple[list[dict[str, Any]], bool, Notes]:
+    """One canonical message as OpenAI messages: ``(messages, thinking dropped, notes)``."""
+    if m.role == "system":
+        text = "\n\n".join(p.text for p in m.content if isinstance(p, Text))
+        return ([{"role": "system", "content": text}] if text else []), False, ()
+    if m.role == "assistant":
+        msg, lost = _render_assistant(m)
+        return ([msg] if msg is not None else []), lost, ()
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    _render_user(m, out, notes)
+    return out, False, tuple(notes)
 
 
 def _pair_tool_messages(msgs: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:

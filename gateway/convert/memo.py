@@ -1,0 +1,219 @@
+"""What a conversation's next request shares with its last one, parsed and rendered once.
+
+Theory of operation: a coding agent (Claude Code, Cursor, Aider...) resends its whole
+conversation on every turn: the same system prompt, the same tool list with its JSON
+schemas, every earlier message, plus the one or two new messages of this turn. Converting
+that history again costs time in proportion to the whole conversation, for the same result.
+
+A :class:`Memo` remembers, per client format, the *raw* JSON of recent conversations'
+messages next to what the parser made of each of them, and recent tool lists next to their
+parsed and rendered forms. A request that starts like a remembered conversation reuses the
+parse of every leading message that is equal (``==`` on the decoded JSON, done in C) to the
+remembered one and parses only the rest; a tool list equal to a remembered one is not parsed
+again, and its rendering for the same upstream format is reused.
+
+The parsers and renderers stay pure: the memo only ever hands back what the same pure
+function returned for an equal input (notes included), so a request converts to exactly the
+body it would without one (tests/convert/test_memo.py checks that). What it keeps is bounded
+by the size of the bodies it came from (``max_bytes`` in total, the least recently used
+conversation goes first); short conversations are not kept (``min_messages``).
+
+One caveat of ``==`` on decoded JSON: Python holds ``1 == 1.0 == True``, so a resent message
+that differs from the remembered one *only* by such a swap (``true`` where ``1`` was) reuses
+the remembered parse. Clients resend history verbatim, so this does not happen in practice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["Memo"]
+
+#: A parse of one raw message (format-specific; the memo never looks inside).
+Parsed = Any
+
+
+class _Conversation:
+    __slots__ = ("parsed", "raw", "size")
+
+    def __init__(self, raw: Sequence[Any], parsed: list[Parsed], size: int) -> None:
+        self.raw = raw
+        self.parsed = parsed
+        self.size = size
+
+
+def _fingerprint(message: Any) -> Any:
+    """A hashable digest of a conversation's first message (equality is checked after)."""
+    if isinstance(message, dict):
+        out = []
+        for key, value in message.items():
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                out.append((key, value))
+            elif isinstance(value, list):
+                out.append((key, len(value), *(_shallow(v) for v in value[:4])))
+            else:
+                out.append((key, _shallow(value)))
+        return tuple(out)
+    return _shallow(message)
+
+
+def _shallow(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(
+            (k, v) for k, v in value.items() if isinstance(v, (str, int, float, bool)) or v is None
+        )
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return type(value).__name__
+
+
+class Memo:
+    """Recent conversations' parsed history and recent tool lists; see the module docstring.
+
+    Not thread-safe: one per process, used from the event loop (Trio runs one task at a time).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = 16 << 20,
+        min_messages: int = 6,
+        max_tool_lists: int = 16,
+        max_rendered: int = 8192,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_rendered = max_rendered
+        self.min_messages = min_messages
+        self.max_tool_lists = max_tool_lists
+        self._conversations: OrderedDict[tuple[str, Any], _Conversation] = OrderedDict()
+        self._bytes = 0
+        self._tools: list[tuple[str, Sequence[Any], Any]] = []  # most recent first
+        self._renders: OrderedDict[tuple[str, int], tuple[Any, Any]] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, int, Any], tuple[Any, Any]] = OrderedDict()
+        #: Counters for tests and benchmarks: messages parsed anew and reused.
+        self.parsed = 0
+        self.reused = 0
+
+    @property
+    def held_bytes(self) -> int:
+        """The body bytes behind the conversations held now (what ``max_bytes`` bounds)."""
+        return self._bytes
+
+    def messages(
+        self,
+        fmt: str,
+        raw: Sequence[Any],
+        parse: Callable[[int, Any, list[Parsed]], Parsed],
+        *,
+        size: int,
+    ) -> list[Parsed]:
+        """``[parse(i, raw[i], earlier) for each i]``, reusing a remembered conversation's.
+
+        Args:
+            fmt: the client's format (one memo serves all three).
+            raw: the body's message list, as decoded.
+            parse: parses message ``i``; ``earlier`` holds the parses of messages ``< i``
+                (for parsers whose result depends on earlier turns). It must be a pure
+                function of its arguments.
+            size: the size of the body ``raw`` came from, in bytes (what a kept
+                conversation is charged); 0 (unknown) reuses but never keeps.
+        """
+        if not raw:
+            return []
+        key = (fmt, _fingerprint(raw[0]))
+        known = self._conversations.get(key)
+        parsed: list[Parsed] = []
+        if known is not None:
+            old = known.raw
+            for i in range(min(len(old), len(raw))):
+                if not (old[i] is raw[i] or old[i] == raw[i]):
+                    break
+                parsed.append(known.parsed[i])
+        reused = len(parsed)
+        for i in range(reused, len(raw)):
+            parsed.append(parse(i, raw[i], parsed))
+        self.reused += reused
+        self.parsed += len(raw) - reused
+        self._keep(key, known, raw, parsed, size)
+        return parsed
+
+    def _keep(
+        self,
+        key: tuple[str, Any],
+        known: _Conversation | None,
+        raw: Sequence[Any],
+        parsed: list[Parsed],
+        size: int,
+    ) -> None:
+        if known is not None:
+            del self._conversations[key]
+            self._bytes -= known.size
+        if len(raw) < self.min_messages or not 0 < size <= self.max_bytes // 4:
+            return
+        self._conversations[key] = _Conversation(raw, parsed, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, gone = self._conversations.popitem(last=False)
+            self._bytes -= gone.size
+
+    def tools(
+        self, fmt: str, raw: Sequence[Any], parse: Callable[[Sequence[Any]], Any], *, size: int
+    ) -> Any:
+        """``parse(raw)`` for a tool list, reused when an equal list was parsed lately.
+
+        ``size`` is that of the body the list came from: lists from bodies of unknown size
+        (0) or over a quarter of ``max_bytes`` are not kept.
+        """
+        if not raw:
+            return parse(raw)
+        for i, (kind, old, result) in enumerate(self._tools):
+            if kind == fmt and len(old) == len(raw) and (old is raw or old == raw):
+                if i:
+                    self._tools.insert(0, self._tools.pop(i))
+                return result
+        result = parse(raw)
+        if not 0 < size <= self.max_bytes // 4:
+            return result
+        self._tools.insert(0, (fmt, raw, result))
+        del self._tools[self.max_tool_lists :]
+        return result
+
+    def rendered(self, fmt: str, obj: Any, render: Callable[[Any], Any]) -> Any:
+        """``render(obj)`` for a parsed message (or another frozen part of a request),
+        reused for the same object: :meth:`messages` hands out the same :class:`Message`
+        objects for a conversation's unchanged history, so each is rendered once.
+
+        ``render`` must be a pure function of ``obj``; its result is shared, so callers
+        must not modify it. At most ``max_rendered`` results are kept (least recently
+        used first out).
+        """
+        key = (fmt, id(obj))
+        known = self._renders.get(key)
+        if known is not None and known[0] is obj:
+            self._renders.move_to_end(key)
+            return known[1]
+        result = render(obj)
+        self._renders[key] = (obj, result)
+        if len(self._renders) > self.max_rendered:
+            self._renders.popitem(last=False)
+        return result
+
+    def rendered_tools(self, fmt: str, tools: Any, options: Any, render: Callable[[], Any]) -> Any:
+        """``render()`` of a parsed tool list for format ``fmt``, reused for the same list.
+
+        ``tools`` is the parsed tuple :meth:`tools` handed out (compared by identity, so
+        only lists that came through this memo hit); ``options`` is whatever else the
+        rendering depends on (hashable). The result is shared: callers must not modify it.
+        """
+        key = (fmt, id(tools), options)
+        known = self._rendered.get(key)
+        if known is not None and known[0] is tools:
+            self._rendered.move_to_end(key)
+            return known[1]
+        result = render()
+        self._rendered[key] = (tools, result)
+        if len(self._rendered) > self.max_tool_lists:
+            self._rendered.popitem(last=False)
+        return result
