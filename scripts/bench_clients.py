@@ -310,10 +310,11 @@ class RequestLoad:
 
 
 async def _requests(
-    port: int, data: bytes, connections: int, duration_s: float, header: bytes | None
+    port: int, data: bytes | list[bytes], connections: int, duration_s: float, header: bytes | None
 ) -> RequestLoad:
     result = RequestLoad()
     deadline = time.perf_counter() + duration_s
+    many = data if isinstance(data, list) else [data]
 
     async def worker() -> None:
         conn: ClientConnection | None = None
@@ -321,7 +322,7 @@ async def _requests(
             try:
                 if conn is None:
                     conn = await ClientConnection.open(port)
-                resp = await conn.send(data)
+                resp = await conn.send(many[result.requests % len(many)])
             except (OSError, ConnectionError):
                 result.errors += 1
                 conn = None
@@ -345,9 +346,16 @@ async def _requests(
 
 
 def run_requests(
-    port: int, data: bytes, connections: int, duration_s: float, header: bytes | None = None
+    port: int,
+    data: bytes | list[bytes],
+    connections: int,
+    duration_s: float,
+    header: bytes | None = None,
 ) -> RequestLoad:
-    """``connections`` workers sending ``data`` back to back for ``duration_s``."""
+    """``connections`` workers sending ``data`` back to back for ``duration_s``.
+
+    ``data`` may be a list of requests: they are sent in turn.
+    """
     return asyncio.run(_requests(port, data, connections, duration_s, header))
 
 

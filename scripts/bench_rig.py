@@ -142,11 +142,15 @@ class Cpu:
 
 _WRK_LUA = """\
 wrk.method = "POST"
-local f = assert(io.open("{body}", "rb"))
-wrk.body = f:read("*a")
-f:close()
+local bodies = {{}}
+for i, path in ipairs({{{bodies}}}) do
+  local f = assert(io.open(path, "rb"))
+  bodies[i] = f:read("*a")
+  f:close()
+end
+wrk.body = bodies[1]
 wrk.headers["Content-Type"] = "application/json"
-local threads = {{}}
+{request}local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function init(args) vals = {{}}; nvals = 0 end
 function response(status, headers, body)
@@ -195,10 +199,20 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
+#: wrk calls request() for every request when it is defined (slower), so only for several bodies.
+_WRK_TURNS = """\
+local turn = 0
+function request()
+  turn = turn + 1
+  return wrk.format(nil, nil, nil, bodies[turn % #bodies + 1])
+end
+"""
+
+
 def run_wrk(
     port: int,
     path: str,
-    body: bytes,
+    body: bytes | list[bytes],
     *,
     connections: int,
     duration_s: float,
@@ -207,10 +221,12 @@ def run_wrk(
 ) -> WrkResult:
     """POST ``body`` to ``path`` over ``connections`` for ``duration_s``; collects ``header``.
 
-    ``generator="asyncio"`` uses our own client (bench_clients.run_requests) instead of wrk.
+    ``body`` may be a list: each connection sends them in turn. ``generator="asyncio"``
+    uses our own client (bench_clients.run_requests) instead of wrk.
     """
+    bodies = body if isinstance(body, list) else [body]
     if generator != "wrk":
-        data = _request_bytes(port, path, body)
+        data = [_request_bytes(port, path, b) for b in bodies]
         load = run_requests(port, data, connections, duration_s, header.encode())
         return WrkResult(
             "asyncio",
@@ -225,13 +241,22 @@ def run_wrk(
             load.header_values,
         )
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        body_path = os.path.join(tmp, "body")
+        paths = []
+        for i, b in enumerate(bodies):
+            paths.append(os.path.join(tmp, f"body{i}"))
+            with open(paths[-1], "wb") as f:
+                f.write(b)
         values = os.path.join(tmp, "values")
-        with open(body_path, "wb") as f:
-            f.write(body)
         script = os.path.join(tmp, "bench.lua")
         with open(script, "w") as f:
-            f.write(_WRK_LUA.format(body=body_path, values=values, header=header))
+            f.write(
+                _WRK_LUA.format(
+                    bodies=", ".join(json.dumps(p) for p in paths),
+                    request=_WRK_TURNS if len(bodies) > 1 else "",
+                    values=values,
+                    header=header,
+                )
+            )
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s"]
         cmd += ["--timeout=10s", "-s", script, f"http://{HOST}:{port}{path}"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)

@@ -145,8 +145,14 @@ def _tool(i: int, name: str) -> dict[str, Any]:
     }
 
 
-def claude_code_request(model: str = "bench-model", *, stream: bool = False) -> dict[str, Any]:
-    """About 40 turns of a coding session, 30 tools, a long system prompt (~130 KB JSON)."""
+def claude_code_request(
+    model: str = "bench-model", *, stream: bool = False, exchange: int = 0
+) -> dict[str, Any]:
+    """About 40 turns of a coding session, 30 tools, a long system prompt (~130 KB JSON).
+
+    ``exchange`` changes the last assistant and user messages only, as two consecutive
+    requests of one conversation differ: the same history, a new exchange at the end.
+    """
     system = [
         {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
         {
@@ -199,8 +205,10 @@ def claude_code_request(model: str = "bench-model", *, stream: bool = False) -> 
         if turn == 10:
             results.append({"type": "text", "text": "Also check the docs while you are at it."})
         messages.append({"role": "user", "content": results})
-    messages.append({"role": "assistant", "content": "All tests pass now; the fix is in place."})
-    messages.append({"role": "user", "content": "Great. Now write a changelog entry."})
+    messages.append(
+        {"role": "assistant", "content": f"All tests pass now; the fix is in place ({exchange})."}
+    )
+    messages.append({"role": "user", "content": f"Great. Now write changelog entry {exchange}."})
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": 32000,
