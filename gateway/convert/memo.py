@@ -6,21 +6,27 @@ schemas, every earlier message, plus the one or two new messages of this turn. C
 that history again costs time in proportion to the whole conversation, for the same result.
 
 A :class:`Memo` remembers, per client format, the *raw* JSON of recent conversations'
-messages next to what the parser made of each of them, and recent tool lists next to their
-parsed and rendered forms. A request that starts like a remembered conversation reuses the
-parse of every leading message that is equal (``==`` on the decoded JSON, done in C) to the
-remembered one and parses only the rest; a tool list equal to a remembered one is not parsed
-again, and its rendering for the same upstream format is reused.
+messages next to what the parser made of each of them (a :class:`Message` with its notes),
+and recent tool lists next to their parsed and rendered forms. A request that starts like a
+remembered conversation reuses the parse of every leading message that is equal (``==`` on
+the decoded JSON, done in C) to the remembered one and parses only the rest; so an unchanged
+message is the same :class:`Message` object from one request to the next, and renderers
+reuse its rendering (:meth:`Memo.rendered`). A tool list equal to a remembered one is not
+parsed again, and its rendering for the same upstream format is reused.
 
 The parsers and renderers stay pure: the memo only ever hands back what the same pure
-function returned for an equal input (notes included), so a request converts to exactly the
-body it would without one (tests/convert/test_memo.py checks that). What it keeps is bounded
-by the size of the bodies it came from (``max_bytes`` in total, the least recently used
-conversation goes first); short conversations are not kept (``min_messages``).
+function returned for an equal input (notes included), so a request converts to the body it
+would without one (tests/convert/test_memo.py checks that). What it keeps is bounded by the
+size of the bodies it came from (``max_bytes`` in total, the least recently used
+conversation goes first, none over a quarter of it); short conversations are not kept
+(``min_messages``). Renderings of a conversation's messages are kept with the conversation
+and go with it; renderings of messages merged anew on every request are not kept.
 
-One caveat of ``==`` on decoded JSON: Python holds ``1 == 1.0 == True``, so a resent message
-that differs from the remembered one *only* by such a swap (``true`` where ``1`` was) reuses
-the remembered parse. Clients resend history verbatim, so this does not happen in practice.
+Two consequences of ``==`` on decoded JSON, both accepted because clients resend history
+verbatim: Python holds ``1 == 1.0 == True``, so a resent message that differs from the
+remembered one *only* by such a swap (``true`` where ``1`` was) reuses the remembered parse;
+and ``==`` ignores the order of an object's keys (JSON objects are unordered), so a resent
+tool input or tool schema with its keys reordered keeps the remembered order.
 """
 
 from __future__ import annotations
@@ -31,21 +37,32 @@ from typing import Any
 
 __all__ = ["Memo"]
 
-#: A parse of one raw message (format-specific; the memo never looks inside).
-Parsed = Any
+#: A parse of one raw message: ``(Message, notes)``.
+Parsed = tuple[Any, Any]
 
 
 class _Conversation:
-    __slots__ = ("parsed", "raw", "size")
+    __slots__ = ("parsed", "raw", "renders", "size")
 
     def __init__(self, raw: Sequence[Any], parsed: list[Parsed], size: int) -> None:
         self.raw = raw
         self.parsed = parsed
         self.size = size
+        #: ``{(format, id(message)): (message, rendering)}`` for messages in ``parsed``.
+        self.renders: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def _opening(raw: Sequence[Any]) -> Any:
+    """A hashable digest of a conversation's first two messages (equality is checked after).
+
+    Two, because an OpenAI client's first message is its system prompt, the same in all of
+    its conversations.
+    """
+    return tuple(_fingerprint(m) for m in raw[:2])
 
 
 def _fingerprint(message: Any) -> Any:
-    """A hashable digest of a conversation's first message (equality is checked after)."""
+    """A hashable digest of one message."""
     if isinstance(message, dict):
         out = []
         for key, value in message.items():
@@ -81,16 +98,15 @@ class Memo:
         max_bytes: int = 16 << 20,
         min_messages: int = 6,
         max_tool_lists: int = 16,
-        max_rendered: int = 8192,
     ) -> None:
         self.max_bytes = max_bytes
-        self.max_rendered = max_rendered
         self.min_messages = min_messages
         self.max_tool_lists = max_tool_lists
         self._conversations: OrderedDict[tuple[str, Any], _Conversation] = OrderedDict()
         self._bytes = 0
         self._tools: list[tuple[str, Sequence[Any], Any]] = []  # most recent first
-        self._renders: OrderedDict[tuple[str, int], tuple[Any, Any]] = OrderedDict()
+        #: ``id(message) -> the kept conversation whose parse holds it``.
+        self._owner: dict[int, _Conversation] = {}
         self._rendered: OrderedDict[tuple[str, int, Any], tuple[Any, Any]] = OrderedDict()
         #: Counters for tests and benchmarks: messages parsed anew and reused.
         self.parsed = 0
@@ -122,7 +138,7 @@ class Memo:
         """
         if not raw:
             return []
-        key = (fmt, _fingerprint(raw[0]))
+        key = (fmt, _opening(raw))
         known = self._conversations.get(key)
         parsed: list[Parsed] = []
         if known is not None:
@@ -147,16 +163,32 @@ class Memo:
         parsed: list[Parsed],
         size: int,
     ) -> None:
+        if len(raw) < self.min_messages or not 0 < size <= self.max_bytes // 4:
+            if known is not None:  # not worth keeping; what is kept stays as it was
+                self._conversations.move_to_end(key)
+            return
+        conv = _Conversation(raw, parsed, size)
+        owner = self._owner
+        for message, _ in parsed:
+            owner[id(message)] = conv
         if known is not None:
             del self._conversations[key]
             self._bytes -= known.size
-        if len(raw) < self.min_messages or not 0 < size <= self.max_bytes // 4:
-            return
-        self._conversations[key] = _Conversation(raw, parsed, size)
+            self._release(known)
+            conv.renders = {k: v for k, v in known.renders.items() if owner.get(k[1]) is conv}
+        self._conversations[key] = conv
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, gone = self._conversations.popitem(last=False)
             self._bytes -= gone.size
+            self._release(gone)
+
+    def _release(self, conv: _Conversation) -> None:
+        """Forget which messages ``conv`` holds (those a newer entry took over stay)."""
+        owner = self._owner
+        for message, _ in conv.parsed:
+            if owner.get(id(message)) is conv:
+                del owner[id(message)]
 
     def tools(
         self, fmt: str, raw: Sequence[Any], parse: Callable[[Sequence[Any]], Any], *, size: int
@@ -180,24 +212,24 @@ class Memo:
         del self._tools[self.max_tool_lists :]
         return result
 
-    def rendered(self, fmt: str, obj: Any, render: Callable[[Any], Any]) -> Any:
-        """``render(obj)`` for a parsed message (or another frozen part of a request),
-        reused for the same object: :meth:`messages` hands out the same :class:`Message`
-        objects for a conversation's unchanged history, so each is rendered once.
+    def rendered(self, fmt: str, message: Any, render: Callable[[Any], Any]) -> Any:
+        """``render(message)``, reused when ``message`` (the same object) was rendered for
+        ``fmt`` before: :meth:`messages` hands out the same :class:`Message` objects for a
+        conversation's unchanged history, so each is rendered once while it is kept.
 
-        ``render`` must be a pure function of ``obj``; its result is shared, so callers
-        must not modify it. At most ``max_rendered`` results are kept (least recently
-        used first out).
+        Messages the memo does not hold (merged anew, or from a conversation not kept) are
+        rendered and not kept. ``render`` must be a pure function of ``message``; its result
+        is shared, so callers must not modify it.
         """
-        key = (fmt, id(obj))
-        known = self._renders.get(key)
-        if known is not None and known[0] is obj:
-            self._renders.move_to_end(key)
+        conv = self._owner.get(id(message))
+        if conv is None:
+            return render(message)
+        key = (fmt, id(message))
+        known = conv.renders.get(key)
+        if known is not None:
             return known[1]
-        result = render(obj)
-        self._renders[key] = (obj, result)
-        if len(self._renders) > self.max_rendered:
-            self._renders.popitem(last=False)
+        result = render(message)
+        conv.renders[key] = (message, result)
         return result
 
     def rendered_tools(self, fmt: str, tools: Any, options: Any, render: Callable[[], Any]) -> Any:

@@ -131,7 +131,7 @@ def parse_request(
     else:
         parsed = [_parse_one(i, raw, ()) for i, raw in enumerate(raw_list)]
     messages: list[Message] = []
-    for message in parsed:
+    for message, _ in parsed:
         add_message(messages, message)
     system: list[Text] = []
     while messages and messages[0].role == "system":
@@ -203,10 +203,10 @@ def _parse_tools(raw: Sequence[Any]) -> tuple[Tool, ...]:
     return tuple(_parse_tool(t, f"tools[{i}]") for i, t in enumerate(raw))
 
 
-def _parse_one(i: int, raw: Any, _earlier: Any) -> Message:
-    """``messages[i]`` (the unit :class:`Memo` keeps)."""
+def _parse_one(i: int, raw: Any, _earlier: Any) -> tuple[Message, Notes]:
+    """``messages[i]`` as ``(message, notes)`` (the unit :class:`Memo` keeps)."""
     role, parts = _parse_role_parts(i, raw)
-    return Message(role, parts)
+    return Message(role, parts), ()
 
 
 def _parse_role_parts(i: int, raw: Any) -> tuple[Role, tuple[ContentPart, ...]]:
