@@ -6,27 +6,30 @@ schemas, every earlier message, plus the one or two new messages of this turn. C
 that history again costs time in proportion to the whole conversation, for the same result.
 
 A :class:`Memo` remembers, per client format, the *raw* JSON of recent conversations'
-messages next to what the parser made of each of them (a :class:`Message` with its notes),
-and recent tool lists next to their parsed and rendered forms. A request that starts like a
-remembered conversation reuses the parse of every leading message that is equal (``==`` on
-the decoded JSON, done in C) to the remembered one and parses only the rest; so an unchanged
-message is the same :class:`Message` object from one request to the next, and renderers
-reuse its rendering (:meth:`Memo.rendered`). A tool list equal to a remembered one is not
-parsed again, and its rendering for the same upstream format is reused.
+messages next to what the parser made of each of them (a :class:`Message` with its notes).
+A request that starts like a remembered conversation reuses the parse of every leading
+message that is equal (``==`` on the decoded JSON, done in C) to the remembered one and
+parses only the rest; so an unchanged message is the same :class:`Message` object from one
+request to the next, and renderers reuse its rendering (:meth:`Memo.rendered`). Renderings
+that cost more than a comparison (Gemini's cleaning of tool schemas) are reused for an
+equal tool list of the same conversation (:meth:`Memo.rendered_tools`). Tool lists are not
+remembered otherwise: for the other formats parsing them is cheaper than comparing them
+(the schemas pass by reference, a comparison walks them).
 
 The parsers and renderers stay pure: the memo only ever hands back what the same pure
 function returned for an equal input (notes included), so a request converts to the body it
 would without one (tests/convert/test_memo.py checks that). What it keeps is bounded by the
 size of the bodies it came from (``max_bytes`` in total, the least recently used
 conversation goes first, none over a quarter of it); short conversations are not kept
-(``min_messages``). Renderings of a conversation's messages are kept with the conversation
-and go with it; renderings of messages merged anew on every request are not kept.
+(``min_messages``). Renderings are kept with their conversation and go with it; renderings
+of messages merged anew on every request are not kept.
 
 Two consequences of ``==`` on decoded JSON, both accepted because clients resend history
 verbatim: Python holds ``1 == 1.0 == True``, so a resent message that differs from the
 remembered one *only* by such a swap (``true`` where ``1`` was) reuses the remembered parse;
 and ``==`` ignores the order of an object's keys (JSON objects are unordered), so a resent
-tool input or tool schema with its keys reordered keeps the remembered order.
+tool input (or, rendered for Gemini, tool schema) with its keys reordered keeps the
+remembered order.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ Parsed = tuple[Any, Any]
 
 
 class _Conversation:
-    __slots__ = ("parsed", "raw", "renders", "size")
+    __slots__ = ("parsed", "raw", "renders", "size", "tools")
 
     def __init__(self, raw: Sequence[Any], parsed: list[Parsed], size: int) -> None:
         self.raw = raw
@@ -50,6 +53,8 @@ class _Conversation:
         self.size = size
         #: ``{(format, id(message)): (message, rendering)}`` for messages in ``parsed``.
         self.renders: dict[tuple[str, int], tuple[Any, Any]] = {}
+        #: ``{format: (parsed tools, rendering)}``.
+        self.tools: dict[str, tuple[Any, Any]] = {}
 
 
 def _opening(raw: Sequence[Any]) -> Any:
@@ -87,7 +92,7 @@ def _shallow(value: Any) -> Any:
 
 
 class Memo:
-    """Recent conversations' parsed history and recent tool lists; see the module docstring.
+    """Recent conversations' parsed history and renderings; see the module docstring.
 
     Not thread-safe: one per process, used from the event loop (Trio runs one task at a time).
     """
@@ -97,17 +102,13 @@ class Memo:
         *,
         max_bytes: int = 16 << 20,
         min_messages: int = 6,
-        max_tool_lists: int = 16,
     ) -> None:
         self.max_bytes = max_bytes
         self.min_messages = min_messages
-        self.max_tool_lists = max_tool_lists
         self._conversations: OrderedDict[tuple[str, Any], _Conversation] = OrderedDict()
         self._bytes = 0
-        self._tools: list[tuple[str, Sequence[Any], Any]] = []  # most recent first
         #: ``id(message) -> the kept conversation whose parse holds it``.
         self._owner: dict[int, _Conversation] = {}
-        self._rendered: OrderedDict[tuple[str, int, Any], tuple[Any, Any]] = OrderedDict()
         #: Counters for tests and benchmarks: messages parsed anew and reused.
         self.parsed = 0
         self.reused = 0
@@ -176,6 +177,7 @@ class Memo:
             self._bytes -= known.size
             self._release(known)
             conv.renders = {k: v for k, v in known.renders.items() if owner.get(k[1]) is conv}
+            conv.tools = known.tools
         self._conversations[key] = conv
         self._bytes += size
         while self._bytes > self.max_bytes:
@@ -189,28 +191,6 @@ class Memo:
         for message, _ in conv.parsed:
             if owner.get(id(message)) is conv:
                 del owner[id(message)]
-
-    def tools(
-        self, fmt: str, raw: Sequence[Any], parse: Callable[[Sequence[Any]], Any], *, size: int
-    ) -> Any:
-        """``parse(raw)`` for a tool list, reused when an equal list was parsed lately.
-
-        ``size`` is that of the body the list came from: lists from bodies of unknown size
-        (0) or over a quarter of ``max_bytes`` are not kept.
-        """
-        if not raw:
-            return parse(raw)
-        for i, (kind, old, result) in enumerate(self._tools):
-            if kind == fmt and len(old) == len(raw) and (old is raw or old == raw):
-                if i:
-                    self._tools.insert(0, self._tools.pop(i))
-                return result
-        result = parse(raw)
-        if not 0 < size <= self.max_bytes // 4:
-            return result
-        self._tools.insert(0, (fmt, raw, result))
-        del self._tools[self.max_tool_lists :]
-        return result
 
     def rendered(self, fmt: str, message: Any, render: Callable[[Any], Any]) -> Any:
         """``render(message)``, reused when ``message`` (the same object) was rendered for
@@ -232,20 +212,25 @@ class Memo:
         conv.renders[key] = (message, result)
         return result
 
-    def rendered_tools(self, fmt: str, tools: Any, options: Any, render: Callable[[], Any]) -> Any:
-        """``render()`` of a parsed tool list for format ``fmt``, reused for the same list.
+    def rendered_tools(
+        self, fmt: str, messages: Sequence[Any], tools: Any, render: Callable[[Any], Any]
+    ) -> Any:
+        """``render(tools)`` for a request's parsed tool list, reused for an equal list that
+        the same conversation rendered for ``fmt`` before.
 
-        ``tools`` is the parsed tuple :meth:`tools` handed out (compared by identity, so
-        only lists that came through this memo hit); ``options`` is whatever else the
-        rendering depends on (hashable). The result is shared: callers must not modify it.
+        For renderings that cost more than comparing (``==`` on parsed tools walks their
+        JSON schemas in C): Gemini's schema cleaning. ``messages`` are the request's
+        canonical messages, which name the conversation (nothing is kept for a request whose
+        conversation is not kept). The result is shared: callers must not modify it.
         """
-        key = (fmt, id(tools), options)
-        known = self._rendered.get(key)
-        if known is not None and known[0] is tools:
-            self._rendered.move_to_end(key)
+        conv = None
+        if messages:  # the first message may have been merged anew; the last is newly kept
+            conv = self._owner.get(id(messages[0])) or self._owner.get(id(messages[-1]))
+        if conv is None:
+            return render(tools)
+        known = conv.tools.get(fmt)
+        if known is not None and (known[0] is tools or known[0] == tools):
             return known[1]
-        result = render()
-        self._rendered[key] = (tools, result)
-        if len(self._rendered) > self.max_tool_lists:
-            self._rendered.popitem(last=False)
+        result = render(tools)
+        conv.tools[fmt] = (tools, result)
         return result

@@ -114,7 +114,7 @@ def parse_request(
         body: the decoded JSON body.
         model: overrides ``body["model"]`` when given.
         stream: overrides ``body["stream"]`` when given.
-        memo: reuse the parse of history and tools seen lately (same result).
+        memo: reuse the parse of history seen lately (same result).
         size: the body's size in bytes, for the memo's bound.
 
     Returns:
@@ -142,11 +142,7 @@ def parse_request(
             notes.extend(more)
         add_message(messages, message)
 
-    raw_tools = u.opt_list(body, "tools", "") or []
-    if memo is not None and raw_tools:
-        tools = memo.tools("anthropic", raw_tools, _parse_tools, size=size)
-    else:
-        tools = _parse_tools(raw_tools)
+    tools = _parse_tools(u.opt_list(body, "tools", "") or [])
     tool_choice, parallel = _parse_tool_choice(u.opt_dict(body, "tool_choice", ""))
     output_config = u.opt_dict(body, "output_config", "") or {}
     reasoning = _parse_thinking(u.opt_dict(body, "thinking", ""), output_config)
@@ -436,7 +432,8 @@ def render_request(
         sampling: False drops temperature/top_p/top_k (models that reject them).
         adaptive_thinking: force (True) or forbid (False) adaptive thinking for an
             effort-only request; None decides by the model name.
-        memo: reuse the rendering of a tool list rendered lately (the same list).
+        memo: accepted for a uniform signature; Anthropic rendering has nothing worth
+            remembering (tool schemas pass by reference).
 
     Returns:
         ``(body, notes)``.
@@ -496,7 +493,7 @@ def render_request(
     _render_sampling(req, body, notes, enabled=sampling and not thinking_on)
     if req.stop:
         body["stop_sequences"] = list(req.stop)
-    _render_tools(req, body, notes, thinking_on, memo)
+    _render_tools(req, body, notes, thinking_on)
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.metadata:
@@ -601,9 +598,7 @@ def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def _render_tools(
-    req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool, memo: Memo | None
-) -> None:
+def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool) -> None:
     choice = req.tool_choice
     tools = req.tools
     if choice is not None and choice.allowed:
@@ -612,10 +607,7 @@ def _render_tools(
         notes.append("allowed_tools: tools outside the allowed list were left out")
     if not tools:
         return
-    if memo is not None and tools is req.tools:
-        body["tools"] = memo.rendered_tools("anthropic", tools, None, lambda: _tool_list(tools))
-    else:
-        body["tools"] = _tool_list(tools)
+    body["tools"] = _tool_list(tools)
     tc: dict[str, Any] | None = None
     if choice is not None:
         mode = choice.mode

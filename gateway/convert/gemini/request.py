@@ -111,7 +111,7 @@ def parse_request(
         body: the decoded JSON body.
         model: the model named in the URL (``models/{model}:generateContent``).
         stream: True for ``:streamGenerateContent``.
-        memo: reuse the parse of history and tools seen lately (same result).
+        memo: reuse the parse of history seen lately (same result).
         size: the body's size in bytes, for the memo's bound.
 
     Returns:
@@ -152,11 +152,7 @@ def parse_request(
             if isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"]
         )
     gen = _gdict(body, "generationConfig", "") or {}
-    raw_tools = _glist(body, "tools", "")
-    if memo is not None and raw_tools:
-        tools = memo.tools("gemini", raw_tools, _parse_tools, size=size)
-    else:
-        tools = _parse_tools(raw_tools)
+    tools = _parse_tools(_glist(body, "tools", ""))
     modalities = gk(gen, "responseModalities")
     req = Request(
         model=name,
@@ -377,7 +373,8 @@ def render_request(
 ) -> tuple[dict[str, Any], Notes]:
     """Render a canonical request as a Gemini ``GenerateContentRequest`` body.
 
-    ``memo`` reuses the rendering of a tool list rendered lately (the same list).
+    ``memo`` reuses the declarations rendered lately for an equal tool list (cleaning the
+    JSON schemas for Gemini walks every schema).
 
     The model and streaming live in the URL
     (``models/{upstream_model}:generateContent`` or
@@ -499,8 +496,8 @@ def _render_tools(req: Request, body: dict[str, Any], notes: list[str], memo: Me
         notes.append("allowed_tools in auto mode: tools outside the list were left out")
     if not tools:
         return
-    if memo is not None and tools is req.tools:
-        decls = memo.rendered_tools("gemini", tools, None, lambda: _declarations(tools))
+    if memo is not None:
+        decls = memo.rendered_tools("gemini", req.messages, tools, _declarations)
     else:
         decls = _declarations(tools)
     body["tools"] = [{"functionDeclarations": decls}]

@@ -106,7 +106,7 @@ def parse_request(
         body: the decoded JSON body.
         model: overrides ``body["model"]`` when given.
         stream: overrides ``body["stream"]`` when given.
-        memo: reuse the parse of history and tools seen lately (same result).
+        memo: reuse the parse of history seen lately (same result).
         size: the body's size in bytes, for the memo's bound.
 
     Returns:
@@ -137,11 +137,7 @@ def parse_request(
     while messages and messages[0].role == "system":
         system.extend(p for p in messages.pop(0).content if isinstance(p, Text))
 
-    raw_tools = u.opt_list(body, "tools", "") or []
-    if memo is not None and raw_tools:
-        tools = memo.tools("openai", raw_tools, _parse_tools, size=size)
-    else:
-        tools = _parse_tools(raw_tools)
+    tools = _parse_tools(u.opt_list(body, "tools", "") or [])
     stream_options = u.opt_dict(body, "stream_options", "") or {}
     effort = u.opt_str(body, "reasoning_effort", "")
     reasoning = None
@@ -395,7 +391,7 @@ def render_request(
             (older OpenAI-compatible servers).
         reasoning: send ``reasoning_effort`` (True), never (False), or when the
             model name looks like a reasoning model (None): other models reject it.
-        memo: reuse the rendering of a tool list rendered lately (the same list).
+        memo: reuse the rendering of messages rendered lately (the same objects).
 
     Returns:
         ``(body, notes)``.
@@ -405,7 +401,7 @@ def render_request(
         "model": upstream_model,
         "messages": _render_messages(req, notes, memo),
     }
-    _render_tools(req, body, memo)
+    _render_tools(req, body)
     if req.max_tokens is not None:
         body[max_tokens_field] = req.max_tokens
     effort = _effort(req.reasoning)
@@ -499,13 +495,9 @@ def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def _render_tools(req: Request, body: dict[str, Any], memo: Memo | None) -> None:
+def _render_tools(req: Request, body: dict[str, Any]) -> None:
     if req.tools:
-        if memo is not None:
-            tools = req.tools
-            body["tools"] = memo.rendered_tools("openai", tools, None, lambda: _tool_list(tools))
-        else:
-            body["tools"] = _tool_list(req.tools)
+        body["tools"] = _tool_list(req.tools)
     choice = req.tool_choice
     if choice is not None and req.tools:
         if choice.allowed:
