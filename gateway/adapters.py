@@ -23,6 +23,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
+from gateway.convert.encoded import dumps_body, encode
 from gateway.convert.memo import Memo
 from gateway.convert.model import StreamError
 from gateway.convert.tokens import estimate_input_tokens
@@ -35,7 +36,9 @@ __all__ = ["Converting", "Passthrough", "make_adapter", "whole_as_stream"]
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if isinstance(body, dict):
+        return dumps_body(body)
+    return encode(body).encode("utf-8")
 
 
 def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:

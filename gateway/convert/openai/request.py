@@ -31,6 +31,7 @@ from gateway.convert._common import (
     defer_system_messages,
     result_text,
 )
+from gateway.convert.encoded import EncodedList, encode
 from gateway.convert.memo import Memo
 from gateway.convert.model import (
     Audio,
@@ -525,9 +526,12 @@ def _render_messages(req: Request, notes: list[str], memo: Memo | None) -> list[
     if req.system:
         out.append({"role": "system", "content": "\n\n".join(t.text for t in req.system)})
     dropped_thinking = False
+    texts: dict[int, str] = {}  # id(rendered message) -> its JSON, from the memo
     for m in defer_system_messages(req.messages):
         if memo is not None:
-            msgs, lost, more = memo.rendered("openai", m, _render_one)
+            msgs, lost, more, encoded = memo.rendered("openai", m, _render_encoded)
+            for msg, text in zip(msgs, encoded, strict=True):
+                texts[id(msg)] = text
         else:
             msgs, lost, more = _render_one(m)
         out.extend(msgs)
@@ -536,7 +540,17 @@ def _render_messages(req: Request, notes: list[str], memo: Memo | None) -> list[
             notes.extend(more)
     if dropped_thinking:
         notes.append("thinking blocks dropped: OpenAI chat history has no place for them")
-    return _pair_tool_messages(out, notes)
+    paired = _pair_tool_messages(out, notes)
+    if memo is None:
+        return paired
+    # Every dict in ``paired`` is alive (in ``out`` or made by the pairing), so the ids hold.
+    return EncodedList(paired, [texts.get(id(msg)) for msg in paired])
+
+
+def _render_encoded(m: Message) -> tuple[list[dict[str, Any]], bool, Notes, tuple[str, ...]]:
+    """:func:`_render_one` with each rendered message's JSON text (kept by the memo)."""
+    msgs, lost, notes = _render_one(m)
+    return msgs, lost, notes, tuple(encode(msg) for msg in msgs)
 
 
 def _render_one(m: Message) -> tuple[list[dict[str, Any]], bool, Notes]:

@@ -1,0 +1,56 @@
+"""Compact JSON for upstream bodies, reusing the encoding of messages encoded before.
+
+Theory of operation: with a :class:`~gateway.convert.memo.Memo`, a conversation's unchanged
+messages render to the very same dicts on every request, so their JSON text can be made once
+too. A renderer that has those texts returns the message list as an :class:`EncodedList`
+(a plain list that also carries ``encodings``, one per element, None where there is none);
+:func:`dumps_body` writes every other value with the same encoder and splices the texts in,
+so the bytes are exactly those ``json.dumps`` would give. For a coding agent's request most
+of the body is history: encoding it is the larger part of the cost of sending it on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["EncodedList", "dumps_body", "encode"]
+
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, built once.
+encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class EncodedList(list):  # type: ignore[type-arg]
+    """A list whose elements may come with their JSON text: ``encodings[i]`` or None.
+
+    Made by a renderer and not modified afterwards; if its length no longer matches
+    ``encodings``, :func:`dumps_body` encodes it whole.
+    """
+
+    __slots__ = ("encodings",)
+
+    def __init__(self, items: list[Any], encodings: list[str | None]) -> None:
+        super().__init__(items)
+        self.encodings = encodings
+
+
+def _value(value: Any) -> str:
+    if type(value) is EncodedList and len(value.encodings) == len(value):
+        texts = value.encodings
+        return (
+            "["
+            + ",".join(
+                text if text is not None else encode(v)
+                for v, text in zip(value, texts, strict=True)
+            )
+            + "]"
+        )
+    return encode(value)
+
+
+def dumps_body(body: dict[str, Any]) -> bytes:
+    """``json.dumps(body)``, compact and UTF-8, with the texts an EncodedList carries."""
+    if not any(type(v) is EncodedList for v in body.values()):
+        return encode(body).encode("utf-8")
+    inner = ",".join(f"{encode(k)}:{_value(v)}" for k, v in body.items())
+    return ("{" + inner + "}").encode("utf-8")
