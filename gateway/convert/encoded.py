@@ -49,8 +49,11 @@ def _value(value: Any) -> str:
 
 
 def dumps_body(body: dict[str, Any]) -> bytes:
-    """``json.dumps(body)``, compact and UTF-8, with the texts an EncodedList carries."""
-    if not any(type(v) is EncodedList for v in body.values()):
+    """``json.dumps(body)``, compact and UTF-8, with the texts an EncodedList carries.
+
+    Only ``messages`` is looked at (the one field renderers make an EncodedList).
+    """
+    if type(body.get("messages")) is not EncodedList:  # the one field renderers make so
         return encode(body).encode("utf-8")
     inner = ",".join(f"{encode(k)}:{_value(v)}" for k, v in body.items())
     return ("{" + inner + "}").encode("utf-8")

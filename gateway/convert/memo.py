@@ -137,8 +137,11 @@ class Memo:
             size: the size of the body ``raw`` came from, in bytes (what a kept
                 conversation is charged); 0 (unknown) reuses but never keeps.
         """
-        if not raw:
-            return []
+        if len(raw) < self.min_messages:  # not worth a look-up: parsed, and not kept
+            parsed: list[Parsed] = []
+            for i, message in enumerate(raw):
+                parsed.append(parse(i, message, parsed))
+            return parsed
         key = (fmt, _opening(raw))
         known = self._conversations.get(key)
         parsed: list[Parsed] = []
@@ -191,6 +194,10 @@ class Memo:
         for message, _ in conv.parsed:
             if owner.get(id(message)) is conv:
                 del owner[id(message)]
+
+    def holds(self, message: Any) -> bool:
+        """Whether ``message`` (this object) is part of a conversation the memo keeps."""
+        return id(message) in self._owner
 
     def rendered(self, fmt: str, message: Any, render: Callable[[Any], Any]) -> Any:
         """``render(message)``, reused when ``message`` (the same object) was rendered for

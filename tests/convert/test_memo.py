@@ -1260,3 +1260,16 @@ def test_true_for_one_in_a_resent_message() -> None:
         "openai",
         memo,
     )
+
+
+@pytest.mark.parametrize(("client", "provider"), PAIRS)
+def test_short_conversations_convert_the_same(client: str, provider: str) -> None:
+    """Conversations under ``min_messages`` skip the memo (no look-up, nothing kept), also
+    when a kept conversation opens the same way."""
+    memo = Memo()
+    _same(_raw(client, 12), client, provider, memo)
+    held = memo.held_bytes
+    for n in (1, 2, 4, 5):
+        _same(_raw(client, n), client, provider, memo)
+        _same(_raw(client, n, seed=3), client, provider, memo)
+    assert memo.held_bytes == held

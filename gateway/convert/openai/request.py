@@ -527,7 +527,12 @@ def _render_messages(req: Request, notes: list[str], memo: Memo | None) -> list[
         out.append({"role": "system", "content": "\n\n".join(t.text for t in req.system)})
     dropped_thinking = False
     texts: dict[int, str] = {}  # id(rendered message) -> its JSON, from the memo
-    for m in defer_system_messages(req.messages):
+    messages = req.messages
+    if memo is not None and not (
+        messages and (memo.holds(messages[-1]) or memo.holds(messages[0]))
+    ):
+        memo = None  # a conversation the memo does not keep: nothing to reuse or keep
+    for m in defer_system_messages(messages):
         if memo is not None:
             msgs, lost, more, encoded = memo.rendered("openai", m, _render_encoded)
             for msg, text in zip(msgs, encoded, strict=True):
