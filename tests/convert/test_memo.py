@@ -1209,17 +1209,19 @@ def test_tool_input_key_order_of_a_resent_message() -> None:
     )
 
 
-def test_tool_schema_key_order_of_a_resent_tool_list() -> None:
-    def reorder(body: dict[str, Any]) -> bytes:
-        props = body["tools"][0]["input_schema"]["properties"]
-        body["tools"][0]["input_schema"]["properties"] = dict(reversed(props.items()))
-        return json.dumps(body).encode()
+def _reorder_first_schema(body: dict[str, Any]) -> bytes:
+    """``body`` with its first tool's schema properties in reverse order."""
+    props = body["tools"][0]["input_schema"]["properties"]
+    body["tools"][0]["input_schema"]["properties"] = dict(reversed(props.items()))
+    return json.dumps(body).encode()
 
+
+def test_tool_schema_key_order_of_a_resent_tool_list() -> None:
     """Tool lists are parsed anew for every request (cheaper than comparing them), so a
     reordered schema comes out in its new order."""
     memo = Memo()
     _same(_raw("anthropic", 10), "anthropic", "openai", memo)
-    _same(reorder(json.loads(_raw("anthropic", 12))), "anthropic", "openai", memo)
+    _same(_reorder_first_schema(json.loads(_raw("anthropic", 12))), "anthropic", "openai", memo)
 
 
 @pytest.mark.xfail(
@@ -1230,14 +1232,9 @@ def test_tool_schema_key_order_of_a_resent_tool_list() -> None:
     "property order (a consequence memo.py's docstring accepts)",
 )
 def test_tool_schema_key_order_of_a_resent_tool_list_for_gemini() -> None:
-    def reorder(body: dict[str, Any]) -> bytes:
-        props = body["tools"][0]["input_schema"]["properties"]
-        body["tools"][0]["input_schema"]["properties"] = dict(reversed(props.items()))
-        return json.dumps(body).encode()
-
     memo = Memo()
     _same(_raw("anthropic", 10), "anthropic", "gemini", memo)
-    _same(reorder(json.loads(_raw("anthropic", 12))), "anthropic", "gemini", memo)
+    _same(_reorder_first_schema(json.loads(_raw("anthropic", 12))), "anthropic", "gemini", memo)
 
 
 @pytest.mark.xfail(
