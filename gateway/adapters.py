@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
-from gateway.convert.encoded import dumps_body, encode
+from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
 from gateway.convert.model import StreamError
 from gateway.convert.tokens import estimate_input_tokens
@@ -33,12 +33,6 @@ from gateway.routing import Target
 from gateway.sse import SSEDecoder
 
 __all__ = ["Converting", "Passthrough", "make_adapter", "whole_as_stream"]
-
-
-def _dumps(body: Any) -> bytes:
-    if isinstance(body, dict):
-        return dumps_body(body)
-    return encode(body).encode("utf-8")
 
 
 def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
@@ -62,7 +56,7 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
     limit = target.entry.max_tokens if target.entry else None
     if limit is not None and call.op != "count_tokens":
         clamp_max_tokens(body, t.format, limit)
-    return _dumps(body)
+    return dumps_body(body)
 
 
 class FramedRelay:
@@ -153,7 +147,7 @@ class Converting:
             raise UpstreamError(
                 f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
             ) from None
-        return _dumps(self.client.render_response(resp, model=self.call.model))
+        return dumps_body(self.client.render_response(resp, model=self.call.model))
 
     def relay(self) -> ConvertingRelay:
         options: dict[str, Any] = {"include_usage": self.req.include_usage}

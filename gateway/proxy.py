@@ -104,7 +104,7 @@ class Proxy:
         self.keys = KeyPool(trio.current_time)
         self.keepalive_s = keepalive_s
         self._turns: dict[str, int] = {}
-        #: Parsed history and tools of recent conversations (gateway.convert.memo).
+        #: Parsed and rendered history of recent conversations (gateway.convert.memo).
         self.memo = Memo()
 
     # -- the request -----------------------------------------------------------------------

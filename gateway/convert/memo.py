@@ -137,14 +137,10 @@ class Memo:
             size: the size of the body ``raw`` came from, in bytes (what a kept
                 conversation is charged); 0 (unknown) reuses but never keeps.
         """
-        if len(raw) < self.min_messages:  # not worth a look-up: parsed, and not kept
-            parsed: list[Parsed] = []
-            for i, message in enumerate(raw):
-                parsed.append(parse(i, message, parsed))
-            return parsed
-        key = (fmt, _opening(raw))
-        known = self._conversations.get(key)
         parsed: list[Parsed] = []
+        short = len(raw) < self.min_messages  # not worth a look-up: parsed, and not kept
+        key = None if short else (fmt, _opening(raw))
+        known = None if key is None else self._conversations.get(key)
         if known is not None:
             old = known.raw
             for i in range(min(len(old), len(raw))):
@@ -154,9 +150,10 @@ class Memo:
         reused = len(parsed)
         for i in range(reused, len(raw)):
             parsed.append(parse(i, raw[i], parsed))
-        self.reused += reused
-        self.parsed += len(raw) - reused
-        self._keep(key, known, raw, parsed, size)
+        if key is not None:
+            self.reused += reused
+            self.parsed += len(raw) - reused
+            self._keep(key, known, raw, parsed, size)
         return parsed
 
     def _keep(
@@ -167,7 +164,7 @@ class Memo:
         parsed: list[Parsed],
         size: int,
     ) -> None:
-        if len(raw) < self.min_messages or not 0 < size <= self.max_bytes // 4:
+        if not 0 < size <= self.max_bytes // 4:
             if known is not None:  # not worth keeping; what is kept stays as it was
                 self._conversations.move_to_end(key)
             return
@@ -195,9 +192,19 @@ class Memo:
             if owner.get(id(message)) is conv:
                 del owner[id(message)]
 
-    def holds(self, message: Any) -> bool:
-        """Whether ``message`` (this object) is part of a conversation the memo keeps."""
-        return id(message) in self._owner
+    def _conversation(self, messages: Sequence[Any]) -> _Conversation | None:
+        """The kept conversation a request's canonical ``messages`` belong to, if any.
+
+        Its first message may have been merged anew; its last was newly kept (unless merged).
+        """
+        if not messages:
+            return None
+        owner = self._owner
+        return owner.get(id(messages[0])) or owner.get(id(messages[-1]))
+
+    def keeps(self, messages: Sequence[Any]) -> bool:
+        """Whether a request's canonical ``messages`` belong to a conversation kept here."""
+        return self._conversation(messages) is not None
 
     def rendered(self, fmt: str, message: Any, render: Callable[[Any], Any]) -> Any:
         """``render(message)``, reused when ``message`` (the same object) was rendered for
@@ -230,9 +237,7 @@ class Memo:
         canonical messages, which name the conversation (nothing is kept for a request whose
         conversation is not kept). The result is shared: callers must not modify it.
         """
-        conv = None
-        if messages:  # the first message may have been merged anew; the last is newly kept
-            conv = self._owner.get(id(messages[0])) or self._owner.get(id(messages[-1]))
+        conv = self._conversation(messages)
         if conv is None:
             return render(tools)
         known = conv.tools.get(fmt)

@@ -580,7 +580,15 @@ def _render_sampling(
         body["top_k"] = req.top_k
 
 
-def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool) -> None:
+    choice = req.tool_choice
+    tools = req.tools
+    if choice is not None and choice.allowed:
+        allowed = set(choice.allowed)
+        tools = tuple(t for t in tools if t.name in allowed)
+        notes.append("allowed_tools: tools outside the allowed list were left out")
+    if not tools:
+        return
     out = []
     for t in tools:
         schema = (
@@ -595,19 +603,7 @@ def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
         if t.cache_control is not None:
             tool["cache_control"] = dict(t.cache_control)
         out.append(tool)
-    return out
-
-
-def _render_tools(req: Request, body: dict[str, Any], notes: list[str], thinking_on: bool) -> None:
-    choice = req.tool_choice
-    tools = req.tools
-    if choice is not None and choice.allowed:
-        allowed = set(choice.allowed)
-        tools = tuple(t for t in tools if t.name in allowed)
-        notes.append("allowed_tools: tools outside the allowed list were left out")
-    if not tools:
-        return
-    body["tools"] = _tool_list(tools)
+    body["tools"] = out
     tc: dict[str, Any] | None = None
     if choice is not None:
         mode = choice.mode

@@ -482,23 +482,19 @@ def _render_response_format(rf: ResponseFormat | None) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": js}
 
 
-def _tool_list(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
-    out = []
-    for t in tools:
-        fn: dict[str, Any] = {"name": wire_tool_name(t.name, "openai")}
-        if t.description:
-            fn["description"] = t.description
-        if t.parameters is not None:
-            fn["parameters"] = dict(t.parameters)
-        if t.strict is not None:
-            fn["strict"] = t.strict
-        out.append({"type": "function", "function": fn})
-    return out
-
-
 def _render_tools(req: Request, body: dict[str, Any]) -> None:
     if req.tools:
-        body["tools"] = _tool_list(req.tools)
+        tools = []
+        for t in req.tools:
+            fn: dict[str, Any] = {"name": wire_tool_name(t.name, "openai")}
+            if t.description:
+                fn["description"] = t.description
+            if t.parameters is not None:
+                fn["parameters"] = dict(t.parameters)
+            if t.strict is not None:
+                fn["strict"] = t.strict
+            tools.append({"type": "function", "function": fn})
+        body["tools"] = tools
     choice = req.tool_choice
     if choice is not None and req.tools:
         if choice.allowed:
@@ -527,12 +523,9 @@ def _render_messages(req: Request, notes: list[str], memo: Memo | None) -> list[
         out.append({"role": "system", "content": "\n\n".join(t.text for t in req.system)})
     dropped_thinking = False
     texts: dict[int, str] = {}  # id(rendered message) -> its JSON, from the memo
-    messages = req.messages
-    if memo is not None and not (
-        messages and (memo.holds(messages[-1]) or memo.holds(messages[0]))
-    ):
+    if memo is not None and not memo.keeps(req.messages):
         memo = None  # a conversation the memo does not keep: nothing to reuse or keep
-    for m in defer_system_messages(messages):
+    for m in defer_system_messages(req.messages):
         if memo is not None:
             msgs, lost, more, encoded = memo.rendered("openai", m, _render_encoded)
             for msg, text in zip(msgs, encoded, strict=True):
