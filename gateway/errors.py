@@ -39,10 +39,25 @@ __all__ = [
     "RequestTimeout",
     "Unauthorized",
     "UpstreamError",
+    "echo",
     "error_body",
     "error_response",
     "error_status",
 ]
+
+#: Most characters of a client's value repeated in an error message.
+ECHO_CHARS = 80
+
+
+def echo(value: str, limit: int = ECHO_CHARS) -> str:
+    """``value`` quoted for an error message: control characters escaped, cut to ``limit``.
+
+    A client's value repeated whole would let a 100 KB model name make a 100 KB
+    error (and log line); ``repr`` escapes newlines and the like.
+    """
+    if len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value)} characters)"
+    return repr(value)
 
 
 class ErrorKind(enum.Enum):
@@ -114,7 +129,7 @@ class NotFound(GatewayError):
 class ModelNotFound(NotFound):
     def __init__(self, model: str) -> None:
         super().__init__(
-            f"The model {model!r} does not exist or is not served by this gateway; "
+            f"The model {echo(model)} does not exist or is not served by this gateway; "
             "GET /v1/models lists the models you can use.",
             code="model_not_found",
         )

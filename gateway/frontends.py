@@ -12,8 +12,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call
-from gateway.errors import BadRequest, NotFound
-from gateway.routing import split_gemini_target
+from gateway.errors import BadRequest, NotFound, echo
+from gateway.routing import check_model_name, split_gemini_target
 
 if TYPE_CHECKING:
     from gateway.server.connection import Exchange
@@ -53,7 +53,7 @@ def _require(body: dict[str, Any], field: str, kind: type, what: str) -> Any:
 def openai_call(ex: Exchange) -> Call:
     """POST /v1/chat/completions."""
     body = parse_json_object(ex.request.body)
-    model = _require(body, "model", str, "a model name string")
+    model = check_model_name(_require(body, "model", str, "a model name string"))
     _require(body, "messages", list, "a list of messages")
     return Call("openai", "chat", model, bool(body.get("stream")), body, len(ex.request.body))
 
@@ -61,7 +61,7 @@ def openai_call(ex: Exchange) -> Call:
 def anthropic_call(ex: Exchange, *, count_tokens: bool = False) -> Call:
     """POST /v1/messages and /v1/messages/count_tokens."""
     body = parse_json_object(ex.request.body)
-    model = _require(body, "model", str, "a model name string")
+    model = check_model_name(_require(body, "model", str, "a model name string"))
     _require(body, "messages", list, "a list of messages")
     if count_tokens:
         return Call("anthropic", "count_tokens", model, False, body, len(ex.request.body))
@@ -74,10 +74,11 @@ def gemini_call(ex: Exchange) -> Call:
     model, method = split_gemini_target(ex.request.params["rest"])
     if method not in GEMINI_METHODS:
         raise NotFound(
-            f"Unknown method {method!r}; this gateway serves "
+            f"Unknown method {echo(method)}; this gateway serves "
             + " and ".join(sorted(GEMINI_METHODS))
             + "."
         )
+    check_model_name(model)
     body = parse_json_object(ex.request.body)
     _require(body, "contents", list, "a list of contents")
     return Call("gemini", "generate", model, GEMINI_METHODS[method], body, len(ex.request.body))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
@@ -38,6 +39,7 @@ from gateway.convert import CODECS
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
 from gateway.errors import (
+    BadRequest,
     ErrorKind,
     GatewayError,
     RateLimited,
@@ -51,6 +53,7 @@ from gateway.routing import Target, route
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
+from gateway.urls import path_segment
 
 if TYPE_CHECKING:
     import httpx
@@ -166,6 +169,11 @@ class Proxy:
             )
             return
         url = upstream_url(t, upstream_call, target.upstream_model)
+        # Client values that go into upstream headers are checked before anything is sent
+        # (an emulated stream starts below): a bad one is a 400, not a 500 mid-try.
+        upstream_headers(ex, t, None)
+        if t.forward_client_key:
+            client_credential(ex)
         if not emulate:
             await self._tries(ex, upstream_call, t, url, adapter)
             return
@@ -437,23 +445,45 @@ def _keys_resting(t: Transformer, wait_s: float) -> Failure:
     )
 
 
+#: What a forwarded header value may hold: visible ASCII, spaces and tabs (RFC 9110 §5.5
+#: without obs-text). Bytes >= 0x80 have no agreed encoding and httpx refuses them.
+_HEADER_VALUE = re.compile(rb"[\t\x20-\x7e]*")
+
+
+def _header_text(value: bytes, name: str) -> str:
+    """A client header value we forward, as text; a 400 naming the header when it cannot be."""
+    if _HEADER_VALUE.fullmatch(value) is None:
+        raise BadRequest(
+            f"The {name} header holds bytes other than visible ASCII characters; "
+            "send it as plain ASCII."
+        )
+    return value.decode("ascii").strip()
+
+
 def client_credential(ex: Exchange) -> str | None:
-    """The client's own credential, from whichever header or parameter its SDK uses."""
+    """The client's own credential, from whichever header or parameter its SDK uses.
+
+    Raises BadRequest when the credential is not plain ASCII (it goes into a header).
+    """
     auth = ex.request.header(b"authorization")
     if auth and auth[:7].lower() == b"bearer ":
-        return auth[7:].decode("latin-1").strip()
+        return _header_text(auth[7:], "Authorization")
     for name in (b"x-api-key", b"x-goog-api-key"):
         value = ex.request.header(name)
         if value:
-            return value.decode("latin-1").strip()
+            return _header_text(value, name.decode())
     for part in ex.request.query.split("&"):
         if part.startswith("key="):
-            return part[4:]
+            return _header_text(part[4:].encode("latin-1"), "key parameter")
     return None
 
 
 def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tuple[str, str]]:
-    """Headers towards ``t`` (design.md, "Headers towards a provider")."""
+    """Headers towards ``t`` (design.md, "Headers towards a provider").
+
+    The client's ``anthropic-version``, ``anthropic-beta`` and ``OpenAI-Beta`` are
+    forwarded only as plain ASCII: anything else is a 400 naming the header.
+    """
     headers = [
         ("content-type", "application/json"),
         ("accept-encoding", "identity"),
@@ -461,14 +491,19 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
     ]
     if t.format == "anthropic":
         version = ex.request.header(b"anthropic-version")
-        headers.append(("anthropic-version", version.decode() if version else ANTHROPIC_VERSION))
+        headers.append(
+            (
+                "anthropic-version",
+                _header_text(version, "anthropic-version") if version else ANTHROPIC_VERSION,
+            )
+        )
         beta = ex.request.header(b"anthropic-beta")
         if beta:
-            headers.append(("anthropic-beta", beta.decode("latin-1")))
+            headers.append(("anthropic-beta", _header_text(beta, "anthropic-beta")))
     elif t.format == "openai":
         beta = ex.request.header(b"openai-beta")
         if beta:
-            headers.append(("openai-beta", beta.decode("latin-1")))
+            headers.append(("openai-beta", _header_text(beta, "OpenAI-Beta")))
     headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
     if key:
         name, prefix = t.key_header_parts()
@@ -477,7 +512,11 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
 
 
 def upstream_url(t: Transformer, call: Call, model: str) -> str:
-    """``base_url`` plus the format's path (design.md, Routing) and the file's query."""
+    """``base_url`` plus the format's path (design.md, Routing) and the file's query.
+
+    The model is one percent-encoded path segment (gateway.urls): a client's
+    model name can never reach another path or change the query.
+    """
     query = list(t.query)
     if t.format == "openai":
         path = "/chat/completions"
@@ -485,10 +524,10 @@ def upstream_url(t: Transformer, call: Call, model: str) -> str:
         path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
     else:
         if call.stream:
-            path = f"/models/{model}:streamGenerateContent"
+            path = f"/models/{path_segment(model)}:streamGenerateContent"
             query.append(("alt", "sse"))
         else:
-            path = f"/models/{model}:generateContent"
+            path = f"/models/{path_segment(model)}:generateContent"
     url = t.base_url + path
     if query:
         url += ("&" if "?" in url else "?") + urlencode(query)

@@ -29,17 +29,52 @@ function spreads the load without keeping state.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from gateway.errors import ModelNotFound, NotFound
+from gateway.errors import BadRequest, ModelNotFound, NotFound, echo
 from gateway.transformers.model import ModelEntry, Transformer
 
 if TYPE_CHECKING:
     from gateway.transformers.registry import Registry
 
-__all__ = ["Target", "get_model", "list_models", "route", "split_gemini_target"]
+__all__ = [
+    "MAX_MODEL_CHARS",
+    "Target",
+    "check_model_name",
+    "get_model",
+    "list_models",
+    "route",
+    "split_gemini_target",
+]
+
+#: Longest model name accepted (real ones are well under 100 characters).
+MAX_MODEL_CHARS = 256
+#: C0 controls, DEL and C1 controls: never part of a model name, and CR/LF/NUL in one
+#: could split a header or a log line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_model_name(model: str) -> str:
+    """``model`` if it is a usable model name, else a 400 that says what is wrong.
+
+    Every endpoint that takes a model (the three front ends, ``/v1/models/{id}``)
+    checks it here before routing, logging or echoing it.
+    """
+    if len(model) > MAX_MODEL_CHARS:
+        raise BadRequest(
+            f"The model name is {len(model)} characters long; "
+            f"this gateway accepts at most {MAX_MODEL_CHARS}."
+        )
+    bad = _CONTROL.search(model)
+    if bad:
+        raise BadRequest(
+            f"The model name holds a control character (U+{ord(bad.group()):04X}) "
+            f"at position {bad.start()}; remove it."
+        )
+    return model
 
 
 @attrs.frozen
@@ -160,10 +195,13 @@ def list_models(registry: Registry) -> list[dict[str, Any]]:
 def get_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
     """The model object for ``GET /v1/models/{model_id}``, or None (404).
 
+    Raises BadRequest for a name :func:`check_model_name` refuses.
+
     A listed alias gives its listed object; any other routable name (through
     a provider prefix or the default provider) gives an object owned by the
     provider it routes to.
     """
+    check_model_name(model_id)
     names = registry.aliases.get(model_id)
     if names:
         return _model_object(model_id, names[0], registry.loaded_at)
@@ -187,7 +225,7 @@ def split_gemini_target(rest: str) -> tuple[str, str]:
     model, colon, method = rest.rpartition(":")
     if not colon or not model or not method:
         raise NotFound(
-            f"Unknown path 'models/{rest}': expected models/{{model}}:{{method}}, "
+            f"Unknown path {echo('models/' + rest)}: expected models/{{model}}:{{method}}, "
             "e.g. models/gemini-2.5-flash:generateContent."
         )
     return model, method
