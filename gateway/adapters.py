@@ -13,7 +13,10 @@
   for the caller to log at debug level.
 
 Either way the transformer's ``request`` edits and the model entry's
-``max_tokens`` clamp apply to the body that goes upstream.
+``max_tokens`` clamp apply to the body that goes upstream, and every byte
+that goes back to the client (answers, stream events, in-stream errors)
+passes the request's :class:`~gateway.redact.Redactor`: a provider that
+echoes its key, whole or in part, never shows it to the client.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gateway.convert.memo import Memo
 from gateway.convert.model import StreamError
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.redact import NO_REDACTION, Redactor
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
@@ -60,45 +64,51 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
 
 
 class FramedRelay:
-    """Same-format stream: whole upstream events, unchanged."""
+    """Same-format stream: whole upstream events, unchanged but for redacted secrets.
 
-    def __init__(self, fmt: str) -> None:
+    Redaction runs on whole events (the framer's output), so a key split over two
+    reads is still seen whole.
+    """
+
+    def __init__(self, fmt: str, redactor: Redactor = NO_REDACTION) -> None:
         self._fmt = fmt
         self._framer = EventFramer()
+        self._redact = redactor.data
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._framer.feed(chunk)
+        return self._redact(self._framer.feed(chunk))
 
     def finish(self) -> bytes:
-        return self._framer.flush()
+        return self._redact(self._framer.flush())
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
-        return stream_error(self._fmt, kind, status, message)
+        return self._redact(stream_error(self._fmt, kind, status, message))
 
 
 class ConvertingRelay:
     """Provider SSE bytes -> canonical events -> the client's SSE bytes."""
 
-    def __init__(self, parser: Any, renderer: Any) -> None:
+    def __init__(self, parser: Any, renderer: Any, redactor: Redactor = NO_REDACTION) -> None:
         self._decoder = SSEDecoder()
         self._parser = parser
         self._renderer = renderer
+        self._redact = redactor.data
 
     def _render(self, events: list[Any]) -> list[bytes]:
         render = self._renderer.render
         return [render(c) for ev in events for c in self._parser.feed(ev)]
 
     def feed(self, chunk: bytes) -> bytes:
-        return b"".join(self._render(self._decoder.feed(chunk)))
+        return self._redact(b"".join(self._render(self._decoder.feed(chunk))))
 
     def finish(self) -> bytes:
         out = self._render(self._decoder.close())
         out.extend(self._renderer.render(c) for c in self._parser.finish())
         out.append(self._renderer.finish())
-        return b"".join(out)
+        return self._redact(b"".join(out))
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
-        return self._renderer.render(StreamError(kind, message, status))  # type: ignore[no-any-return]
+        return self._redact(self._renderer.render(StreamError(kind, message, status)))
 
 
 class Passthrough:
@@ -106,8 +116,9 @@ class Passthrough:
 
     notes: tuple[str, ...] = ()
 
-    def __init__(self, call: Call, target: Target) -> None:
+    def __init__(self, call: Call, target: Target, redactor: Redactor = NO_REDACTION) -> None:
         self.call = call
+        self.redactor = redactor
         body = call.body
         if call.fmt != "gemini":  # Gemini names the model and streaming in the URL
             body = {**body, "model": target.upstream_model}
@@ -117,17 +128,24 @@ class Passthrough:
         self.body = _edited(body, call, target)
 
     def response(self, data: bytes) -> bytes:
-        return data
+        return self.redactor.data(data)
 
     def relay(self) -> FramedRelay:
-        return FramedRelay(self.call.fmt)
+        return FramedRelay(self.call.fmt, self.redactor)
 
 
 class Converting:
     """Client and provider speak different formats."""
 
-    def __init__(self, call: Call, target: Target, memo: Memo | None = None) -> None:
+    def __init__(
+        self,
+        call: Call,
+        target: Target,
+        memo: Memo | None = None,
+        redactor: Redactor = NO_REDACTION,
+    ) -> None:
         self.call = call
+        self.redactor = redactor
         self.client = CODECS[call.fmt]
         self.upstream = CODECS[target.transformer.format]
         self.req, notes = self.client.parse_request(
@@ -147,7 +165,9 @@ class Converting:
             raise UpstreamError(
                 f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
             ) from None
-        return dumps_body(self.client.render_response(resp, model=self.call.model))
+        return self.redactor.data(
+            dumps_body(self.client.render_response(resp, model=self.call.model))
+        )
 
     def relay(self) -> ConvertingRelay:
         options: dict[str, Any] = {"include_usage": self.req.include_usage}
@@ -156,6 +176,7 @@ class Converting:
         return ConvertingRelay(
             self.upstream.stream_parser(tool_names=self.tool_names),
             self.client.stream_renderer(self.call.model, **options),
+            self.redactor,
         )
 
     def estimated_input_tokens(self) -> int:
@@ -184,15 +205,21 @@ def whole_as_stream(
     renderer = client.stream_renderer(call.model, include_usage=include_usage)
     out = [renderer.render(event) for event in response_to_stream(resp)]
     out.append(renderer.finish())
-    return b"".join(out)
+    return adapter.redactor.data(b"".join(out))
 
 
-def make_adapter(call: Call, target: Target, memo: Memo | None = None) -> Passthrough | Converting:
+def make_adapter(
+    call: Call,
+    target: Target,
+    memo: Memo | None = None,
+    redactor: Redactor = NO_REDACTION,
+) -> Passthrough | Converting:
     """The adapter for ``call`` on ``target`` (BadRequest when it cannot be expressed there).
 
     ``memo`` lets a conversion reuse what an earlier request of the same conversation
     shares with this one (gateway.convert.memo); the body is the same either way.
+    ``redactor`` cleans every byte the adapter gives back for the client.
     """
     if call.fmt == target.transformer.format:
-        return Passthrough(call, target)
-    return Converting(call, target, memo)
+        return Passthrough(call, target, redactor)
+    return Converting(call, target, memo, redactor)

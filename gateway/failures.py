@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.redact import Redactor
 
 __all__ = [
     "Failure",
@@ -70,12 +71,11 @@ class Failure:
     kind: str = "error"
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret, and anything shaped like an API key, replaced."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
+def redact(text: str, secrets: Iterable[str] | Redactor) -> str:
+    """``text`` with every secret (whole, or its printed prefix/suffix), and anything
+    shaped like an API key, replaced (gateway.redact has the rules)."""
+    redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+    return _KEYLIKE.sub("[redacted]", redactor.text(text))
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
@@ -121,7 +121,7 @@ def classify_status(
     status: int,
     body: bytes,
     headers: Mapping[str, str],
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] | Redactor = (),
 ) -> Failure:
     """The meaning of a non-2xx answer from ``provider``."""
     raw_message, reason = provider_message(body)

@@ -8,8 +8,17 @@ the ``logging`` machinery entirely (they are written once per request). When
 100,000 lines are waiting, new ones are dropped and counted rather than waited for.
 
 Secrets: nothing here logs bodies or headers. Paths pass through
-:func:`redact_target`, which removes a ``key=`` query parameter (Gemini
-clients put their API key there).
+:func:`redact_target`, which removes the value of every credential-like query
+parameter (``key=``, where Gemini clients put their API key, ``api_key=``,
+``access_token=``, ... judged by the percent-decoded name, see
+gateway.redact). Every finished line, access lines included, passes the
+redactor the proxy installs per registry snapshot (:func:`set_log_redactor`),
+so a provider key echoed anywhere never reaches the log.
+
+Forged lines: a field's control characters (CR, LF, NUL, ESC, DEL, C1, the
+Unicode line separators) are escaped (``\n``, ``\x1b``) in text lines, and a
+value holding spaces, quotes or ``=`` is quoted, so no client value can start a
+new line or fake a ``key=value`` pair. JSON lines are escaped by ``json.dumps``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,11 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
+from urllib.parse import unquote
+
+from gateway.redact import REDACTED, is_credential_name
 
 __all__ = [
     "ACCESS",
@@ -30,8 +43,10 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "dropped_log_records",
+    "escape_controls",
     "new_request_id",
     "redact_target",
+    "set_log_redactor",
     "setup_logging",
 ]
 
@@ -69,14 +84,69 @@ def accept_request_id(value: bytes | None) -> str:
     return new_request_id()
 
 
-_KEY_PARAM = re.compile(r"(?i)([?&]key=)[^&#]*")
+_PARAM_SEPARATOR = re.compile(r"([&;])")
+
+
+def _param_name(raw: str) -> str:
+    """A query parameter's name as a server would read it: ``+`` and %-escapes decoded."""
+    name = raw.replace("+", " ")
+    for _ in range(3):  # "%256Bey" is "%6Bey" is "key"
+        decoded = unquote(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name
 
 
 def redact_target(target: str) -> str:
-    """A request target fit for a log: the value of any ``key`` query parameter removed."""
-    if "key=" not in target and "KEY=" not in target.upper():
+    """A request target fit for a log: the value of every credential-like parameter removed.
+
+    Parameters are split at ``&`` and ``;``; a name counts by its decoded form
+    (``%6Bey``, ``api%5Fkey``, ``KEY``), every occurrence of it is redacted, and
+    so is the fragment, in case a client put a token there.
+    """
+    path, question, query = target.partition("?")
+    if not question or "=" not in query:
         return target
-    return _KEY_PARAM.sub(r"\1[redacted]", target)
+    query, hash_, fragment = query.partition("#")
+    parts = _PARAM_SEPARATOR.split(query)
+    changed = False
+    for i in range(0, len(parts), 2):
+        name, eq, _value = parts[i].partition("=")
+        if eq and is_credential_name(_param_name(name)):
+            parts[i] = f"{name}={REDACTED}"
+            changed = True
+    if hash_ and fragment:
+        fragment, changed = REDACTED, True
+    if not changed:
+        return target
+    return f"{path}?{''.join(parts)}{hash_}{fragment}"
+
+
+#: C0 and C1 controls, DEL and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NEEDS_QUOTES = re.compile('[\\s"=]')
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character escaped: it cannot start or fake a log line."""
+    return _CONTROLS.sub(_escape_one, text)
+
+
+def _field(value: Any) -> str:
+    """One ``key=value`` value of a text line: controls escaped, quoted when it has spaces."""
+    text = escape_controls(value if isinstance(value, str) else str(value))
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 class TextFormatter(logging.Formatter):
@@ -85,16 +155,22 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The head of the line only: a traceback after it keeps its own newlines.
+        return escape_controls(super().formatMessage(record))
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         skip = _ACCESS_IN_MESSAGE if record.name == ACCESS.name else ()
         extras = [
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED and k not in skip
+            f"{k}={_field(v)}"
+            for k, v in record.__dict__.items()
+            if k not in _RESERVED and k not in skip
         ]
         if extras:
             head, nl, tail = line.partition("\n")
             line = head + " " + " ".join(extras) + nl + tail
-        return line
+        return _redacted(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -112,7 +188,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, separators=(",", ":"))
+        return _redacted(json.dumps(out, default=str, separators=(",", ":")))
 
 
 class LineWriter:
@@ -176,6 +252,19 @@ class _WriterHandler(logging.Handler):
 
 _writer: LineWriter | None = None
 _json_access = False
+#: Removes provider keys from every line (gateway.redact; the proxy sets it per snapshot).
+_redact_line: Callable[[str], str] | None = None
+
+
+def set_log_redactor(redact: Callable[[str], str] | None) -> None:
+    """Pass every log line (access lines included) through ``redact`` from now on."""
+    global _redact_line
+    _redact_line = redact
+
+
+def _redacted(line: str) -> str:
+    redact = _redact_line
+    return redact(line) if redact is not None else line
 
 
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
@@ -292,9 +381,10 @@ def _access_line(
             "client": client,
             **extra,
         }
-        return json.dumps(fields, default=str, separators=(",", ":"))
-    tail = "".join(f" {k}={v}" for k, v in extra.items())
-    return (
-        f"{_asctime(now)} INFO {ACCESS.name} {request_id} {method} {path} {status} "
-        f"{bytes_sent}B {duration_ms:.3f}ms client={client}{tail}"
+        return _redacted(json.dumps(fields, default=str, separators=(",", ":")))
+    tail = "".join(f" {k}={_field(v)}" for k, v in extra.items())
+    return _redacted(
+        f"{_asctime(now)} INFO {ACCESS.name} {request_id} {escape_controls(method)} "
+        f"{escape_controls(path)} {status} {bytes_sent}B {duration_ms:.3f}ms "
+        f"client={escape_controls(client)}{tail}"
     )

@@ -48,6 +48,8 @@ from gateway.errors import (
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
 from gateway.keys import KeyPool
+from gateway.logs import set_log_redactor
+from gateway.redact import Redactor, redactor_for
 from gateway.relay import KEEPALIVE, stream_error
 from gateway.routing import Target, route
 from gateway.server.responses import JSON, SSE
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from gateway.metrics import Metrics
     from gateway.server.connection import Exchange
     from gateway.transformers.model import Transformer
-    from gateway.transformers.registry import RegistryHolder
+    from gateway.transformers.registry import Registry, RegistryHolder
 
 __all__ = ["Call", "Proxy"]  # Call is re-exported for the front ends
 
@@ -109,24 +111,42 @@ class Proxy:
         self._turns: dict[str, int] = {}
         #: Parsed and rendered history of recent conversations (gateway.convert.memo).
         self.memo = Memo()
+        #: The snapshot the redactor was built for, and the redactor (gateway.redact).
+        self._redaction: tuple[Registry | None, Redactor] = (None, Redactor())
+
+    def redactor(self, snapshot: Registry) -> Redactor:
+        """The Redactor holding ``snapshot``'s secrets: built once per snapshot, also for logs."""
+        built_for, redactor = self._redaction
+        if built_for is not snapshot:
+            redactor = redactor_for(snapshot)
+            self._redaction = (snapshot, redactor)
+            set_log_redactor(redactor.text if redactor else None)
+        return redactor
 
     # -- the request -----------------------------------------------------------------------
 
     async def handle(self, ex: Exchange, call: Call) -> None:
         """Answer ``call`` on ``ex``; raises a GatewayError when every target failed."""
         snapshot = self.registry.current
+        redactor = self.redactor(snapshot)
         targets = route(call.model, snapshot, turn=self._turn(call.model))
         ex.log["client_format"] = call.fmt
         error: GatewayError | None = None
         for target in targets:
             try:
-                await self._serve_target(ex, call, target)
+                await self._serve_target(ex, call, target, redactor)
                 return
             except _Exhausted as exc:
                 error = exc.failure.error
                 if not exc.failure.fallback:
                     break
         assert error is not None
+        # A provider's words (and a connect error's URL) may echo a key: clean the message.
+        forwarded = client_credential_if_forwarded(ex, targets)
+        if forwarded:
+            redactor = redactor.with_secrets([forwarded])
+        error.message = redactor.text(error.message)
+        error.args = (error.message,)
         if ex.started:  # an emulated stream already sent its status: the error goes in-stream
             await ex.send(stream_error(call.fmt, error.kind, error.status_hint, error.message))
             return
@@ -138,7 +158,9 @@ class Proxy:
             self._turns[model] = turn + 1
         return turn
 
-    async def _serve_target(self, ex: Exchange, call: Call, target: Target) -> None:
+    async def _serve_target(
+        self, ex: Exchange, call: Call, target: Target, redactor: Redactor
+    ) -> None:
         t = target.transformer
         ex.log["provider"] = t.name
         ex.log["upstream_model"] = target.upstream_model
@@ -151,7 +173,11 @@ class Proxy:
             )
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
-        adapter = make_adapter(upstream_call, target, self.memo)
+        if t.forward_client_key:  # the client's own key goes upstream: never echo it either
+            credential = client_credential(ex)
+            if credential:
+                redactor = redactor.with_secrets([credential])
+        adapter = make_adapter(upstream_call, target, self.memo, redactor)
         if adapter.notes:
             LOG.debug(
                 "converting %s -> %s dropped: %s",
@@ -172,8 +198,6 @@ class Proxy:
         # Client values that go into upstream headers are checked before anything is sent
         # (an emulated stream starts below): a bad one is a 400, not a 500 mid-try.
         upstream_headers(ex, t, None)
-        if t.forward_client_key:
-            client_credential(ex)
         if not emulate:
             await self._tries(ex, upstream_call, t, url, adapter)
             return
@@ -282,7 +306,9 @@ class Proxy:
                 async with self.upstream.stream(request) as resp:
                     if not 200 <= resp.status_code < 300:
                         data = await _read_capped(resp, ERROR_BODY_CAP)
-                        return classify_status(t.name, resp.status_code, data, resp.headers, t.keys)
+                        return classify_status(
+                            t.name, resp.status_code, data, resp.headers, adapter.redactor
+                        )
                     if not call.stream:
                         data = await _read_body(resp, t.timeouts.idle)
                         first_byte.deadline = math.inf
@@ -458,6 +484,13 @@ def _header_text(value: bytes, name: str) -> str:
             "send it as plain ASCII."
         )
     return value.decode("ascii").strip()
+
+
+def client_credential_if_forwarded(ex: Exchange, targets: tuple[Target, ...]) -> str | None:
+    """The client's credential when one of ``targets`` forwards it upstream, else None."""
+    if any(target.transformer.forward_client_key for target in targets):
+        return client_credential(ex)
+    return None
 
 
 def client_credential(ex: Exchange) -> str | None:
