@@ -56,7 +56,7 @@ Parsed = tuple[Any, Any]
 BYTE_COST = 4
 #: Memory estimate per object or array in a mark: a dict or list as decoded, the parse's
 #: object for it and its rendering.
-OBJECT_COST = 600
+OBJECT_COST = 350
 #: Memory estimate per message: its entry in the memo's tables, its Message and notes.
 MESSAGE_COST = 400
 
