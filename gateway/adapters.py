@@ -22,7 +22,10 @@ echoes its key, whole or in part, never shows it to the client.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import trio
 
 from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
@@ -36,7 +39,36 @@ from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
 
-__all__ = ["Converting", "Passthrough", "make_adapter", "whole_as_stream"]
+__all__ = [
+    "OFF_LOOP_BYTES",
+    "Converting",
+    "Passthrough",
+    "make_adapter",
+    "off_loop",
+    "whole_as_stream",
+]
+
+T = TypeVar("T")
+
+#: Bodies and answers from this size on are converted in a worker thread. Conversion is
+#: linear, but its costliest shapes (tens of thousands of tiny messages or blocks) take
+#: about 100 ms per MiB on the loop; up to this size a conversion stalls other requests
+#: for at most ~25 ms, and the common agent request (100-200 KB) keeps the loop's
+#: lower latency.
+OFF_LOOP_BYTES = 256 << 10
+
+
+async def off_loop(size: int, work: Callable[[], T]) -> T:
+    """``work()``, in a worker thread when ``size`` (the bytes it reads) is large.
+
+    So that nothing CPU-heavy stalls the event loop: ``/health/live`` and every other
+    request keep being served while a multi-megabyte body is converted. The work is
+    bounded (linear in ``size``), so it is not abandoned on cancellation. What it touches
+    must be thread-safe: conversions are pure, and the memo locks its bookkeeping.
+    """
+    if size < OFF_LOOP_BYTES:
+        return work()
+    return await trio.to_thread.run_sync(work)
 
 
 def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:

@@ -23,6 +23,7 @@ Theory of operation (design.md "Routing", "Response status and keep-alives",
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -33,7 +34,7 @@ from urllib.parse import urlencode
 import attrs
 import trio
 
-from gateway.adapters import Converting, make_adapter, whole_as_stream
+from gateway.adapters import Converting, make_adapter, off_loop, whole_as_stream
 from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.memo import Memo
@@ -177,7 +178,10 @@ class Proxy:
             credential = client_credential(ex)
             if credential:
                 redactor = redactor.with_secrets([credential])
-        adapter = make_adapter(upstream_call, target, self.memo, redactor)
+        adapter = await off_loop(
+            call.size,
+            functools.partial(make_adapter, upstream_call, target, self.memo, redactor),
+        )
         if adapter.notes:
             LOG.debug(
                 "converting %s -> %s dropped: %s",
@@ -209,7 +213,8 @@ class Proxy:
         await self._with_keepalives(
             ex, call.fmt, self._tries(ex, upstream_call, t, url, adapter, collect=whole)
         )
-        await ex.send(whole_as_stream(call, t.format, whole[0], adapter))
+        emulated = functools.partial(whole_as_stream, call, t.format, whole[0], adapter)
+        await ex.send(await off_loop(len(whole[0]), emulated))
 
     async def _tries(
         self,
@@ -316,7 +321,9 @@ class Proxy:
                         if collect is not None:
                             collect.append(data)
                             return None
-                        answer = adapter.response(data)
+                        answer = await off_loop(
+                            len(data), functools.partial(adapter.response, data)
+                        )
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
                     ex.upstream_wait_s += trio.current_time() - started
@@ -408,7 +415,8 @@ class Proxy:
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     """The built-in ``mock`` provider: a deterministic answer in the client's own format."""
     codec = CODECS[call.fmt]
-    req, _notes = codec.parse_request(call.body, model=call.model, stream=call.stream)
+    parse = functools.partial(codec.parse_request, call.body, model=call.model, stream=call.stream)
+    req, _notes = await off_loop(call.size, parse)
     if call.op == "count_tokens":
         usage = mock_response(req, model=target.upstream_model).usage
         await ex.respond_json(200, {"input_tokens": usage.input_tokens})

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from gateway.convert.model import (
     ContentPart,
     Message,
-    Role,
     Text,
     ToolCall,
     ToolResult,
@@ -49,63 +48,87 @@ def budget_to_effort(budget: int) -> str:
     return "high"
 
 
-def append_message(out: list[Message], role: Role, parts: Iterable[ContentPart]) -> None:
-    """Append a message, merging it into the previous one when the role repeats.
+def merge_messages(messages: Iterable[Message]) -> list[Message]:
+    """Messages in order, each run of same-role messages merged into one (not system ones).
 
-    A user message's tool results are kept ahead of its other content
-    (wire-formats §4.3 rule 1).
+    A merged user message keeps its tool results ahead of its other content (wire-formats
+    §4.3 rule 1): the parts up to the last merged message that brings a tool result are
+    reordered results first, as merging them one at a time would. Empty messages are
+    dropped. An unmerged message is kept as it is: parsers build one :class:`Message` per
+    wire message (the unit :class:`~gateway.convert.memo.Memo` keeps), so it is the same
+    object from one request of a conversation to the next.
+
+    Linear in the number of parts: a run is joined once, never part by part (adding one
+    message at a time to a tuple would copy the run for every message).
     """
-    parts = tuple(parts)
-    if not parts:
-        return
-    if out and out[-1].role == role and role != "system":
-        merged = out[-1].content + parts
-        if role == "user" and any(isinstance(p, ToolResult) for p in parts):
-            results = tuple(p for p in merged if isinstance(p, ToolResult))
-            merged = results + tuple(p for p in merged if not isinstance(p, ToolResult))
-        out[-1] = Message(role, merged)
-    else:
-        out.append(Message(role, parts))
+    out: list[Message] = []
+    run: list[Message] = []
+    for message in messages:
+        if not message.content:
+            continue
+        if run and (message.role != run[0].role or message.role == "system"):
+            out.append(_merge_run(run))
+            run = []
+        run.append(message)
+    if run:
+        out.append(_merge_run(run))
+    return out
 
 
-def add_message(out: list[Message], message: Message) -> None:
-    """:func:`append_message` for a message already built: kept as it is unless it merges.
-
-    Parsers build one :class:`Message` per wire message (the unit
-    :class:`~gateway.convert.memo.Memo` keeps), so an unmerged message is the same object
-    from one request of a conversation to the next.
-    """
-    if not message.content:
-        return
-    if out and out[-1].role == message.role and message.role != "system":
-        append_message(out, message.role, message.content)
-    else:
-        out.append(message)
+def _merge_run(run: list[Message]) -> Message:
+    if len(run) == 1:
+        return run[0]
+    role = run[0].role
+    last = 0  # the last merged message (after the first) that brings a tool result
+    if role == "user":
+        for k in range(len(run) - 1, 0, -1):
+            if any(isinstance(p, ToolResult) for p in run[k].content):
+                last = k
+                break
+    parts: list[ContentPart] = []
+    if last:
+        head = [p for m in run[: last + 1] for p in m.content]
+        parts.extend(p for p in head if isinstance(p, ToolResult))
+        parts.extend(p for p in head if not isinstance(p, ToolResult))
+        run = run[last + 1 :]
+    for m in run:
+        parts.extend(m.content)
+    return Message(role, tuple(parts))
 
 
 def defer_system_messages(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     """Move system messages that sit between tool calls and their results after the results.
 
     Anthropic and OpenAI both want a turn's tool results right after the calls;
-    a system note in between would orphan them.
+    a system note in between would orphan them. One pass: each run of system messages
+    is looked at once.
     """
-    out = list(messages)
-    i = 1
-    while i < len(out) - 1:
-        prev, cur = out[i - 1], out[i]
+    out: list[Message] = []
+    n = len(messages)
+    k = 0
+    while k < n:
+        cur = messages[k]
+        if cur.role != "system":
+            out.append(cur)
+            k += 1
+            continue
+        j = k
+        while j < n and messages[j].role == "system":
+            j += 1
+        prev = out[-1] if out else None
         if (
-            cur.role == "system"
+            prev is not None
             and prev.role == "assistant"
+            and j < n
             and any(isinstance(p, ToolCall) for p in prev.content)
+            and any(isinstance(p, ToolResult) for p in messages[j].content)
         ):
-            j = i
-            while j < len(out) and out[j].role == "system":
-                j += 1
-            if j < len(out) and any(isinstance(p, ToolResult) for p in out[j].content):
-                out[i : j + 1] = [out[j], *out[i:j]]
-                i = j + 1
-                continue
-        i += 1
+            out.append(messages[j])
+            out.extend(messages[k:j])
+            k = j + 1
+        else:
+            out.extend(messages[k:j])
+            k = j
     return tuple(out)
 
 

@@ -14,6 +14,7 @@ Contract: both directions are pure and exact inverses on what a stream can say.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from gateway.convert.model import (
     ContentPart,
@@ -99,26 +100,29 @@ def accumulate(events: Iterable[StreamEvent]) -> Response:
     rid, model, created = "", "", None
     usage = Usage()
     stop, stop_sequence = StopReason.END_TURN, None
-    parts: list[ContentPart] = []
+    # Text and thinking grow as lists of deltas, joined once at the end: a str grown one
+    # delta at a time would be copied for every delta (quadratic in a long answer).
+    parts: list[Any] = []
     calls: dict[int, list[str]] = {}
     heads: dict[int, ToolCallStart] = {}
     slot: dict[int, int] = {}
     for ev in events:
         if isinstance(ev, TextDelta):
-            if parts and isinstance(parts[-1], Text):
-                parts[-1] = Text(parts[-1].text + ev.text)
+            last = parts[-1] if parts else None
+            if isinstance(last, _Growing) and last.kind == "text":
+                last.chunks.append(ev.text)
             else:
-                parts.append(Text(ev.text))
+                parts.append(_Growing("text", ev.text))
         elif isinstance(ev, ThinkingDelta):
             last = parts[-1] if parts else None
-            if isinstance(last, Thinking) and last.signature is None:
-                parts[-1] = Thinking(last.text + ev.text)
+            if isinstance(last, _Growing) and last.kind == "thinking":
+                last.chunks.append(ev.text)
             else:
-                parts.append(Thinking(ev.text))
+                parts.append(_Growing("thinking", ev.text))
         elif isinstance(ev, SignatureDelta):
             last = parts[-1] if parts else None
-            if isinstance(last, Thinking) and last.signature is None:
-                parts[-1] = Thinking(last.text, ev.signature, ev.origin)
+            if isinstance(last, _Growing) and last.kind == "thinking":
+                parts[-1] = Thinking("".join(last.chunks), ev.signature, ev.origin)
             else:
                 parts.append(Thinking("", ev.signature, ev.origin))
         elif isinstance(ev, RedactedThinkingDelta):
@@ -143,4 +147,19 @@ def accumulate(events: Iterable[StreamEvent]) -> Response:
     for index, pieces in calls.items():
         head = heads[index]
         parts[slot[index]] = ToolCall(head.id, head.name, "".join(pieces) or "{}", head.signature)
-    return Response(rid, model, tuple(parts), stop, stop_sequence, usage, created)
+    content: list[ContentPart] = [p.part() if isinstance(p, _Growing) else p for p in parts]
+    return Response(rid, model, tuple(content), stop, stop_sequence, usage, created)
+
+
+class _Growing:
+    """An open text or (unsigned) thinking part, as its deltas so far."""
+
+    __slots__ = ("chunks", "kind")
+
+    def __init__(self, kind: str, first: str) -> None:
+        self.kind = kind
+        self.chunks = [first]
+
+    def part(self) -> ContentPart:
+        text = "".join(self.chunks)
+        return Text(text) if self.kind == "text" else Thinking(text)

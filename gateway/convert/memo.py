@@ -5,55 +5,97 @@ conversation on every turn: the same system prompt, the same tool list with its 
 schemas, every earlier message, plus the one or two new messages of this turn. Converting
 that history again costs time in proportion to the whole conversation, for the same result.
 
-A :class:`Memo` remembers, per client format, the *raw* JSON of recent conversations'
-messages next to what the parser made of each of them (a :class:`Message` with its notes).
-A request that starts like a remembered conversation reuses the parse of every leading
-message that is equal (``==`` on the decoded JSON, done in C) to the remembered one and
-parses only the rest; so an unchanged message is the same :class:`Message` object from one
-request to the next, and renderers reuse its rendering (:meth:`Memo.rendered`). Renderings
-that cost more than a comparison (Gemini's cleaning of tool schemas) are reused for an
-equal tool list of the same conversation (:meth:`Memo.rendered_tools`). Tool lists are not
+A :class:`Memo` remembers, per client format, a *mark* of each message of recent
+conversations (its exact serialisation, :func:`mark`) next to what the parser made of it (a
+:class:`Message` with its notes). A request that starts like a remembered conversation
+reuses the parse of every leading message whose mark is the remembered one and parses only
+the rest; so an unchanged message is the same :class:`Message` object from one request to
+the next, and renderers reuse its rendering (:meth:`Memo.rendered`). Renderings that cost
+more than a comparison (Gemini's cleaning of tool schemas) are reused for an exactly equal
+tool list of the same conversation (:meth:`Memo.rendered_tools`). Tool lists are not
 remembered otherwise: for the other formats parsing them is cheaper than comparing them
 (the schemas pass by reference, a comparison walks them).
 
 The parsers and renderers stay pure: the memo only ever hands back what the same pure
-function returned for an equal input (notes included), so a request converts to the body it
-would without one (tests/convert/test_memo.py checks that). What it keeps is bounded by the
-size of the bodies it came from (``max_bytes`` in total, the least recently used
-conversation goes first, none over a quarter of it); short conversations are not kept
-(``min_messages``). Renderings are kept with their conversation and go with it; renderings
-of messages merged anew on every request are not kept.
+function returned for an *identical* input (notes included), so a request converts to the
+body it would without one (tests/convert/test_memo.py checks that). Identical, not ``==``:
+Python holds ``1 == 1.0 == True`` and ``==`` ignores the order of an object's keys, and
+either would leak into the output (a tool input's ``true`` sent on as ``1``, its keys in
+the first request's order). A mark is ``marshal.dumps(message, 2)`` (format 2 has no
+back-references, so the bytes depend on the value only): C speed, a few times the cost of
+``==``, and it tells ``1``, ``1.0`` and ``True`` apart and keeps key order.
 
-Two consequences of ``==`` on decoded JSON, both accepted because clients resend history
-verbatim: Python holds ``1 == 1.0 == True``, so a resent message that differs from the
-remembered one *only* by such a swap (``true`` where ``1`` was) reuses the remembered parse;
-and ``==`` ignores the order of an object's keys (JSON objects are unordered), so a resent
-tool input (or, rendered for Gemini, tool schema) with its keys reordered keeps the
-remembered order.
+What it keeps is bounded by an estimate of the *memory* it holds (``max_bytes`` in total,
+the least recently used conversation goes first, none over a quarter of it): a parsed
+conversation costs 10-40 times its body bytes (every JSON object becomes a dict, every part
+an object, renderings add their own), so :func:`estimate` charges each message its mark's
+length and a price per object in it. Short conversations are not kept (``min_messages``).
+Renderings are kept with their conversation and go with it; renderings of messages merged
+anew on every request are not kept.
+
+Thread-safe: conversions of large bodies run in worker threads (gateway.adapters), so the
+bookkeeping is done under a lock; parsing and rendering, the slow part, happen outside it.
 """
 
 from __future__ import annotations
 
+import marshal
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Memo"]
+__all__ = ["Memo", "estimate", "mark"]
 
 #: A parse of one raw message: ``(Message, notes)``.
 Parsed = tuple[Any, Any]
 
+#: Memory estimate per byte of a mark: the message's strings as decoded and as parsed,
+#: its marks, and renderings with their JSON text (measured with tracemalloc:
+#: tests/hardening/test_07_memo_memory.py).
+BYTE_COST = 4
+#: Memory estimate per object or array in a mark: a dict or list as decoded, the parse's
+#: object for it and its rendering.
+OBJECT_COST = 350
+#: Memory estimate per message: its entry in the memo's tables, its Message and notes.
+MESSAGE_COST = 400
+
+
+def mark(message: Any) -> bytes | None:
+    """The exact serialisation of a decoded JSON message (None: it cannot have one).
+
+    Two messages have the same mark exactly when they are the same JSON value with the
+    same types (``1``, ``1.0`` and ``true`` differ) and the same key order.
+    """
+    try:
+        return marshal.dumps(message, 2)
+    except (ValueError, RecursionError):  # unmarshallable, or nested past marshal's limit
+        return None
+
+
+def estimate(marks: Sequence[bytes]) -> int:
+    """The memory a kept conversation with these message marks holds, roughly (bytes).
+
+    Linear and cheap: one ``bytes.count`` pass per kind of container (a ``{`` or ``[``
+    inside a string counts too, which only errs on the safe side).
+    """
+    total = 0
+    for m in marks:
+        objects = m.count(b"{") + m.count(b"[")
+        total += MESSAGE_COST + BYTE_COST * len(m) + OBJECT_COST * objects
+    return total
+
 
 class _Conversation:
-    __slots__ = ("parsed", "raw", "renders", "size", "tools")
+    __slots__ = ("marks", "parsed", "renders", "size", "tools")
 
-    def __init__(self, raw: Sequence[Any], parsed: list[Parsed], size: int) -> None:
-        self.raw = raw
+    def __init__(self, marks: list[bytes], parsed: list[Parsed], size: int) -> None:
+        self.marks = marks
         self.parsed = parsed
         self.size = size
         #: ``{(format, id(message)): (message, rendering)}`` for messages in ``parsed``.
         self.renders: dict[tuple[str, int], tuple[Any, Any]] = {}
-        #: ``{format: (parsed tools, rendering)}``.
+        #: ``{format: (exact key of the parsed tools, rendering)}``.
         self.tools: dict[str, tuple[Any, Any]] = {}
 
 
@@ -94,7 +136,7 @@ def _shallow(value: Any) -> Any:
 class Memo:
     """Recent conversations' parsed history and renderings; see the module docstring.
 
-    Not thread-safe: one per process, used from the event loop (Trio runs one task at a time).
+    Thread-safe: its tables change under a lock, held only for bookkeeping.
     """
 
     def __init__(
@@ -102,9 +144,12 @@ class Memo:
         *,
         max_bytes: int = 16 << 20,
         min_messages: int = 6,
+        cost: Callable[[Sequence[bytes]], int] = estimate,
     ) -> None:
         self.max_bytes = max_bytes
         self.min_messages = min_messages
+        self._cost = cost
+        self._lock = threading.Lock()
         self._conversations: OrderedDict[tuple[str, Any], _Conversation] = OrderedDict()
         self._bytes = 0
         #: ``id(message) -> the kept conversation whose parse holds it``.
@@ -115,7 +160,7 @@ class Memo:
 
     @property
     def held_bytes(self) -> int:
-        """The body bytes behind the conversations held now (what ``max_bytes`` bounds)."""
+        """The estimated memory of the conversations held now (what ``max_bytes`` bounds)."""
         return self._bytes
 
     def messages(
@@ -132,54 +177,75 @@ class Memo:
             fmt: the client's format (one memo serves all three).
             raw: the body's message list, as decoded.
             parse: parses message ``i``; ``earlier`` holds the parses of messages ``< i``
-                (for parsers whose result depends on earlier turns). It must be a pure
-                function of its arguments.
-            size: the size of the body ``raw`` came from, in bytes (what a kept
-                conversation is charged); 0 (unknown) reuses but never keeps.
+                (for parsers whose result depends on earlier turns). Called for ascending
+                ``i``, it must give what a pure function of its arguments would.
+            size: the size of the body ``raw`` came from, in bytes; 0 (unknown) reuses
+                but never keeps.
         """
         parsed: list[Parsed] = []
-        short = len(raw) < self.min_messages  # not worth a look-up: parsed, and not kept
-        key = None if short else (fmt, _opening(raw))
-        known = None if key is None else self._conversations.get(key)
+        if len(raw) < self.min_messages:  # not worth a look-up: parsed, and not kept
+            for i in range(len(raw)):
+                parsed.append(parse(i, raw[i], parsed))
+            return parsed
+        key = (fmt, _opening(raw))
+        with self._lock:
+            known = self._conversations.get(key)
+            if known is not None:
+                self._conversations.move_to_end(key)
+        marks: list[bytes] = []
+        exact = True
         if known is not None:
-            old = known.raw
+            old = known.marks
             for i in range(min(len(old), len(raw))):
-                if not (old[i] is raw[i] or old[i] == raw[i]):
+                m = mark(raw[i])
+                if m is None or m != old[i]:
+                    if m is None:
+                        exact = False
+                    else:
+                        marks.append(m)
                     break
+                marks.append(m)
                 parsed.append(known.parsed[i])
         reused = len(parsed)
         for i in range(reused, len(raw)):
             parsed.append(parse(i, raw[i], parsed))
-        if key is not None:
+        if exact:
+            for i in range(len(marks), len(raw)):
+                m = mark(raw[i])
+                if m is None:
+                    exact = False
+                    break
+                marks.append(m)
+        with self._lock:
             self.reused += reused
             self.parsed += len(raw) - reused
-            self._keep(key, known, raw, parsed, size)
+            if exact and size > 0:
+                self._keep(key, known, marks, parsed)
         return parsed
 
     def _keep(
         self,
         key: tuple[str, Any],
         known: _Conversation | None,
-        raw: Sequence[Any],
+        marks: list[bytes],
         parsed: list[Parsed],
-        size: int,
     ) -> None:
-        if not 0 < size <= self.max_bytes // 4:
-            if known is not None:  # not worth keeping; what is kept stays as it was
-                self._conversations.move_to_end(key)
-            return
-        conv = _Conversation(raw, parsed, size)
+        cost = self._cost(marks)
+        if cost > self.max_bytes // 4:
+            return  # not worth keeping; what is kept stays as it was
+        conv = _Conversation(marks, parsed, cost)
         owner = self._owner
         for message, _ in parsed:
             owner[id(message)] = conv
-        if known is not None:
-            del self._conversations[key]
-            self._bytes -= known.size
-            self._release(known)
-            conv.renders = {k: v for k, v in known.renders.items() if owner.get(k[1]) is conv}
-            conv.tools = known.tools
+        current = self._conversations.pop(key, None)
+        if current is not None:
+            self._bytes -= current.size
+            self._release(current)
+            if current is known:  # renderings of the messages taken over stay
+                conv.renders = {k: v for k, v in known.renders.items() if owner.get(k[1]) is conv}
+                conv.tools = known.tools
         self._conversations[key] = conv
-        self._bytes += size
+        self._bytes += cost
         while self._bytes > self.max_bytes:
             _, gone = self._conversations.popitem(last=False)
             self._bytes -= gone.size
@@ -200,7 +266,8 @@ class Memo:
         if not messages:
             return None
         owner = self._owner
-        return owner.get(id(messages[0])) or owner.get(id(messages[-1]))
+        with self._lock:
+            return owner.get(id(messages[0])) or owner.get(id(messages[-1]))
 
     def keeps(self, messages: Sequence[Any]) -> bool:
         """Whether a request's canonical ``messages`` belong to a conversation kept here."""
@@ -215,34 +282,44 @@ class Memo:
         rendered and not kept. ``render`` must be a pure function of ``message``; its result
         is shared, so callers must not modify it.
         """
-        conv = self._owner.get(id(message))
-        if conv is None:
-            return render(message)
         key = (fmt, id(message))
-        known = conv.renders.get(key)
+        with self._lock:
+            conv = self._owner.get(id(message))
+            known = None if conv is None else conv.renders.get(key)
         if known is not None:
             return known[1]
         result = render(message)
-        conv.renders[key] = (message, result)
+        if conv is not None:
+            with self._lock:
+                conv.renders.setdefault(key, (message, result))
         return result
 
     def rendered_tools(
         self, fmt: str, messages: Sequence[Any], tools: Any, render: Callable[[Any], Any]
     ) -> Any:
-        """``render(tools)`` for a request's parsed tool list, reused for an equal list that
-        the same conversation rendered for ``fmt`` before.
+        """``render(tools)`` for a request's parsed tool list, reused for an identical list
+        (same values, types and key order) that the same conversation rendered for ``fmt``.
 
-        For renderings that cost more than comparing (``==`` on parsed tools walks their
-        JSON schemas in C): Gemini's schema cleaning. ``messages`` are the request's
-        canonical messages, which name the conversation (nothing is kept for a request whose
-        conversation is not kept). The result is shared: callers must not modify it.
+        For renderings that cost more than comparing (a mark of the parsed tools is made in
+        C): Gemini's schema cleaning. ``messages`` are the request's canonical messages,
+        which name the conversation (nothing is kept for a request whose conversation is not
+        kept). The result is shared: callers must not modify it.
         """
         conv = self._conversation(messages)
         if conv is None:
             return render(tools)
-        known = conv.tools.get(fmt)
-        if known is not None and (known[0] is tools or known[0] == tools):
+        exact = _tools_mark(tools)
+        with self._lock:
+            known = conv.tools.get(fmt)
+        if exact is not None and known is not None and known[0] == exact:
             return known[1]
         result = render(tools)
-        conv.tools[fmt] = (tools, result)
+        if exact is not None:
+            with self._lock:
+                conv.tools[fmt] = (exact, result)
         return result
+
+
+def _tools_mark(tools: Any) -> bytes | None:
+    """An exact mark of parsed tools (every field a Tool has; None if it cannot be made)."""
+    return mark([(t.name, t.description, t.parameters, t.strict, t.cache_control) for t in tools])

@@ -52,7 +52,7 @@ def to_gemini_schema(schema: Any, *, root: bool = True) -> dict[str, Any] | None
     """
     if not isinstance(schema, Mapping):
         return None
-    defs: dict[str, Any] = {}
+    defs = _Defs(schema)
     for key in ("$defs", "definitions"):
         found = schema.get(key)
         if isinstance(found, Mapping):
@@ -66,16 +66,54 @@ def to_gemini_schema(schema: Any, *, root: bool = True) -> dict[str, Any] | None
     return out
 
 
+class _Defs(dict):  # type: ignore[type-arg]
+    """A schema's definitions by name, with what is left of its budget for inlining them.
+
+    Inlining ``$ref`` copies a definition at every use, so definitions that use each other
+    twice over grow exponentially (2^32 nodes at the depth cap, from a few hundred bytes).
+    The nodes cleaned inside inlined definitions are counted against a budget linear in
+    the size of the whole schema (counted at the first ``$ref``); past it a ``$ref`` is
+    left out like a cycle.
+    """
+
+    __slots__ = ("budget", "root")
+
+    def __init__(self, root: Any) -> None:
+        super().__init__()
+        self.root = root
+        self.budget: int | None = None
+
+
+#: Nodes inlined ``$ref``s may produce: this many, plus 4 per node of the whole schema.
+_INLINE_BUDGET = 1000
+
+
+def _count_nodes(value: Any) -> int:
+    """Objects and arrays in a JSON value (iterative: no recursion limit)."""
+    count, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Mapping):
+            count += 1
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            count += 1
+            stack.extend(v)
+    return count
+
+
 def _resolve(
-    node: Mapping[str, Any], defs: Mapping[str, Any], seen: tuple[str, ...]
+    node: Mapping[str, Any], defs: _Defs, seen: tuple[str, ...]
 ) -> tuple[Mapping[str, Any], tuple[str, ...]]:
     ref = node.get("$ref")
     if not isinstance(ref, str):
         return node, seen
     name = ref.rsplit("/", 1)[-1]
     target = defs.get(name)
-    if ref in seen or not isinstance(target, Mapping):
-        # A cycle or a dangling ref: keep what the node says besides the ref.
+    if defs.budget is None:
+        defs.budget = _INLINE_BUDGET + 4 * _count_nodes(defs.root)
+    if ref in seen or not isinstance(target, Mapping) or defs.budget <= 0:
+        # A cycle, a dangling ref or past the budget: keep what the node says besides it.
         rest = {k: v for k, v in node.items() if k != "$ref"}
         rest.setdefault("type", "object")
         return rest, seen
@@ -85,10 +123,12 @@ def _resolve(
 
 
 def _clean(
-    node: Mapping[str, Any], defs: Mapping[str, Any], seen: tuple[str, ...], depth: int
+    node: Mapping[str, Any], defs: _Defs, seen: tuple[str, ...], depth: int
 ) -> dict[str, Any]:
     if depth > _MAX_DEPTH:
         return {"type": "object"}
+    if seen and defs.budget is not None:
+        defs.budget -= 1
     if "$ref" in node:
         node, seen = _resolve(node, defs, seen)
     out: dict[str, Any] = {}
@@ -139,7 +179,8 @@ def _clean(
     if "required" in out or isinstance(required, list):
         known = out.get("properties", {})
         names = [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
-        names += [r for r in out.get("required", ()) if r not in names]
+        listed = set(names)
+        names += [r for r in out.get("required", ()) if r not in listed]
         names = [r for r in names if r in known]
         if names:
             out["required"] = names
@@ -171,7 +212,7 @@ def _clean(
 def _variants(
     node: Mapping[str, Any],
     out: dict[str, Any],
-    defs: Mapping[str, Any],
+    defs: _Defs,
     seen: tuple[str, ...],
     depth: int,
 ) -> bool:
@@ -199,7 +240,7 @@ def _variants(
 def _all_of(
     members: list[Any],
     out: dict[str, Any],
-    defs: Mapping[str, Any],
+    defs: _Defs,
     seen: tuple[str, ...],
     depth: int,
 ) -> None:
@@ -218,7 +259,11 @@ def _all_of(
             out.setdefault("properties", {}).update(props)
         if req:
             have = out.setdefault("required", [])
-            have.extend(r for r in req if r not in have)
+            listed = set(have)
+            for r in req:
+                if r not in listed:
+                    listed.add(r)
+                    have.append(r)
 
 
 def _enum_and_const(node: Mapping[str, Any], out: dict[str, Any]) -> None:

@@ -10,14 +10,13 @@ What is checked, in order:
    with messages removed from the end, and with conversations interleaved;
 2. a hypothesis property on random small Anthropic conversations;
 3. that reuse really happens (counters, identity of parsed messages and rendered parts);
-4. the bounds (``min_messages``, ``max_bytes`` with LRU eviction, unknown sizes,
+4. the bounds (``min_messages``, ``max_bytes`` of estimated memory with LRU eviction, unknown sizes,
    renderings that live and go with their conversation);
 5. errors: the same BadRequest with a memo as without, and the memo usable afterwards;
 6. that nothing downstream modifies what the memo hands out (request A, then B, then A).
 
-Where the memo knowingly falls short of that (the two consequences of ``==`` on decoded
-JSON its docstring accepts: key order, ``1 == True``), the test is marked
-``xfail(strict=True)`` with the reason.
+7. exactness: messages that ``==`` would call equal but that differ in key order or in
+   ``1``/``1.0``/``true`` are not reused (they were strict xfails until issue 8 item 17).
 
 Every request body is made the way the front end makes it: ``json.loads`` of the bytes
 that arrived, so no two requests share an object, and ``Call.size`` is the byte count.
@@ -40,7 +39,7 @@ from hypothesis import strategies as st
 from gateway.adapters import Converting, make_adapter
 from gateway.call import Call
 from gateway.convert import CODECS, FORMATS, convert_request
-from gateway.convert.memo import Memo
+from gateway.convert.memo import Memo, estimate, mark
 from gateway.convert.model import Message, Notes, Request, Text
 from gateway.errors import BadRequest
 from gateway.routing import Target
@@ -475,6 +474,11 @@ def _same(raw: bytes, client: str, provider: str, memo: Memo) -> bytes:
     return got[0]
 
 
+def _cost(raw: bytes, fmt: str) -> int:
+    """What the memo charges for keeping the conversation of request ``raw``."""
+    return estimate([mark(m) for m in json.loads(raw)[KEY[fmt]]])  # type: ignore[misc]
+
+
 def _parse(
     raw: bytes, fmt: str, memo: Memo | None, *, size: int | None = None
 ) -> tuple[Request, Notes]:
@@ -879,19 +883,19 @@ def test_short_conversations_are_not_kept(client: str) -> None:
     raw = _raw(client, 7)
     _parse(raw, client, memo)
     assert memo.reused == 0  # the five were not kept
-    assert memo.held_bytes == len(raw)  # these seven are
+    assert memo.held_bytes == _cost(raw, client)  # these seven are
 
     memo = Memo(min_messages=6)
     raw = _raw(client, 6)
     _parse(raw, client, memo)
-    assert memo.held_bytes == len(raw)  # exactly min_messages: kept
+    assert memo.held_bytes == _cost(raw, client)  # exactly min_messages: kept
     _parse(_raw(client, 8), client, memo)
     assert memo.reused == 6
 
 
 def test_held_bytes_are_bounded_and_the_least_recently_used_goes_first() -> None:
     size = 1000
-    memo = Memo(max_bytes=4 * size)
+    memo = Memo(max_bytes=4 * size, cost=lambda marks: size)
 
     def reused(seed: int, n: int) -> int:
         before = memo.reused
@@ -912,7 +916,7 @@ def test_held_bytes_are_bounded_and_the_least_recently_used_goes_first() -> None
 
 
 def test_many_distinct_conversations_stay_within_max_bytes() -> None:
-    sizes = [len(_raw("anthropic", 12, seed=s)) for s in range(30)]
+    sizes = [_cost(_raw("anthropic", 12, seed=s), "anthropic") for s in range(30)]
     memo = Memo(max_bytes=6 * max(sizes))
     for seed in range(30):
         before = memo.reused
@@ -928,18 +932,18 @@ def test_many_distinct_conversations_stay_within_max_bytes() -> None:
 
 def test_a_body_over_a_quarter_of_max_bytes_is_not_kept() -> None:
     raw = _raw("anthropic", 10)
-    memo = Memo(max_bytes=4 * len(raw) - 4)
+    memo = Memo(max_bytes=4 * _cost(raw, "anthropic") - 4)
     _parse(raw, "anthropic", memo)
     assert memo.held_bytes == 0
     _parse(_raw("anthropic", 12), "anthropic", memo)
     assert memo.reused == 0
 
 
-def test_adapter_charges_the_calls_size() -> None:
+def test_adapter_charges_the_estimated_memory() -> None:
     memo = Memo()
     raw = _raw("openai", 12)
     _convert(raw, "openai", "anthropic", memo)
-    assert memo.held_bytes == len(raw)
+    assert memo.held_bytes == _cost(raw, "openai") > 4 * len(raw)
 
 
 @pytest.mark.parametrize("client", FORMATS)
@@ -1176,7 +1180,7 @@ def test_request_a_then_b_then_a_again(client: str, provider: str) -> None:
     assert json.dumps(body_a) == snapshot
 
 
-# == known limits of == on decoded JSON ======================================================
+# == exactness: what == on decoded JSON would miss (issue 8 item 17) =========================
 
 
 def _with_input(value: dict[str, Any]) -> Callable[[list[Any]], None]:
@@ -1186,14 +1190,9 @@ def _with_input(value: dict[str, Any]) -> Callable[[list[Any]], None]:
     return edit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Memo.messages compares resent messages with ==, which ignores dict key order; "
-    "the reused parse keeps the first request's key order in ToolCall.arguments (a "
-    "consequence memo.py's docstring accepts)",
-)
 def test_tool_input_key_order_of_a_resent_message() -> None:
+    """Marks keep key order: a resent tool input with reordered keys is parsed anew (issue 8
+    item 17; was a strict xfail), and the messages before it are still reused."""
     memo = Memo()
     _same(
         _raw("anthropic", 10, edit=_with_input({"limit": 5, "file_path": "/a"})),
@@ -1207,6 +1206,7 @@ def test_tool_input_key_order_of_a_resent_message() -> None:
         "openai",
         memo,
     )
+    assert memo.reused == 1  # the message before the edited one
 
 
 def _reorder_first_schema(body: dict[str, Any]) -> bytes:
@@ -1216,33 +1216,19 @@ def _reorder_first_schema(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
 
 
-_GEMINI_KEY_ORDER = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Memo.rendered_tools reuses Gemini declarations for an == tool list of the same "
-    "conversation, and == ignores key order: the declarations keep the first request's "
-    "property order (a consequence memo.py's docstring accepts)",
-)
-
-
-@pytest.mark.parametrize(
-    "provider", ["openai", "anthropic", pytest.param("gemini", marks=_GEMINI_KEY_ORDER)]
-)
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_tool_schema_key_order_of_a_resent_tool_list(provider: str) -> None:
     """Tool lists are parsed anew for every request (cheaper than comparing them), so a
-    reordered schema comes out in its new order."""
+    reordered schema comes out in its new order; Gemini's reused declarations are only
+    reused for an identical list (issue 8 item 17; was a strict xfail)."""
     memo = Memo()
     _same(_raw("anthropic", 10), "anthropic", provider, memo)
     _same(_reorder_first_schema(json.loads(_raw("anthropic", 12))), "anthropic", provider, memo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the caveat memo.py's docstring documents: 1 == 1.0 == True, so a resent "
-    "message that differs only by such a swap reuses the remembered parse",
-)
 def test_true_for_one_in_a_resent_message() -> None:
+    """``1 == 1.0 == True`` in Python, but not for the memo's marks (issue 8 item 17; was a
+    strict xfail)."""
     memo = Memo()
     _same(
         _raw("anthropic", 10, edit=_with_input({"file_path": "/a", "limit": 1})),
@@ -1256,6 +1242,7 @@ def test_true_for_one_in_a_resent_message() -> None:
         "openai",
         memo,
     )
+    assert memo.reused == 1  # the message before the edited one
 
 
 @pytest.mark.parametrize(("client", "provider"), PAIRS)

@@ -31,8 +31,8 @@ from gateway.convert import _util as u
 from gateway.convert._common import (
     ANTHROPIC_EFFORT_BUDGET,
     EFFORTS,
-    add_message,
     defer_system_messages,
+    merge_messages,
 )
 from gateway.convert.memo import Memo
 from gateway.convert.model import (
@@ -136,11 +136,10 @@ def parse_request(
         parsed = memo.messages("anthropic", raw_list, _parse_one, size=size)
     else:
         parsed = [_parse_one(i, raw, ()) for i, raw in enumerate(raw_list)]
-    messages: list[Message] = []
-    for message, more in parsed:
+    for _, more in parsed:
         if more:
             notes.extend(more)
-        add_message(messages, message)
+    messages = merge_messages(m for m, _ in parsed)
 
     tools = _parse_tools(u.opt_list(body, "tools", "") or [])
     tool_choice, parallel = _parse_tool_choice(u.opt_dict(body, "tool_choice", ""))
@@ -779,18 +778,22 @@ def _result_block(p: ToolResult) -> dict[str, Any]:
 
 
 def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
-    """Every tool_use answered in the next user turn, no result without its call (§5.1 item 2)."""
-    i = 0
-    while i < len(turns):
-        role, blocks = turns[i]
+    """Every tool_use answered in the next user turn, no result without its call (§5.1 item 2).
+
+    Builds the new list in one pass (sets for the ids): deleting or inserting turns in
+    place, or looking ids up in lists, would cost the square of a long history.
+    """
+    paired: list[list[Any]] = []
+    for role, blocks in turns:
         if role != "user":
-            i += 1
+            paired.append([role, blocks])
             continue
-        prev = turns[i - 1] if i > 0 and turns[i - 1][0] == "assistant" else None
+        prev = paired[-1] if paired and paired[-1][0] == "assistant" else None
         wanted = [b["id"] for b in prev[1] if b["type"] == "tool_use"] if prev else []
+        wanted_ids = set(wanted)
         results = [b for b in blocks if b["type"] == "tool_result"]
         others = [b for b in blocks if b["type"] != "tool_result"]
-        kept = [b for b in results if b["tool_use_id"] in wanted]
+        kept = [b for b in results if b["tool_use_id"] in wanted_ids]
         if len(kept) != len(results):
             notes.append("dropped tool results that answer no tool call of the previous turn")
         have = {b["tool_use_id"] for b in kept}
@@ -805,17 +808,14 @@ def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
                     }
                 )
                 notes.append(f"added an error result for unanswered tool call {call_id}")
-        turns[i][1] = kept + others
-        if not turns[i][1]:
-            del turns[i]
-            continue
-        i += 1
+        if kept or others:
+            paired.append([role, kept + others])
     # An assistant tool turn followed by another assistant turn (or nothing user-side but
     # more history) gets a synthetic result turn.
-    i = 0
-    while i < len(turns) - 1:
-        role, blocks = turns[i]
-        if role == "assistant" and turns[i + 1][0] != "user":
+    out: list[list[Any]] = []
+    for i, (role, blocks) in enumerate(paired):
+        out.append([role, blocks])
+        if role == "assistant" and i + 1 < len(paired) and paired[i + 1][0] != "user":
             ids = [b["id"] for b in blocks if b["type"] == "tool_use"]
             if ids:
                 fill = [
@@ -827,9 +827,9 @@ def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
                     }
                     for c in ids
                 ]
-                turns.insert(i + 1, ["user", fill])
+                out.append(["user", fill])
                 notes.append("added error results for unanswered tool calls")
-        i += 1
+    turns[:] = out
 
 
 def _pending_turn_lacks_thinking(turns: list[list[Any]]) -> bool:

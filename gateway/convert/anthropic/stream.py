@@ -26,6 +26,7 @@ without one). Output is compact JSON; nothing is re-validated per event.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -246,7 +247,7 @@ class StreamRenderer:
         self._done = False
         self._next_index = 0
         self._live: _Block | None = None
-        self._pending: list[_Block] = []
+        self._pending: deque[_Block] = deque()
         self._tools: dict[int, _Block] = {}
         self._usage = Usage()
 
@@ -416,7 +417,7 @@ class StreamRenderer:
     def _flush_pending(self, out: list[bytes]) -> None:
         """Put held-back blocks on the wire, in order, until one stays open."""
         while self._pending and self._live is None:
-            blk = self._pending.pop(0)
+            blk = self._pending.popleft()
             self._open(blk, out)
             if blk.buf:
                 self._delta(blk, "".join(blk.buf), out)

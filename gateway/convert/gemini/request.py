@@ -20,15 +20,16 @@ messages join ``systemInstruction`` (Gemini has no system role in contents).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.convert import _util as u
 from gateway.convert._common import (
     EFFORTS,
     GEMINI_EFFORT_BUDGET,
-    add_message,
     call_names,
+    merge_messages,
     result_text,
 )
 from gateway.convert.memo import Memo
@@ -130,16 +131,16 @@ def parse_request(
         raise BadRequest("`contents` is required.")
     raw_list = _glist(body, "contents", "")
     if memo is not None:
-        parsed = memo.messages("gemini", raw_list, _parse_one, size=size)
+        parsed = memo.messages("gemini", raw_list, _ContentsParser(), size=size)
     else:
+        parse = _ContentsParser()
         parsed = []
         for i, raw in enumerate(raw_list):
-            parsed.append(_parse_one(i, raw, parsed))
-    messages: list[Message] = []
-    for message, more in parsed:
+            parsed.append(parse(i, raw, parsed))
+    for _, more in parsed:
         if more:
             notes.extend(more)
-        add_message(messages, message)
+    messages = merge_messages(m for m, _ in parsed)
     system = ()
     si = gk(body, "systemInstruction")
     if isinstance(si, str):
@@ -193,18 +194,49 @@ def _gnum(d: Mapping[str, Any], camel: str) -> float | None:
     return u.opt_num({camel: value}, camel, "generationConfig")
 
 
-def _parse_one(i: int, raw: Any, earlier: list[tuple[Message, Notes]]) -> tuple[Message, Notes]:
-    """``contents[i]`` as ``(message, notes)`` (the unit :class:`Memo` keeps).
+class _ContentsParser:
+    """Parses ``contents[i]`` as ``(message, notes)`` (the unit :class:`Memo` keeps).
 
     A function response without an id is matched to the calls of the model turn before it,
-    so ``earlier`` (the parses of ``contents[:i]``) is searched for that turn.
+    so each call looks back at the parses of earlier contents (``earlier``, those of
+    ``contents[:i]``). One instance serves one request, called for ascending ``i`` over
+    the same growing ``earlier``: it remembers how far it has looked and the calls of the
+    last model turn by name, so the whole request costs one pass, however many user turns
+    follow one model turn (a search back from every turn would cost their square). The
+    result is the pure function of ``(i, raw, earlier)`` the memo asks for.
     """
-    content = u.expect_dict(raw, f"contents[{i}]")
-    role: Role = "assistant" if content.get("role") == "model" else "user"
-    previous = next((m.content for m, _ in reversed(earlier) if m.role == "assistant"), ())
-    notes: list[str] = []
-    parts = _parse_parts(content, f"contents[{i}]", i, role, previous, notes)
-    return Message(role, tuple(parts)), tuple(notes)
+
+    __slots__ = ("_by_name", "_previous", "_seen")
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._previous: tuple[ContentPart, ...] = ()
+        self._by_name: dict[str, list[str]] | None = None
+
+    def __call__(
+        self, i: int, raw: Any, earlier: list[tuple[Message, Notes]]
+    ) -> tuple[Message, Notes]:
+        content = u.expect_dict(raw, f"contents[{i}]")
+        role: Role = "assistant" if content.get("role") == "model" else "user"
+        for k in range(len(earlier) - 1, self._seen - 1, -1):
+            if earlier[k][0].role == "assistant":
+                self._previous = earlier[k][0].content
+                self._by_name = None
+                break
+        self._seen = len(earlier)
+        notes: list[str] = []
+        parts = _parse_parts(content, f"contents[{i}]", i, role, self._calls, notes)
+        return Message(role, tuple(parts)), tuple(notes)
+
+    def _calls(self) -> dict[str, list[str]]:
+        """``{name: [call ids in order]}`` of the last model turn's calls (made on demand)."""
+        if self._by_name is None:
+            by_name: dict[str, list[str]] = {}
+            for p in self._previous:
+                if isinstance(p, ToolCall):
+                    by_name.setdefault(p.name, []).append(p.id)
+            self._by_name = by_name
+        return self._by_name
 
 
 def _parse_parts(
@@ -212,12 +244,13 @@ def _parse_parts(
     path: str,
     turn: int,
     role: str,
-    previous: tuple[ContentPart, ...],
+    previous: Callable[[], dict[str, list[str]]],
     notes: list[str],
 ) -> list[ContentPart]:
     out: list[ContentPart] = []
     n_calls = 0
     used: set[str] = set()
+    cursor: dict[str, int] = {}
     for j, raw in enumerate(_glist(content, "parts", path)):
         where = f"{path}.parts[{j}]"
         part = u.expect_dict(raw, where)
@@ -249,7 +282,9 @@ def _parse_parts(
             n_calls += 1
         elif gk(part, "functionResponse") is not None:
             fr = u.expect_dict(gk(part, "functionResponse"), f"{where}.functionResponse")
-            out.append(_parse_function_response(fr, f"{where}.functionResponse", previous, used))
+            out.append(
+                _parse_function_response(fr, f"{where}.functionResponse", previous, used, cursor)
+            )
         else:
             notes.append(f"dropped {where}: part kind has no equivalent in other formats")
     return out
@@ -264,17 +299,24 @@ def _media(mime: str, *, data: str | None = None, url: str | None = None) -> Con
 
 
 def _parse_function_response(
-    fr: dict[str, Any], path: str, previous: tuple[ContentPart, ...], used: set[str]
+    fr: dict[str, Any],
+    path: str,
+    previous: Callable[[], dict[str, list[str]]],
+    used: set[str],
+    cursor: dict[str, int],
 ) -> ToolResult:
+    """One ``functionResponse``; one without an id takes the first call of the previous
+    model turn with its name whose id no response of this turn took (``cursor`` skips
+    the taken ones once: ids never leave ``used``)."""
     name = u.expect_str(fr.get("name"), f"{path}.name")
     call_id = fr.get("id") if isinstance(fr.get("id"), str) and fr["id"] else None
     if call_id is None:  # match the previous model turn's calls by name, in order
-        for call in (p for p in previous if isinstance(p, ToolCall)):
-            if call.name == name and call.id not in used:
-                call_id = call.id
-                break
-        else:
-            call_id = f"{SYNTH_ID_PREFIX}_{name}"
+        ids = previous().get(name, ())
+        pos = cursor.get(name, 0)
+        while pos < len(ids) and ids[pos] in used:
+            pos += 1
+        cursor[name] = pos
+        call_id = ids[pos] if pos < len(ids) else f"{SYNTH_ID_PREFIX}_{name}"
     used.add(call_id)
     response = fr.get("response")
     is_error = False
@@ -612,23 +654,30 @@ def _response_part(p: ToolResult, names: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _pair_function_calls(turns: list[list[Any]], notes: list[str]) -> None:
-    """N function calls -> the next turn holds exactly N responses, in call order."""
-    i = 0
-    while i < len(turns):
-        role, kind, parts = turns[i]
+    """N function calls -> the next turn holds exactly N responses, in call order.
+
+    One pass that builds the new list; responses are found through indexes by id and by
+    name (searching the pool for every call, or deleting turns in place, would cost the
+    square of a turn's calls or of the history).
+    """
+    out: list[list[Any]] = []
+    i, n = 0, len(turns)
+    while i < n:
+        turn = turns[i]
+        role, kind, parts = turn
         calls = [p["functionCall"] for p in parts if "functionCall" in p] if role == "model" else []
         if not calls:
             if role == "user" and kind == "fr":  # not right after a model turn with calls
                 notes.append("dropped function responses that answer no function call")
-                del turns[i]
-                continue
+            else:
+                out.append(turn)
             i += 1
             continue
-        nxt = turns[i + 1] if i + 1 < len(turns) and turns[i + 1][1] == "fr" else None
-        pool = list(nxt[2]) if nxt else []
+        nxt = turns[i + 1] if i + 1 < n and turns[i + 1][1] == "fr" else None
+        pool = _Pool(nxt[2] if nxt else [])
         ordered = []
         for call in calls:
-            match = _take_response(pool, call)
+            match = pool.take(call)
             if match is None:
                 notes.append(f"added an error response for unanswered call {call['name']}")
                 match = {
@@ -637,23 +686,42 @@ def _pair_function_calls(turns: list[list[Any]], notes: list[str]) -> None:
                 if "id" in call:
                     match["functionResponse"]["id"] = call["id"]
             ordered.append(match)
-        if pool:
+        if pool.left:
             notes.append("dropped function responses that answer no function call")
-        if nxt is not None:
-            nxt[2] = ordered
-        else:
-            turns.insert(i + 1, ["user", "fr", ordered])
-        i += 2
+        out.append(turn)
+        out.append(["user", "fr", ordered])
+        i += 2 if nxt is not None else 1
+    turns[:] = out
 
 
-def _take_response(pool: list[dict[str, Any]], call: Mapping[str, Any]) -> dict[str, Any] | None:
-    for key in ("id", "name"):
-        if key == "id" and "id" not in call:
-            continue
-        for j, part in enumerate(pool):
-            if part["functionResponse"].get(key) == call[key]:
-                return pool.pop(j)
-    return None
+class _Pool:
+    """A turn's function responses, taken by a call's id (else its name), first come first."""
+
+    __slots__ = ("_by", "_parts", "_taken", "left")
+
+    def __init__(self, parts: list[dict[str, Any]]) -> None:
+        self._parts = parts
+        self._taken = [False] * len(parts)
+        self.left = len(parts)
+        self._by: dict[tuple[str, Any], deque[int]] = {}
+        for j, part in enumerate(parts):
+            fr = part["functionResponse"]
+            if "id" in fr:
+                self._by.setdefault(("id", fr["id"]), deque()).append(j)
+            self._by.setdefault(("name", fr.get("name")), deque()).append(j)
+
+    def take(self, call: Mapping[str, Any]) -> dict[str, Any] | None:
+        for key in ("id", "name"):
+            if key not in call:
+                continue
+            positions = self._by.get((key, call[key]))
+            while positions:
+                j = positions.popleft()
+                if not self._taken[j]:
+                    self._taken[j] = True
+                    self.left -= 1
+                    return self._parts[j]
+        return None
 
 
 def _fill_signatures(turns: list[list[Any]], notes: list[str]) -> None:

@@ -168,10 +168,8 @@ def parse_response(body: Any, *, tool_names: Mapping[str, str] | None = None) ->
                 continue
             if isinstance(part, ToolCall):
                 calls += 1
-            if isinstance(part, Text) and parts and isinstance(parts[-1], Text):
-                parts[-1] = Text(parts[-1].text + part.text)
-            else:
-                parts.append(part)
+            parts.append(part)
+        parts = _join_texts(parts)
         stop = stop_from_gemini(cand.get("finishReason"), calls > 0)
     else:
         feedback = body.get("promptFeedback")
@@ -220,3 +218,20 @@ def render_response(resp: Response, *, model: str) -> dict[str, Any]:
         "modelVersion": model,
         "responseId": resp.id or "gateway",
     }
+
+
+def _join_texts(parts: list[ContentPart]) -> list[ContentPart]:
+    """Consecutive text parts as one, each run joined once (not part by part)."""
+    out: list[ContentPart] = []
+    run: list[str] = []
+    for part in parts:
+        if isinstance(part, Text):
+            run.append(part.text)
+            continue
+        if run:
+            out.append(Text("".join(run)))
+            run = []
+        out.append(part)
+    if run:
+        out.append(Text("".join(run)))
+    return out

@@ -26,9 +26,9 @@ from typing import Any
 from gateway.convert import _util as u
 from gateway.convert._common import (
     EFFORTS,
-    add_message,
     budget_to_effort,
     defer_system_messages,
+    merge_messages,
     result_text,
 )
 from gateway.convert.encoded import EncodedList, encode
@@ -131,12 +131,13 @@ def parse_request(
         parsed = memo.messages("openai", raw_list, _parse_one, size=size)
     else:
         parsed = [_parse_one(i, raw, ()) for i, raw in enumerate(raw_list)]
-    messages: list[Message] = []
-    for message, _ in parsed:
-        add_message(messages, message)
+    messages = merge_messages(m for m, _ in parsed)
     system: list[Text] = []
-    while messages and messages[0].role == "system":
-        system.extend(p for p in messages.pop(0).content if isinstance(p, Text))
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        system.extend(p for p in messages[lead].content if isinstance(p, Text))
+        lead += 1
+    del messages[:lead]
 
     tools = _parse_tools(u.opt_list(body, "tools", "") or [])
     stream_options = u.opt_dict(body, "stream_options", "") or {}
@@ -566,21 +567,41 @@ def _render_one(m: Message) -> tuple[list[dict[str, Any]], bool, Notes]:
 
 
 def _pair_tool_messages(msgs: list[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
-    """Each assistant ``tool_calls`` answered by ``tool`` messages right after it (§5.1 item 2)."""
+    """Each assistant ``tool_calls`` answered by ``tool`` messages right after it (§5.1 item 2).
+
+    The calls still unanswered are counted by id (a list searched and shortened for every
+    result would cost the square of a turn's calls).
+    """
     out: list[dict[str, Any]] = []
-    pending: list[str] = []
+    pending: list[str] = []  # the last assistant message's call ids, in order
+    calls: dict[str, int] = {}  # how many times each id is in ``pending``
+    open_ids: dict[str, int] = {}  # how many of each are still unanswered
+    unanswered = 0
     for msg in msgs:
         if msg["role"] == "tool":
-            if msg["tool_call_id"] in pending:
-                pending.remove(msg["tool_call_id"])
+            call_id = msg["tool_call_id"]
+            if open_ids.get(call_id, 0) > 0:
+                open_ids[call_id] -= 1
+                unanswered -= 1
                 out.append(msg)
             else:
-                notes.append(f"dropped a tool result for unknown call {msg['tool_call_id']}")
+                notes.append(f"dropped a tool result for unknown call {call_id}")
             continue
-        for call_id in pending:
-            out.append({"role": "tool", "tool_call_id": call_id, "content": _NO_RESULT})
-            notes.append(f"added an error result for unanswered tool call {call_id}")
+        if unanswered:
+            # Answers took the first occurrences of their ids in ``pending``.
+            answered = {c: calls[c] - left for c, left in open_ids.items()}
+            for call_id in pending:
+                if answered[call_id] > 0:
+                    answered[call_id] -= 1
+                    continue
+                out.append({"role": "tool", "tool_call_id": call_id, "content": _NO_RESULT})
+                notes.append(f"added an error result for unanswered tool call {call_id}")
         pending = [c["id"] for c in msg.get("tool_calls") or ()]
+        calls = {}
+        for call_id in pending:
+            calls[call_id] = calls.get(call_id, 0) + 1
+        open_ids = dict(calls)
+        unanswered = len(pending)
         out.append(msg)
     return out
 
