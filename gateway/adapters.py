@@ -101,6 +101,20 @@ class ConvertingRelay:
         return self._renderer.render(StreamError(kind, message, status))  # type: ignore[no-any-return]
 
 
+def _gemini_count_body(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    """A Gemini countTokens body for the provider.
+
+    Sent without the file's ``request`` edits: they are for generation, and
+    countTokens accepts only ``contents`` or ``generateContentRequest`` (Gemini
+    rejects any other field). A ``generateContentRequest`` names its model, so
+    that name becomes the upstream one.
+    """
+    inner = body.get("generateContentRequest")
+    if isinstance(inner, dict) and "model" in inner:
+        return {**body, "generateContentRequest": {**inner, "model": f"models/{upstream_model}"}}
+    return body
+
+
 class Passthrough:
     """Client and provider speak the same format."""
 
@@ -108,6 +122,9 @@ class Passthrough:
 
     def __init__(self, call: Call, target: Target) -> None:
         self.call = call
+        if call.op == "count_tokens" and call.fmt == "gemini":
+            self.body = dumps_body(_gemini_count_body(call.body, target.upstream_model))
+            return
         body = call.body
         if call.fmt != "gemini":  # Gemini names the model and streaming in the URL
             body = {**body, "model": target.upstream_model}

@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import attrs
 import trio
@@ -37,6 +37,7 @@ from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
+from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import (
     ErrorKind,
     GatewayError,
@@ -45,6 +46,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
+from gateway.frontends import gemini_generate_request
 from gateway.keys import KeyPool
 from gateway.relay import KEEPALIVE, stream_error
 from gateway.routing import Target, route
@@ -146,6 +148,10 @@ class Proxy:
             raise _Exhausted(
                 Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
             )
+        if call.op == "count_tokens" and t.format != call.fmt:
+            # Only providers of the client's own format count tokens for us; elsewhere, estimate.
+            await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+            return
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
         adapter = make_adapter(upstream_call, target, self.memo)
@@ -157,14 +163,6 @@ class Proxy:
                 "; ".join(adapter.notes),
                 extra={"request_id": ex.request.request_id},
             )
-        if call.op == "count_tokens" and isinstance(adapter, Converting):
-            # Only Anthropic-format providers count tokens for us; elsewhere, estimate.
-            await ex.respond_json(
-                200,
-                {"input_tokens": adapter.estimated_input_tokens()},
-                headers=[(b"x-gateway-token-count", b"estimated")],
-            )
-            return
         url = upstream_url(t, upstream_call, target.upstream_model)
         if not emulate:
             await self._tries(ex, upstream_call, t, url, adapter)
@@ -373,12 +371,11 @@ class Proxy:
 
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     """The built-in ``mock`` provider: a deterministic answer in the client's own format."""
+    if call.op == "count_tokens":
+        await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+        return
     codec = CODECS[call.fmt]
     req, _notes = codec.parse_request(call.body, model=call.model, stream=call.stream)
-    if call.op == "count_tokens":
-        usage = mock_response(req, model=target.upstream_model).usage
-        await ex.respond_json(200, {"input_tokens": usage.input_tokens})
-        return
     if not call.stream:
         resp = mock_response(req, model=target.upstream_model)
         await ex.respond_json(200, codec.render_response(resp, model=call.model))
@@ -393,6 +390,14 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
 # -- pure helpers ------------------------------------------------------------------------------
 
 
+def estimated_count(call: Call) -> dict[str, int]:
+    """The gateway's own token count for a count-tokens call, in the client's format."""
+    body = gemini_generate_request(call.body) if call.fmt == "gemini" else call.body
+    req, _notes = CODECS[call.fmt].parse_request(body, model=call.model, stream=False)
+    count = estimate_input_tokens(req)
+    return {"totalTokens": count} if call.fmt == "gemini" else {"input_tokens": count}
+
+
 async def _next_or_none(chunks: Any) -> bytes | None:
     try:
         return await chunks.__anext__()  # type: ignore[no-any-return]
@@ -401,6 +406,7 @@ async def _next_or_none(chunks: Any) -> bytes | None:
 
 
 _API = ErrorKind.API_ERROR
+_ESTIMATED = [(b"x-gateway-token-count", b"estimated")]
 _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _HOP_BY_HOP = frozenset(
     {
@@ -483,6 +489,8 @@ def upstream_url(t: Transformer, call: Call, model: str) -> str:
         path = "/chat/completions"
     elif t.format == "anthropic":
         path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
+    elif call.op == "count_tokens":
+        path = f"/models/{quote(model, safe='')}:countTokens"
     else:
         if call.stream:
             path = f"/models/{model}:streamGenerateContent"
