@@ -163,6 +163,8 @@ class App:
             duration_s=time.perf_counter() - ex.request.started,
             ttfb_s=ex.head_s if ex.status is not None else None,
             overhead_s=ex.overhead_at_head_s if ex.status is not None else None,
+            tokens_in=ex.log.get("tokens_in", 0),
+            tokens_out=ex.log.get("tokens_out", 0),
         )
 
     async def metrics_endpoint(self, ex: Exchange) -> None:

@@ -37,6 +37,7 @@ from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
+from gateway.convert.model import MessageStart, Usage, UsageUpdate
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import (
     ErrorKind,
@@ -53,6 +54,7 @@ from gateway.routing import Target, route
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
+from gateway.usage import clamp_tokens
 
 if TYPE_CHECKING:
     import httpx
@@ -175,7 +177,9 @@ class Proxy:
         await self._with_keepalives(
             ex, call.fmt, self._tries(ex, upstream_call, t, url, adapter, collect=whole)
         )
-        await ex.send(whole_as_stream(call, t.format, whole[0], adapter))
+        stream = whole_as_stream(call, t.format, whole[0], adapter)
+        note_usage(ex, adapter.usage)
+        await ex.send(stream)
 
     async def _tries(
         self,
@@ -281,13 +285,17 @@ class Proxy:
                             collect.append(data)
                             return None
                         answer = adapter.response(data)
+                        note_usage(ex, adapter.usage)
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
                     ex.upstream_wait_s += trio.current_time() - started
                     relay = adapter.relay()
                     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
                     committed = True
-                    await self._relay(ex, t, resp, relay, first_byte)
+                    try:
+                        await self._relay(ex, t, resp, relay, first_byte)
+                    finally:  # what the provider reported counts, however the stream ended
+                        note_usage(ex, relay.usage)
                     return None
             except ConnectFailure as exc:
                 return connect_failure(t.name, str(exc))
@@ -378,16 +386,26 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     req, _notes = codec.parse_request(call.body, model=call.model, stream=call.stream)
     if not call.stream:
         resp = mock_response(req, model=target.upstream_model)
+        note_usage(ex, resp.usage)
         await ex.respond_json(200, codec.render_response(resp, model=call.model))
         return
     renderer = codec.stream_renderer(call.model, include_usage=req.include_usage)
     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
     for event in mock_stream(req, model=target.upstream_model):
+        if isinstance(event, (MessageStart, UsageUpdate)):
+            note_usage(ex, event.usage)
         await ex.send(renderer.render(event))
     await ex.send(renderer.finish())
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+
+
+def note_usage(ex: Exchange, usage: Usage | None) -> None:
+    """Put the provider's reported usage on the access-log line (and so in the metrics)."""
+    if usage is not None:
+        ex.log["tokens_in"] = clamp_tokens(usage.input_tokens)
+        ex.log["tokens_out"] = clamp_tokens(usage.output_tokens)
 
 
 def estimated_count(call: Call) -> dict[str, int]:

@@ -119,16 +119,19 @@ async def test_list_paging_over_raw_http(nursery, provider, tdir):
             if not token:
                 break
             assert pages < 10
-        assert pages == 3 and len(seen) == len(set(seen)) == 9
+        assert pages == 3
+        assert len(seen) == len(set(seen)) == 9
         # no pageSize: the default page holds all nine; a huge one is lowered, not refused
         assert len((await client.get("/v1beta/models")).json()["models"]) == 9
         huge = await client.get("/v1beta/models", params={"pageSize": "99999"})
-        assert huge.status_code == 200 and "nextPageToken" not in huge.json()
+        assert huge.status_code == 200
+        assert "nextPageToken" not in huge.json()
         for params in ({"pageSize": "-1"}, {"pageSize": "x"}, {"pageToken": "forged"}):
             bad = await client.get("/v1beta/models", params=params)
             assert bad.status_code == 400, params
             error = bad.json()["error"]
-            assert error["status"] == "INVALID_ARGUMENT" and error["code"] == 400
+            assert error["status"] == "INVALID_ARGUMENT"
+            assert error["code"] == 400
 
 
 async def test_genai_gets_one_model_and_404_is_gemini_shaped(nursery, provider, tdir):
@@ -149,7 +152,8 @@ async def test_genai_gets_one_model_and_404_is_gemini_shaped(nursery, provider, 
     assert alias.name == "models/alias-g"
     assert "countTokens" in alias.supported_actions
     assert prefixed.name == "models/gem/some-upstream"
-    assert missing.code == 404 and missing.status == "NOT_FOUND"
+    assert missing.code == 404
+    assert missing.status == "NOT_FOUND"
 
 
 async def test_genai_count_tokens_forwarded_to_a_gemini_provider(nursery, provider, tdir):
@@ -190,7 +194,8 @@ async def test_count_tokens_generate_content_request_names_the_upstream_model(
     }
     async with httpx.AsyncClient(base_url=gw.url) as client:
         reply = await client.post("/v1/models/alias-g:countTokens", json=body)
-    assert reply.status_code == 200 and reply.json() == {"totalTokens": 5}
+    assert reply.status_code == 200
+    assert reply.json() == {"totalTokens": 5}
     assert provider.seen[-1].body["generateContentRequest"]["model"] == "models/up/model x"
 
 
@@ -227,7 +232,8 @@ async def test_count_tokens_errors_are_gemini_shaped(nursery, provider, tdir):
     assert no_contents.status_code == 400
     assert no_contents.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert "contents" in no_contents.json()["error"]["message"]
-    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["status"] == "NOT_FOUND"
     assert bad_method.status_code == 404
     assert "countTokens" in bad_method.json()["error"]["message"]
     assert provider.seen == []
