@@ -31,13 +31,14 @@ from gateway.call import Call
 from gateway.convert import CODECS, response_to_stream
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
-from gateway.convert.model import StreamError
+from gateway.convert.model import MessageStart, StreamError, Usage, UsageUpdate
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.redact import NO_REDACTION, Redactor
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
+from gateway.usage import UsageReader
 
 __all__ = [
     "OFF_LOOP_BYTES",
@@ -96,7 +97,8 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
 
 
 class FramedRelay:
-    """Same-format stream: whole upstream events, unchanged but for redacted secrets.
+    """Same-format stream: whole upstream events, unchanged but for redacted secrets
+    (their usage read on the way).
 
     Redaction runs on whole events (the framer's output), so a key split over two
     reads is still seen whole.
@@ -106,12 +108,24 @@ class FramedRelay:
         self._fmt = fmt
         self._framer = EventFramer()
         self._redact = redactor.data
+        self._usage = UsageReader(fmt)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The provider's latest usage snapshot in the stream so far."""
+        return self._usage.usage
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._redact(self._framer.feed(chunk))
+        out = self._framer.feed(chunk)
+        if out:
+            self._usage.scan(out)
+        return self._redact(out)
 
     def finish(self) -> bytes:
-        return self._redact(self._framer.flush())
+        out = self._framer.flush()
+        if out:
+            self._usage.scan(out)
+        return self._redact(out)
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
         return self._redact(stream_error(self._fmt, kind, status, message))
@@ -125,22 +139,48 @@ class ConvertingRelay:
         self._parser = parser
         self._renderer = renderer
         self._redact = redactor.data
+        #: The provider's latest usage snapshot (from its canonical events).
+        self.usage: Usage | None = None
+
+    def _canonical(self, events: list[Any]) -> list[Any]:
+        out = []
+        for c in events:
+            kind = type(c)
+            if kind is UsageUpdate or (kind is MessageStart and c.usage is not None):
+                self.usage = c.usage
+            out.append(c)
+        return out
 
     def _render(self, events: list[Any]) -> list[bytes]:
         render = self._renderer.render
-        return [render(c) for ev in events for c in self._parser.feed(ev)]
+        feed = self._parser.feed
+        return [render(c) for ev in events for c in self._canonical(feed(ev))]
 
     def feed(self, chunk: bytes) -> bytes:
         return self._redact(b"".join(self._render(self._decoder.feed(chunk))))
 
     def finish(self) -> bytes:
         out = self._render(self._decoder.close())
-        out.extend(self._renderer.render(c) for c in self._parser.finish())
+        out.extend(self._renderer.render(c) for c in self._canonical(self._parser.finish()))
         out.append(self._renderer.finish())
         return self._redact(b"".join(out))
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
         return self._redact(self._renderer.render(StreamError(kind, message, status)))
+
+
+def _gemini_count_body(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    """A Gemini countTokens body for the provider.
+
+    Sent without the file's ``request`` edits: they are for generation, and
+    countTokens accepts only ``contents`` or ``generateContentRequest`` (Gemini
+    rejects any other field). A ``generateContentRequest`` names its model, so
+    that name becomes the upstream one.
+    """
+    inner = body.get("generateContentRequest")
+    if isinstance(inner, dict) and "model" in inner:
+        return {**body, "generateContentRequest": {**inner, "model": f"models/{upstream_model}"}}
+    return body
 
 
 class Passthrough:
@@ -151,6 +191,11 @@ class Passthrough:
     def __init__(self, call: Call, target: Target, redactor: Redactor = NO_REDACTION) -> None:
         self.call = call
         self.redactor = redactor
+        #: The usage the provider reported in its answer (None: none read yet).
+        self.usage: Usage | None = None
+        if call.op == "count_tokens" and call.fmt == "gemini":
+            self.body = dumps_body(_gemini_count_body(call.body, target.upstream_model))
+            return
         body = call.body
         if call.fmt != "gemini":  # Gemini names the model and streaming in the URL
             body = {**body, "model": target.upstream_model}
@@ -160,6 +205,10 @@ class Passthrough:
         self.body = _edited(body, call, target)
 
     def response(self, data: bytes) -> bytes:
+        if self.call.op != "count_tokens":
+            reader = UsageReader(self.call.fmt)
+            reader.read_whole(data)
+            self.usage = reader.usage
         return self.redactor.data(data)
 
     def relay(self) -> FramedRelay:
@@ -189,6 +238,8 @@ class Converting:
         self.notes = (*notes, *more)
         self.body = _edited(body, call, target)
         self.tool_names = self.upstream.tool_name_map(self.req)
+        #: The usage the provider reported in its answer (None: none read yet).
+        self.usage: Usage | None = None
 
     def response(self, data: bytes) -> bytes:
         try:
@@ -197,6 +248,7 @@ class Converting:
             raise UpstreamError(
                 f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
             ) from None
+        self.usage = resp.usage
         return self.redactor.data(
             dumps_body(self.client.render_response(resp, model=self.call.model))
         )
@@ -228,6 +280,7 @@ def whole_as_stream(
         raise UpstreamError(
             f"The provider's answer could not be read as {upstream.name} JSON: {exc}"
         ) from None
+    adapter.usage = resp.usage
     if isinstance(adapter, Converting):
         include_usage = adapter.req.include_usage
     else:

@@ -21,11 +21,17 @@ import trio
 from gateway.call import Call
 from gateway.config import Config
 from gateway.errors import ModelNotFound
-from gateway.frontends import anthropic_call, gemini_call, openai_call
+from gateway.frontends import (
+    anthropic_call,
+    gemini_call,
+    gemini_list_page,
+    gemini_page_token,
+    openai_call,
+)
 from gateway.logs import dropped_log_records
 from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
 from gateway.proxy import Proxy
-from gateway.routing import get_model, list_models
+from gateway.routing import gemini_model, get_model, list_gemini_models, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.transformers.registry import RegistryHolder
@@ -110,6 +116,8 @@ class App:
                 "anthropic",
                 watch_disconnect=True,
             ),
+            Route("GET", "/v1beta/models", self.gemini_models, "gemini"),
+            Route("GET", "/v1beta/models/{model:path}", self.gemini_model, "gemini"),
             Route("POST", "/v1beta/models/{rest:path}", self.gemini, "gemini", True),
             Route("POST", "/v1/models/{rest:path}", self.gemini, "gemini", True),
         ]
@@ -155,6 +163,8 @@ class App:
             duration_s=time.perf_counter() - ex.request.started,
             ttfb_s=ex.head_s if ex.status is not None else None,
             overhead_s=ex.overhead_at_head_s if ex.status is not None else None,
+            tokens_in=ex.log.get("tokens_in", 0),
+            tokens_out=ex.log.get("tokens_out", 0),
         )
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
@@ -168,6 +178,25 @@ class App:
         assert self.registry is not None
         model_id = ex.request.params["model"]
         found = get_model(self.registry.current, model_id)
+        if found is None:
+            raise ModelNotFound(model_id)
+        await ex.respond_json(200, found)
+
+    async def gemini_models(self, ex: Exchange) -> None:
+        """Gemini's models.list: ``{"models": [...], "nextPageToken": ...}``, paged."""
+        assert self.registry is not None
+        offset, size = gemini_list_page(ex)
+        models = list_gemini_models(self.registry.current)
+        body: dict[str, Any] = {"models": models[offset : offset + size]}
+        if offset + size < len(models):
+            body["nextPageToken"] = gemini_page_token(offset + size)
+        await ex.respond_json(200, body)
+
+    async def gemini_model(self, ex: Exchange) -> None:
+        """Gemini's models.get: ``GET /v1beta/models/{id}`` (``models/`` is the path's)."""
+        assert self.registry is not None
+        model_id = ex.request.params["model"]
+        found = gemini_model(self.registry.current, model_id)
         if found is None:
             raise ModelNotFound(model_id)
         await ex.respond_json(200, found)

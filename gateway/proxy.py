@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import attrs
 import trio
@@ -39,6 +39,8 @@ from gateway.call import Call
 from gateway.convert import CODECS
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
+from gateway.convert.model import MessageStart, Usage, UsageUpdate
+from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import (
     BadRequest,
     ErrorKind,
@@ -48,6 +50,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
+from gateway.frontends import gemini_generate_request
 from gateway.keys import KeyPool
 from gateway.logs import set_log_redactor
 from gateway.redact import Redactor, redactor_for
@@ -57,6 +60,7 @@ from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
 from gateway.urls import path_segment
+from gateway.usage import clamp_tokens
 
 if TYPE_CHECKING:
     import httpx
@@ -172,6 +176,10 @@ class Proxy:
             raise _Exhausted(
                 Failure(Unauthorized(t.missing_keys_message()), retry=False, fallback=True)
             )
+        if call.op == "count_tokens" and t.format != call.fmt:
+            # Only providers of the client's own format count tokens for us; elsewhere, estimate.
+            await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+            return
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
         if t.forward_client_key:  # the client's own key goes upstream: never echo it either
@@ -190,14 +198,6 @@ class Proxy:
                 "; ".join(adapter.notes),
                 extra={"request_id": ex.request.request_id},
             )
-        if call.op == "count_tokens" and isinstance(adapter, Converting):
-            # Only Anthropic-format providers count tokens for us; elsewhere, estimate.
-            await ex.respond_json(
-                200,
-                {"input_tokens": adapter.estimated_input_tokens()},
-                headers=[(b"x-gateway-token-count", b"estimated")],
-            )
-            return
         url = upstream_url(t, upstream_call, target.upstream_model)
         # Client values that go into upstream headers are checked before anything is sent
         # (an emulated stream starts below): a bad one is a 400, not a 500 mid-try.
@@ -214,7 +214,9 @@ class Proxy:
             ex, call.fmt, self._tries(ex, upstream_call, t, url, adapter, collect=whole)
         )
         emulated = functools.partial(whole_as_stream, call, t.format, whole[0], adapter)
-        await ex.send(await off_loop(len(whole[0]), emulated))
+        stream = await off_loop(len(whole[0]), emulated)
+        note_usage(ex, adapter.usage)
+        await ex.send(stream)
 
     async def _tries(
         self,
@@ -324,13 +326,17 @@ class Proxy:
                         answer = await off_loop(
                             len(data), functools.partial(adapter.response, data)
                         )
+                        note_usage(ex, adapter.usage)
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
                     ex.upstream_wait_s += trio.current_time() - started
                     relay = adapter.relay()
                     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
                     committed = True
-                    await self._relay(ex, t, resp, relay, first_byte)
+                    try:
+                        await self._relay(ex, t, resp, relay, first_byte)
+                    finally:  # what the provider reported counts, however the stream ended
+                        note_usage(ex, relay.usage)
                     return None
             except ConnectFailure as exc:
                 return connect_failure(t.name, str(exc))
@@ -414,25 +420,42 @@ class Proxy:
 
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     """The built-in ``mock`` provider: a deterministic answer in the client's own format."""
+    if call.op == "count_tokens":
+        await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+        return
     codec = CODECS[call.fmt]
     parse = functools.partial(codec.parse_request, call.body, model=call.model, stream=call.stream)
     req, _notes = await off_loop(call.size, parse)
-    if call.op == "count_tokens":
-        usage = mock_response(req, model=target.upstream_model).usage
-        await ex.respond_json(200, {"input_tokens": usage.input_tokens})
-        return
     if not call.stream:
         resp = mock_response(req, model=target.upstream_model)
+        note_usage(ex, resp.usage)
         await ex.respond_json(200, codec.render_response(resp, model=call.model))
         return
     renderer = codec.stream_renderer(call.model, include_usage=req.include_usage)
     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
     for event in mock_stream(req, model=target.upstream_model):
+        if isinstance(event, (MessageStart, UsageUpdate)):
+            note_usage(ex, event.usage)
         await ex.send(renderer.render(event))
     await ex.send(renderer.finish())
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+
+
+def note_usage(ex: Exchange, usage: Usage | None) -> None:
+    """Put the provider's reported usage on the access-log line (and so in the metrics)."""
+    if usage is not None:
+        ex.log["tokens_in"] = clamp_tokens(usage.input_tokens)
+        ex.log["tokens_out"] = clamp_tokens(usage.output_tokens)
+
+
+def estimated_count(call: Call) -> dict[str, int]:
+    """The gateway's own token count for a count-tokens call, in the client's format."""
+    body = gemini_generate_request(call.body) if call.fmt == "gemini" else call.body
+    req, _notes = CODECS[call.fmt].parse_request(body, model=call.model, stream=False)
+    count = estimate_input_tokens(req)
+    return {"totalTokens": count} if call.fmt == "gemini" else {"input_tokens": count}
 
 
 async def _next_or_none(chunks: Any) -> bytes | None:
@@ -443,6 +466,7 @@ async def _next_or_none(chunks: Any) -> bytes | None:
 
 
 _API = ErrorKind.API_ERROR
+_ESTIMATED = [(b"x-gateway-token-count", b"estimated")]
 _SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 _HOP_BY_HOP = frozenset(
     {
@@ -563,6 +587,8 @@ def upstream_url(t: Transformer, call: Call, model: str) -> str:
         path = "/chat/completions"
     elif t.format == "anthropic":
         path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
+    elif call.op == "count_tokens":
+        path = f"/models/{quote(model, safe='')}:countTokens"
     else:
         if call.stream:
             path = f"/models/{path_segment(model)}:streamGenerateContent"

@@ -41,10 +41,13 @@ if TYPE_CHECKING:
     from gateway.transformers.registry import Registry
 
 __all__ = [
+    "GEMINI_MODEL_METHODS",
     "MAX_MODEL_CHARS",
     "Target",
     "check_model_name",
+    "gemini_model",
     "get_model",
+    "list_gemini_models",
     "list_models",
     "route",
     "split_gemini_target",
@@ -210,6 +213,51 @@ def get_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
     except ModelNotFound:
         return None
     return _model_object(model_id, targets[0].transformer.name, registry.loaded_at)
+
+
+#: What a Gemini client may call on every model this gateway lists (the Gemini front end's
+#: methods; ``supportedGenerationMethods`` in the Gemini list format).
+GEMINI_MODEL_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+def _gemini_model_object(model_id: str, owner: str, entry: ModelEntry | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": f"models/{model_id}",
+        "displayName": model_id,
+        "description": f"Served through the gateway by provider {owner!r}.",
+        "supportedGenerationMethods": list(GEMINI_MODEL_METHODS),
+    }
+    if entry is not None and entry.max_tokens is not None:
+        out["outputTokenLimit"] = entry.max_tokens
+    return out
+
+
+def list_gemini_models(registry: Registry) -> list[dict[str, Any]]:
+    """Every alias once, as Gemini ``Model`` objects (``GET /v1beta/models``' ``models``).
+
+    The same names, in the same order, as :func:`list_models`: a Gemini client sees what
+    an OpenAI client sees, named ``models/<alias>`` as the Gemini API names its models.
+    """
+    return [
+        _gemini_model_object(alias, names[0], registry.transformers[names[0]].models.get(alias))
+        for alias, names in registry.aliases.items()
+    ]
+
+
+def gemini_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
+    """The Gemini ``Model`` for ``GET /v1beta/models/{model_id}``, or None (404).
+
+    Like :func:`get_model`: a listed alias, or any name that routes somewhere.
+    """
+    names = registry.aliases.get(model_id)
+    if names:
+        entry = registry.transformers[names[0]].models.get(model_id)
+        return _gemini_model_object(model_id, names[0], entry)
+    try:
+        first = route(model_id, registry)[0]
+    except ModelNotFound:
+        return None
+    return _gemini_model_object(model_id, first.transformer.name, first.entry)
 
 
 def split_gemini_target(rest: str) -> tuple[str, str]:

@@ -1,0 +1,151 @@
+"""Token usage read from providers' answers, for ``gateway_tokens_total`` and the access log.
+
+Same-format answers go to the client as the provider's bytes, undecoded (the
+gateway's fast path), so usage is read the cheap way: the format's usage key
+(OpenAI ``"usage"``, Anthropic ``"usage"`` at the top of ``message_delta`` and
+inside ``message_start``'s message, Gemini ``"usageMetadata"``) is looked for
+in the bytes, and only the JSON object right after it is decoded, through the
+format's own ``parse_usage`` so the counts mean what the converters' counts
+mean (the whole prompt in, reasoning included out). Converted answers need
+none of this: their canonical events and responses carry :class:`Usage`.
+
+Usage objects are snapshots, not increments: OpenAI's final chunk, Gemini's
+cumulative ``usageMetadata`` on the last chunks, Anthropic's ``message_delta``
+(which updates what ``message_start`` said): the last one wins, so nothing is
+counted twice.
+
+Bounds: each decode reads at most :data:`WINDOW` bytes past the key, a decoded
+object's bytes are not searched again, and after :data:`MAX_MISSES` keys that
+were not followed by a readable object a reader stops looking. So a hostile
+provider that fills its stream with usage keys costs a few hundred KiB of
+decoding at most; a usage object it makes up only changes a metric. Counts
+are clamped to ``0 .. 2**53``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gateway.convert.anthropic.response import parse_usage as anthropic_usage
+from gateway.convert.gemini.response import parse_usage as gemini_usage
+from gateway.convert.model import Usage
+from gateway.convert.openai.response import parse_usage as openai_usage
+
+__all__ = ["MAX_MISSES", "WINDOW", "UsageReader", "clamp_tokens"]
+
+#: Most bytes after a usage key decoded to find its object (real ones are < 1 KiB).
+WINDOW = 4096
+#: Usage keys without a readable object after them before a reader gives up.
+MAX_MISSES = 64
+_MAX_COUNT = 2**53
+
+_MARKERS = {"openai": b'"usage"', "anthropic": b'"usage"', "gemini": b'"usageMetadata"'}
+#: Keys one of which a real usage object of the format has.
+_EXPECTED = {
+    "openai": ("prompt_tokens", "completion_tokens"),
+    "anthropic": ("input_tokens", "output_tokens"),
+    "gemini": ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"),
+}
+#: ``: {`` after a key, with the little whitespace pretty-printed JSON puts around the colon.
+_OBJECT_AFTER_KEY = re.compile(rb"[ \t\r\n]{0,256}:[ \t\r\n]{0,256}\{")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a token count")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def clamp_tokens(count: int) -> int:
+    """A count fit for a counter: never negative, never past 2**53."""
+    return min(max(count, 0), _MAX_COUNT)
+
+
+def _value_start(data: bytes, at: int) -> int:
+    """Where the object after the key ending at ``at`` starts, or -1 (null, not an object)."""
+    match = _OBJECT_AFTER_KEY.match(data, at)
+    return match.end() - 1 if match else -1
+
+
+class UsageReader:
+    """The usage a provider reported in one answer of format ``fmt``.
+
+    Feed a stream's bytes (whole events) to :meth:`scan`, or a whole answer to
+    :meth:`read_whole`; :attr:`usage` is the latest snapshot, None until one came.
+    """
+
+    __slots__ = ("_expected", "_fmt", "_marker", "_misses", "usage")
+
+    def __init__(self, fmt: str) -> None:
+        self._fmt = fmt
+        self._marker = _MARKERS.get(fmt)
+        self._expected = _EXPECTED.get(fmt, ())
+        self._misses = 0
+        self.usage: Usage | None = None
+
+    def _decode(self, data: bytes, start: int) -> tuple[dict[str, Any] | None, int]:
+        """The usage object at ``start`` and the offset after it (None and -1 if unreadable)."""
+        text = data[start : start + WINDOW].decode("utf-8", "replace")
+        try:
+            obj, end = _DECODER.raw_decode(text)
+        except (ValueError, RecursionError):
+            self._misses += 1
+            return None, -1
+        if not isinstance(obj, dict) or not any(k in obj for k in self._expected):
+            self._misses += 1
+            return None, start + len(text[:end].encode("utf-8", "replace"))
+        return obj, start + len(text[:end].encode("utf-8", "replace"))
+
+    def _apply(self, obj: Mapping[str, Any]) -> None:
+        parse: Callable[..., Usage]
+        try:
+            if self._fmt == "anthropic":  # message_delta updates what message_start said
+                self.usage = anthropic_usage(obj, self.usage)
+                return
+            parse = openai_usage if self._fmt == "openai" else gemini_usage
+            self.usage = parse(obj)
+        except (ValueError, OverflowError, TypeError):
+            self._misses += 1
+
+    def scan(self, data: bytes) -> None:
+        """Read every usage object in ``data`` (whole SSE events), in order."""
+        marker = self._marker
+        if marker is None or self._misses >= MAX_MISSES:
+            return
+        at = data.find(marker)
+        while at >= 0 and self._misses < MAX_MISSES:
+            after = at + len(marker)
+            start = _value_start(data, after)
+            if start < 0:  # "usage": null and the like: nothing to decode
+                at = data.find(marker, after)
+                continue
+            obj, end = self._decode(data, start)
+            if obj is not None:
+                self._apply(obj)
+            at = data.find(marker, end if end > 0 else after)
+
+    def read_whole(self, data: bytes) -> None:
+        """Read a whole (non-streamed) answer: its last well-formed usage object.
+
+        The answer's own usage comes after its content in every format, so the
+        search runs backwards and stops at the first object that reads as usage.
+        """
+        marker = self._marker
+        if marker is None:
+            return
+        end = len(data)
+        while self._misses < MAX_MISSES:
+            at = data.rfind(marker, 0, end)
+            if at < 0:
+                return
+            start = _value_start(data, at + len(marker))
+            if start >= 0:
+                obj, _ = self._decode(data, start)
+                if obj is not None:
+                    self._apply(obj)
+                    return
+            end = at
