@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import attrs
 import trio
@@ -588,7 +588,7 @@ def upstream_url(t: Transformer, call: Call, model: str) -> str:
     elif t.format == "anthropic":
         path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
     elif call.op == "count_tokens":
-        path = f"/models/{quote(model, safe='')}:countTokens"
+        path = f"/models/{path_segment(model)}:countTokens"
     else:
         if call.stream:
             path = f"/models/{path_segment(model)}:streamGenerateContent"
