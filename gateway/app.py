@@ -20,8 +20,9 @@ import trio
 
 from gateway.call import Call
 from gateway.config import Config
-from gateway.errors import GatewayError, ModelNotFound, error_status
+from gateway.errors import GatewayError, MethodNotAllowed, ModelNotFound, error_status
 from gateway.frontends import (
+    GEMINI_METHODS,
     anthropic_call,
     gemini_call,
     gemini_list_page,
@@ -215,6 +216,11 @@ class App:
         """Gemini's models.get: ``GET /v1beta/models/{id}`` (``models/`` is the path's)."""
         assert self.registry is not None
         model_id = ex.request.params["model"]
+        _, colon, method = model_id.rpartition(":")
+        if colon and method in GEMINI_METHODS:
+            raise MethodNotAllowed(
+                f"GET is not allowed on {ex.request.path[:300]}; use POST.", allowed=("POST",)
+            )
         found = gemini_model(self.registry.current, model_id)
         if found is None:
             raise ModelNotFound(model_id)
