@@ -142,26 +142,26 @@ class ConvertingRelay:
         #: The provider's latest usage snapshot (from its canonical events).
         self.usage: Usage | None = None
 
-    def _canonical(self, events: list[Any]) -> list[Any]:
-        out = []
-        for c in events:
+    def _render_canonical(self, canonical: list[Any], out: list[bytes]) -> None:
+        render = self._renderer.render
+        for c in canonical:
             kind = type(c)
             if kind is UsageUpdate or (kind is MessageStart and c.usage is not None):
                 self.usage = c.usage
-            out.append(c)
-        return out
+            out.append(render(c))
 
     def _render(self, events: list[Any]) -> list[bytes]:
-        render = self._renderer.render
-        feed = self._parser.feed
-        return [render(c) for ev in events for c in self._canonical(feed(ev))]
+        out: list[bytes] = []
+        for ev in events:
+            self._render_canonical(self._parser.feed(ev), out)
+        return out
 
     def feed(self, chunk: bytes) -> bytes:
         return self._redact(b"".join(self._render(self._decoder.feed(chunk))))
 
     def finish(self) -> bytes:
         out = self._render(self._decoder.close())
-        out.extend(self._renderer.render(c) for c in self._canonical(self._parser.finish()))
+        self._render_canonical(self._parser.finish(), out)
         out.append(self._renderer.finish())
         return self._redact(b"".join(out))
 

@@ -20,17 +20,21 @@ import trio
 
 from gateway.call import Call
 from gateway.config import Config
-from gateway.errors import ModelNotFound
+from gateway.errors import GatewayError, MethodNotAllowed, ModelNotFound, error_status
 from gateway.frontends import (
+    GEMINI_METHODS,
     anthropic_call,
     gemini_call,
     gemini_list_page,
     gemini_page_token,
+    gemini_stream_alt,
     openai_call,
 )
+from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records
 from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
 from gateway.proxy import Proxy
+from gateway.relay import stream_error
 from gateway.routing import gemini_model, get_model, list_gemini_models, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
@@ -131,9 +135,25 @@ class App:
         try:
             call = parse(ex)
             ex.log["model"] = call.model
-            await self.proxy.handle(ex, call)
+            if call.fmt == "gemini" and call.stream and gemini_stream_alt(ex) == "json":
+                await self._json_array(ex, call)
+            else:
+                await self.proxy.handle(ex, call)
         finally:
             self.metrics.inflight.dec()
+
+    async def _json_array(self, ex: Exchange, call: Call) -> None:
+        """A Gemini stream without ``alt=sse``: the same stream, as one JSON array."""
+        assert self.proxy is not None
+        array = JsonArrayExchange(ex)
+        try:
+            await self.proxy.handle(array, call)  # type: ignore[arg-type]
+        except GatewayError as exc:
+            if not ex.started:
+                raise  # a whole error response, as for any request
+            status = error_status("gemini", exc.kind, exc.status_hint)
+            await array.send(stream_error("gemini", exc.kind, status, exc.message))
+        await array.close()
 
     async def chat(self, ex: Exchange) -> None:
         await self._proxy(ex, openai_call)
@@ -196,6 +216,11 @@ class App:
         """Gemini's models.get: ``GET /v1beta/models/{id}`` (``models/`` is the path's)."""
         assert self.registry is not None
         model_id = ex.request.params["model"]
+        _, colon, method = model_id.rpartition(":")
+        if colon and method in GEMINI_METHODS:
+            raise MethodNotAllowed(
+                f"GET is not allowed on {ex.request.path[:300]}; use POST.", allowed=("POST",)
+            )
         found = gemini_model(self.registry.current, model_id)
         if found is None:
             raise ModelNotFound(model_id)

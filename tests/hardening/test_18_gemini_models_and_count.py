@@ -154,6 +154,10 @@ async def test_genai_gets_one_model_and_404_is_gemini_shaped(nursery, provider, 
     assert prefixed.name == "models/gem/some-upstream"
     assert missing.code == 404
     assert missing.status == "NOT_FOUND"
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        wrong_method = await client.get("/v1beta/models/alias-g:generateContent")
+    assert wrong_method.status_code == 405  # a generation path is not a model to get
+    assert wrong_method.headers["allow"] == "POST"
 
 
 async def test_genai_count_tokens_forwarded_to_a_gemini_provider(nursery, provider, tdir):
