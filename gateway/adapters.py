@@ -19,6 +19,7 @@ Either way the transformer's ``request`` edits and the model entry's
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from gateway.call import Call
@@ -32,7 +33,14 @@ from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
 
-__all__ = ["Converting", "Passthrough", "make_adapter", "whole_as_stream"]
+__all__ = [
+    "Converting",
+    "Passthrough",
+    "make_adapter",
+    "parse_answer",
+    "read_answer",
+    "whole_as_stream",
+]
 
 
 def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
@@ -59,18 +67,54 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
     return dumps_body(body)
 
 
+#: Bytes that only a stream's last event (or an error event) holds, per format: a
+#: same-format stream that ended without any of them was cut short (item 12 of
+#: issue 8). OpenAI's ``finish_reason`` counts, as for the converting parser: some
+#: compatible servers never send ``[DONE]``.
+_TERMINAL = {
+    "openai": re.compile(rb'data: ?\[DONE\]|"finish_reason": ?"|^data: ?\{"error"', re.M),
+    "anthropic": re.compile(
+        rb'^event: ?(?:message_stop|error)\r?$|"type": ?"(?:message_stop|error)"', re.M
+    ),
+    "gemini": re.compile(rb'"finishReason": ?"|"blockReason": ?"|^data: ?\{"error"', re.M),
+}
+
+
 class FramedRelay:
-    """Same-format stream: whole upstream events, unchanged."""
+    """Same-format stream: whole upstream events, unchanged.
+
+    Events are not decoded, but each one is searched for the format's terminal
+    marker (:data:`_TERMINAL`, linear in the bytes) so that a stream that ends
+    without one ends with an error event instead of looking complete.
+    """
+
+    ended = False  # the relay never ends a stream early itself
 
     def __init__(self, fmt: str) -> None:
         self._fmt = fmt
         self._framer = EventFramer()
+        self._terminal = _TERMINAL.get(fmt)
+        self._complete = self._terminal is None
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._framer.feed(chunk)
+        out = self._framer.feed(chunk)
+        if out and not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
+            self._complete = True
+        return out
 
     def finish(self) -> bytes:
-        return self._framer.flush()
+        rest = self._flush()
+        if self._complete:
+            return rest
+        return rest + self.error(
+            ErrorKind.API_ERROR, 502, "The upstream stream ended before the response was complete."
+        )
+
+    def _flush(self) -> bytes:
+        out = self._framer.flush()
+        if out and not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
+            self._complete = True
+        return out
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
         return stream_error(self._fmt, kind, status, message)
@@ -83,10 +127,19 @@ class ConvertingRelay:
         self._decoder = SSEDecoder()
         self._parser = parser
         self._renderer = renderer
+        #: An error event went out (the provider's or ours): the stream is over.
+        self.ended = False
 
     def _render(self, events: list[Any]) -> list[bytes]:
         render = self._renderer.render
-        return [render(c) for ev in events for c in self._parser.feed(ev)]
+        out = []
+        for ev in events:
+            for c in self._parser.feed(ev):
+                out.append(render(c))
+                if type(c) is StreamError:
+                    self.ended = True
+                    return out
+        return out
 
     def feed(self, chunk: bytes) -> bytes:
         return b"".join(self._render(self._decoder.feed(chunk)))
@@ -98,6 +151,7 @@ class ConvertingRelay:
         return b"".join(out)
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
+        self.ended = True
         return self._renderer.render(StreamError(kind, message, status))  # type: ignore[no-any-return]
 
 
@@ -117,6 +171,8 @@ class Passthrough:
         self.body = _edited(body, call, target)
 
     def response(self, data: bytes) -> bytes:
+        """The provider's answer unchanged, once it is known to be a JSON object."""
+        read_answer(data, self.call.fmt)
         return data
 
     def relay(self) -> FramedRelay:
@@ -141,12 +197,7 @@ class Converting:
         self.tool_names = self.upstream.tool_name_map(self.req)
 
     def response(self, data: bytes) -> bytes:
-        try:
-            resp = self.upstream.parse_response(json.loads(data), tool_names=self.tool_names)
-        except (ValueError, GatewayError) as exc:
-            raise UpstreamError(
-                f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
-            ) from None
+        resp = parse_answer(self.upstream, data, self.tool_names)
         return dumps_body(self.client.render_response(resp, model=self.call.model))
 
     def relay(self) -> ConvertingRelay:
@@ -169,12 +220,7 @@ def whole_as_stream(
     """A provider's whole answer as the client's stream ("stream": "emulate")."""
     upstream, client = CODECS[upstream_fmt], CODECS[call.fmt]
     tool_names = adapter.tool_names if isinstance(adapter, Converting) else None
-    try:
-        resp = upstream.parse_response(json.loads(data), tool_names=tool_names)
-    except (ValueError, GatewayError) as exc:
-        raise UpstreamError(
-            f"The provider's answer could not be read as {upstream.name} JSON: {exc}"
-        ) from None
+    resp = parse_answer(upstream, data, tool_names)
     if isinstance(adapter, Converting):
         include_usage = adapter.req.include_usage
     else:
@@ -185,6 +231,46 @@ def whole_as_stream(
     out = [renderer.render(event) for event in response_to_stream(resp)]
     out.append(renderer.finish())
     return b"".join(out)
+
+
+def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
+    """A provider's whole answer as a JSON object, or UpstreamError (502) saying why not.
+
+    Provider bytes are untrusted: invalid UTF-8 or JSON, an HTML page, NaN, an
+    integer over Python's digit limit or nesting deeper than the recursion
+    limit (the C decoder stops there, so the cost stays linear in the body,
+    which the caller caps) all end here as the provider's fault, never a 500.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise UpstreamError(f"The provider's answer is not valid {fmt} JSON ({reason}).") from None
+    if not isinstance(obj, dict):
+        raise UpstreamError(
+            f"The provider's answer is not a {fmt} JSON object (it is a {type(obj).__name__})."
+        )
+    return obj
+
+
+def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:
+    """``upstream``'s whole answer as a canonical Response, or UpstreamError (502).
+
+    Any failure of the converter on provider data (a field of the wrong type
+    included) is the provider's answer being unreadable, not a gateway fault.
+    """
+    obj = read_answer(data, upstream.name)
+    try:
+        return upstream.parse_response(obj, tool_names=tool_names)
+    except GatewayError as exc:
+        raise UpstreamError(
+            f"The provider's answer could not be read as {upstream.name} JSON: {exc.message}"
+        ) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        raise UpstreamError(
+            f"The provider's answer could not be read as {upstream.name} JSON "
+            f"({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
 
 
 def make_adapter(call: Call, target: Target, memo: Memo | None = None) -> Passthrough | Converting:
