@@ -22,6 +22,7 @@ echoes its key, whole or in part, never shows it to the client.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ __all__ = [
     "Passthrough",
     "make_adapter",
     "off_loop",
+    "parse_answer",
+    "read_answer",
     "whole_as_stream",
 ]
 
@@ -96,9 +99,26 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
     return dumps_body(body)
 
 
+#: Bytes that only a stream's last event (or an error event) holds, per format: a
+#: same-format stream that ended without any of them was cut short (item 12 of
+#: issue 8). OpenAI's ``finish_reason`` counts, as for the converting parser: some
+#: compatible servers never send ``[DONE]``.
+_TERMINAL = {
+    "openai": re.compile(rb'data: ?\[DONE\]|"finish_reason": ?"|^data: ?\{"error"', re.M),
+    "anthropic": re.compile(
+        rb'^event: ?(?:message_stop|error)\r?$|"type": ?"(?:message_stop|error)"', re.M
+    ),
+    "gemini": re.compile(rb'"finishReason": ?"|"blockReason": ?"|^data: ?\{"error"', re.M),
+}
+
+
 class FramedRelay:
     """Same-format stream: whole upstream events, unchanged but for redacted secrets
     (their usage read on the way).
+
+    Events are not decoded, but each one is searched for the format's terminal
+    marker (:data:`_TERMINAL`, linear in the bytes) so that a stream that ends
+    without one ends with an error event instead of looking complete.
 
     Redaction runs on whole events (the framer's output), so a key split over two
     reads is still seen whole.
@@ -109,6 +129,10 @@ class FramedRelay:
         self._framer = EventFramer()
         self._redact = redactor.data
         self._usage = UsageReader(fmt)
+        self._terminal = _TERMINAL.get(fmt)
+        self._complete = self._terminal is None
+
+    ended = False  # the relay never ends a stream early itself
 
     @property
     def usage(self) -> Usage | None:
@@ -116,16 +140,22 @@ class FramedRelay:
         return self._usage.usage
 
     def feed(self, chunk: bytes) -> bytes:
-        out = self._framer.feed(chunk)
-        if out:
-            self._usage.scan(out)
-        return self._redact(out)
+        return self._redact(self._read(self._framer.feed(chunk)))
 
     def finish(self) -> bytes:
-        out = self._framer.flush()
+        rest = self._redact(self._read(self._framer.flush()))
+        if self._complete:
+            return rest
+        return rest + self.error(
+            ErrorKind.API_ERROR, 502, "The upstream stream ended before the response was complete."
+        )
+
+    def _read(self, out: bytes) -> bytes:
         if out:
             self._usage.scan(out)
-        return self._redact(out)
+            if not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
+                self._complete = True
+        return out
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
         return self._redact(stream_error(self._fmt, kind, status, message))
@@ -141,19 +171,27 @@ class ConvertingRelay:
         self._redact = redactor.data
         #: The provider's latest usage snapshot (from its canonical events).
         self.usage: Usage | None = None
+        #: An error event went out (the provider's or ours): the stream is over.
+        self.ended = False
 
-    def _render_canonical(self, canonical: list[Any], out: list[bytes]) -> None:
+    def _render_canonical(self, canonical: list[Any], out: list[bytes]) -> bool:
+        """Render ``canonical`` into ``out``; True once an error event ended the stream."""
         render = self._renderer.render
         for c in canonical:
             kind = type(c)
             if kind is UsageUpdate or (kind is MessageStart and c.usage is not None):
                 self.usage = c.usage
             out.append(render(c))
+            if kind is StreamError:
+                self.ended = True
+                return True
+        return False
 
     def _render(self, events: list[Any]) -> list[bytes]:
         out: list[bytes] = []
         for ev in events:
-            self._render_canonical(self._parser.feed(ev), out)
+            if self._render_canonical(self._parser.feed(ev), out):
+                return out
         return out
 
     def feed(self, chunk: bytes) -> bytes:
@@ -166,6 +204,7 @@ class ConvertingRelay:
         return self._redact(b"".join(out))
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
+        self.ended = True
         return self._redact(self._renderer.render(StreamError(kind, message, status)))
 
 
@@ -205,6 +244,9 @@ class Passthrough:
         self.body = _edited(body, call, target)
 
     def response(self, data: bytes) -> bytes:
+        """The provider's answer unchanged (but for redacted secrets), once it is known
+        to be a JSON object."""
+        read_answer(data, self.call.fmt)
         if self.call.op != "count_tokens":
             reader = UsageReader(self.call.fmt)
             reader.read_whole(data)
@@ -242,12 +284,7 @@ class Converting:
         self.usage: Usage | None = None
 
     def response(self, data: bytes) -> bytes:
-        try:
-            resp = self.upstream.parse_response(json.loads(data), tool_names=self.tool_names)
-        except (ValueError, GatewayError) as exc:
-            raise UpstreamError(
-                f"The provider's answer could not be read as {self.upstream.name} JSON: {exc}"
-            ) from None
+        resp = parse_answer(self.upstream, data, self.tool_names)
         self.usage = resp.usage
         return self.redactor.data(
             dumps_body(self.client.render_response(resp, model=self.call.model))
@@ -274,12 +311,7 @@ def whole_as_stream(
     """A provider's whole answer as the client's stream ("stream": "emulate")."""
     upstream, client = CODECS[upstream_fmt], CODECS[call.fmt]
     tool_names = adapter.tool_names if isinstance(adapter, Converting) else None
-    try:
-        resp = upstream.parse_response(json.loads(data), tool_names=tool_names)
-    except (ValueError, GatewayError) as exc:
-        raise UpstreamError(
-            f"The provider's answer could not be read as {upstream.name} JSON: {exc}"
-        ) from None
+    resp = parse_answer(upstream, data, tool_names)
     adapter.usage = resp.usage
     if isinstance(adapter, Converting):
         include_usage = adapter.req.include_usage
@@ -291,6 +323,46 @@ def whole_as_stream(
     out = [renderer.render(event) for event in response_to_stream(resp)]
     out.append(renderer.finish())
     return adapter.redactor.data(b"".join(out))
+
+
+def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
+    """A provider's whole answer as a JSON object, or UpstreamError (502) saying why not.
+
+    Provider bytes are untrusted: invalid UTF-8 or JSON, an HTML page, NaN, an
+    integer over Python's digit limit or nesting deeper than the recursion
+    limit (the C decoder stops there, so the cost stays linear in the body,
+    which the caller caps) all end here as the provider's fault, never a 500.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise UpstreamError(f"The provider's answer is not valid {fmt} JSON ({reason}).") from None
+    if not isinstance(obj, dict):
+        raise UpstreamError(
+            f"The provider's answer is not a {fmt} JSON object (it is a {type(obj).__name__})."
+        )
+    return obj
+
+
+def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:
+    """``upstream``'s whole answer as a canonical Response, or UpstreamError (502).
+
+    Any failure of the converter on provider data (a field of the wrong type
+    included) is the provider's answer being unreadable, not a gateway fault.
+    """
+    obj = read_answer(data, upstream.name)
+    try:
+        return upstream.parse_response(obj, tool_names=tool_names)
+    except GatewayError as exc:
+        raise UpstreamError(
+            f"The provider's answer could not be read as {upstream.name} JSON: {exc.message}"
+        ) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        raise UpstreamError(
+            f"The provider's answer could not be read as {upstream.name} JSON "
+            f"({type(exc).__name__}: {str(exc)[:200]})."
+        ) from None
 
 
 def make_adapter(

@@ -20,8 +20,12 @@ key of the provider, and anything shaped like an API key, is redacted first.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
+import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -78,42 +82,98 @@ def redact(text: str, secrets: Iterable[str] | Redactor) -> str:
     return _KEYLIKE.sub("[redacted]", redactor.text(text))
 
 
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """The provider's ``retry-after-ms`` / ``retry-after`` (seconds form), capped."""
+def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The provider's ``retry-after-ms`` / ``retry-after``, in seconds, within [0, 30].
+
+    Only what RFC 9110 §10.2.3 allows (a number of seconds, here also with a
+    fraction, or an HTTP-date) counts; ``NaN``, ``inf``, ``0x10``, digits of
+    other scripts and garbage are ignored (None: our own backoff applies), a
+    negative number or a date in the past means "now", anything beyond the cap
+    is the cap. ``now`` (epoch seconds) is for tests.
+    """
     raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        value = _seconds(raw_ms)
+        if value is not None:
+            return _capped(value / 1000)
     raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    value = _seconds(raw)
+    if value is None:
+        value = _date_delay(raw, time.time() if now is None else now)
+    return None if value is None else _capped(value)
+
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
+
+
+def _seconds(raw: str) -> float | None:
+    text = raw.strip()
+    if not _NUMBER.fullmatch(text):
+        return None
+    value = float(text)  # huge numbers become inf, which the cap takes care of
+    return value if not math.isnan(value) else None
+
+
+def _date_delay(raw: str, now: float) -> float | None:
+    if len(raw) > 64:
+        return None
     try:
-        if raw_ms is not None:
-            value = float(raw_ms) / 1000
-        elif raw is not None:
-            value = float(raw)
-        else:
-            return None
-    except ValueError:
-        return None  # an HTTP-date: rare from LLM providers; use our own backoff
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return when.timestamp() - now
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _capped(value: float) -> float:
+    if math.isnan(value):
+        return 0.0
     return min(max(value, 0.0), MAX_RETRY_AFTER_S)
 
 
 def provider_message(body: bytes) -> tuple[str, str | None]:
-    """(message, Gemini error reason) from an error body of any of the three formats."""
+    """(message, Gemini error reason) from an error body of any of the three formats.
+
+    Total: any bytes give a non-empty message (an undecodable, too deeply nested
+    or wrongly typed body is shown as text or compact JSON, cut short).
+    """
     try:
         data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = body.decode("utf-8", "replace").strip()
         return (text[:MAX_MESSAGE_CHARS] or "no error message"), None
     if isinstance(data, list) and data:  # Gemini sometimes wraps its error in a list
         data = data[0]
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
-        message = str(err.get("message") or err.get("type") or "no error message")
+        message = _text(err.get("message")) or _text(err.get("type")) or _compact(err)
         reason = None
-        for detail in err.get("details") or ():
-            if isinstance(detail, dict) and detail.get("reason"):
-                reason = str(detail["reason"])
+        details = err.get("details")
+        if isinstance(details, list):
+            for detail in details[:100]:
+                if isinstance(detail, dict) and _text(detail.get("reason")):
+                    reason = detail["reason"]
         return message[:MAX_MESSAGE_CHARS], reason
-    if isinstance(err, str):
+    if _text(err):
         return err[:MAX_MESSAGE_CHARS], None
-    return json.dumps(data)[:MAX_MESSAGE_CHARS], None
+    return _compact(data)[:MAX_MESSAGE_CHARS], None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) and value.strip() else ""
+
+
+def _compact(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)[: MAX_MESSAGE_CHARS * 2]
+    except (ValueError, RecursionError):  # pragma: no cover (json.loads gave it)
+        return "no error message"
 
 
 def classify_status(
@@ -169,12 +229,23 @@ def classify_status(
             delay_s=delay,
             kind=f"status_{status}",
         )
+    if status < 400:  # a redirect (never followed) or another status no provider should send
+        return Failure(
+            UpstreamError(
+                f"Provider {provider!r} answered HTTP {status} instead of an answer; the gateway "
+                "never follows redirects: check the provider's base_url.",
+                status_hint=502,
+            ),
+            retry=False,
+            fallback=True,
+            kind=f"status_{status}",
+        )
     kind = {
         404: ErrorKind.NOT_FOUND,
         413: ErrorKind.REQUEST_TOO_LARGE,
     }.get(status, ErrorKind.INVALID_REQUEST)
     return Failure(
-        UpstreamError(message, kind=kind, status_hint=status if status >= 400 else 502),
+        UpstreamError(message, kind=kind, status_hint=status),
         retry=False,
         fallback=False,
         kind=f"status_{status}",

@@ -1,9 +1,18 @@
 """Provider key rotation and cool-downs.
 
 Each provider's keys are used in turn. A key the provider refused (401, 403)
-or rate-limited (429) cools down and is skipped until then; repeated failures
-escalate the rest (10 s, 30 s, 120 s), and a success clears the record. The
-provider's Retry-After, when longer, wins. State lives in a :class:`KeyPool`
+or rate-limited (429) cools down and is skipped until then. The rest is:
+
+- the provider's Retry-After when it gave one above 0 (capped at
+  :data:`MAX_REST_S`): it knows best when the key works again;
+- otherwise the transformer's ``cooldown_s`` step for this strike (default
+  10 s, 30 s, 120 s; the last step repeats).
+
+A strike is counted at most once per rest: requests in flight on the key when
+it was rested fail too, and each of those is the same event, not a new one
+(ten concurrent 429s with ``Retry-After: 1`` rest the key about 1 s, not
+120 s). Such a failure may lengthen the rest to its own Retry-After, never
+shorten it. A success clears the record. State lives in a :class:`KeyPool`
 owned by the proxy (never a global), keyed by provider name and key; keys are
 only ever compared, never logged.
 """
@@ -15,12 +24,15 @@ from typing import Any
 
 import attrs
 
-from gateway.transformers.model import Transformer
+from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
-__all__ = ["COOLDOWN_STEPS_S", "KeyPool"]
+__all__ = ["COOLDOWN_STEPS_S", "MAX_REST_S", "KeyPool"]
 
-#: Cool-down after the 1st, 2nd, 3rd and later failures of one key in a row.
-COOLDOWN_STEPS_S = (10.0, 30.0, 120.0)
+#: Cool-down after the 1st, 2nd, 3rd and later failures of one key in a row, unless
+#: the transformer sets ``cooldown_s``.
+COOLDOWN_STEPS_S = DEFAULT_COOLDOWN_S
+#: Longest rest a provider's Retry-After can ask for.
+MAX_REST_S = 300.0
 
 
 @attrs.define
@@ -74,13 +86,24 @@ class KeyPool:
     def cool(
         self, t: Transformer, key: str, at_least_s: float | None = None, why: Any = None
     ) -> float:
-        """Rest ``key`` of ``t``; returns how long. ``why`` is kept for :meth:`resting_reason`."""
+        """Rest ``key`` of ``t``; returns how long from now.
+
+        ``at_least_s`` is the provider's Retry-After (None when it gave none).
+        ``why`` is kept for :meth:`resting_reason`.
+        """
+        now = self._clock()
         state = self._state.setdefault((t.name, key), _KeyState())
-        state.why = why
-        step = COOLDOWN_STEPS_S[min(state.strikes, len(COOLDOWN_STEPS_S) - 1)]
-        rest = max(step, at_least_s or 0.0)
+        # "Retry-After: 0" on a refusal says nothing useful: the step applies.
+        asked = min(at_least_s, MAX_REST_S) if at_least_s and at_least_s > 0 else None
+        if state.until > now:  # already resting: the same event, not another strike
+            if asked is not None:
+                state.until = max(state.until, now + asked)
+            return state.until - now
+        steps = t.cooldown_s or COOLDOWN_STEPS_S
+        rest = asked if asked is not None else steps[min(state.strikes, len(steps) - 1)]
         state.strikes += 1
-        state.until = self._clock() + rest
+        state.why = why
+        state.until = now + rest
         return rest
 
     def succeeded(self, t: Transformer, key: str) -> None:

@@ -56,6 +56,7 @@ from gateway.logs import set_log_redactor
 from gateway.redact import Redactor, redactor_for
 from gateway.relay import KEEPALIVE, stream_error
 from gateway.routing import Target, route
+from gateway.server.connection import ClientGone
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
@@ -214,9 +215,15 @@ class Proxy:
             ex, call.fmt, self._tries(ex, upstream_call, t, url, adapter, collect=whole)
         )
         emulated = functools.partial(whole_as_stream, call, t.format, whole[0], adapter)
-        stream = await off_loop(len(whole[0]), emulated)
+        try:
+            events = await off_loop(len(whole[0]), emulated)
+        except Exception as exc:
+            error = _unreadable(t.name, exc)
+            events = adapter.redactor.data(
+                stream_error(call.fmt, error.kind, error.status_hint, error.message)
+            )
         note_usage(ex, adapter.usage)
-        await ex.send(stream)
+        await ex.send(events)
 
     async def _tries(
         self,
@@ -329,6 +336,9 @@ class Proxy:
                         note_usage(ex, adapter.usage)
                         await ex.respond(resp.status_code, answer, content_type=JSON)
                         return None
+                    not_sse = _not_event_stream(resp.headers.get("content-type"))
+                    if not_sse:
+                        return _not_a_stream(t.name, not_sse)
                     ex.upstream_wait_s += trio.current_time() - started
                     relay = adapter.relay()
                     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
@@ -338,6 +348,8 @@ class Proxy:
                     finally:  # what the provider reported counts, however the stream ended
                         note_usage(ex, relay.usage)
                     return None
+            except ClientGone:
+                raise
             except ConnectFailure as exc:
                 return connect_failure(t.name, str(exc))
             except trio.TooSlowError:  # a non-streamed body stalled before the status went out
@@ -348,6 +360,14 @@ class Proxy:
                         _broken(t.name, str(exc)), retry=True, fallback=True, kind="protocol"
                     )
                 await ex.send(relay.error(*_broken_parts(t.name, str(exc))))
+                return None
+            except Exception as exc:
+                # Whatever a provider sends is its fault, never a 500 or a cut stream:
+                # before the status, the caller's error; after it, an in-stream error.
+                error = _unreadable(t.name, exc)
+                if relay is None or not committed:
+                    return Failure(error, retry=False, fallback=True, kind="bad_answer")
+                await ex.send(relay.error(error.kind, error.status_hint, error.message))
                 return None
         # Only the first-byte deadline gets here.
         if relay is not None and committed:
@@ -373,7 +393,7 @@ class Proxy:
         first_byte.deadline = math.inf
         if first is not None:
             await ex.send(relay.feed(first))
-            while True:
+            while not relay.ended:
                 with trio.move_on_after(t.timeouts.idle) as idle:
                     try:
                         chunk = await chunks.__anext__()
@@ -389,6 +409,8 @@ class Proxy:
                 out = relay.feed(chunk)
                 if out:
                     await ex.send(out)
+                if relay.ended:  # the stream carried its error: nothing more goes out
+                    return
         await ex.send(relay.finish())
 
     async def _keepalive(self, ex: Exchange, fmt: str) -> None:
@@ -488,6 +510,40 @@ def _broken(provider: str, detail: str) -> UpstreamError:
 
 def _broken_parts(provider: str, detail: str) -> tuple[ErrorKind, int, str]:
     return _API, 502, f"The connection to provider {provider!r} broke: {detail}."
+
+
+def _unreadable(provider: str, exc: Exception) -> GatewayError:
+    """The client's error for a provider answer our code could not handle."""
+    if isinstance(exc, GatewayError):
+        return UpstreamError(f"Provider {provider!r}: {exc.message}")
+    LOG.warning("provider %r sent an answer that broke its reader", provider, exc_info=exc)
+    return UpstreamError(
+        f"Provider {provider!r} sent an answer the gateway could not read ({type(exc).__name__})."
+    )
+
+
+#: Media types a provider may label an event stream with (absent is accepted too).
+_SSE_TYPES = frozenset({"text/event-stream", "text/plain", "application/octet-stream"})
+
+
+def _not_event_stream(content_type: str | None) -> str:
+    """The media type of a streamed 2xx answer that is not an event stream, else ""."""
+    if not content_type:
+        return ""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return "" if media in _SSE_TYPES else media[:100]
+
+
+def _not_a_stream(provider: str, media: str) -> Failure:
+    return Failure(
+        UpstreamError(
+            f"Provider {provider!r} answered a streaming request with {media!r} "
+            "instead of an event stream."
+        ),
+        retry=False,
+        fallback=True,
+        kind="not_a_stream",
+    )
 
 
 def _keys_resting(t: Transformer, wait_s: float) -> Failure:

@@ -139,14 +139,21 @@ class UpstreamClient:
             response = await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             raise ConnectFailure(_describe(exc)) from exc
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except _BROKEN as exc:
             raise ProtocolFailure(_describe(exc)) from exc
         try:
             yield response
-        except (httpx.TransportError, httpx.StreamError) as exc:
+        except _BROKEN as exc:
             raise ProtocolFailure(_describe(exc)) from exc
         finally:
             await response.aclose()
+
+
+#: Everything httpx raises for a broken exchange: transport errors, but also
+#: DecodingError (``Content-Encoding: gzip`` on a body that is not gzip), which is
+#: an ``httpx.RequestError`` and not a ``TransportError``, and a body read twice
+#: or after close (``StreamError``, a RuntimeError).
+_BROKEN = (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL)
 
 
 def _describe(exc: Exception) -> str:

@@ -46,6 +46,7 @@ from cattrs.gen import make_dict_structure_fn, mapping_structure_factory
 
 from gateway.errors import ModelNotFound
 from gateway.transformers.model import (
+    DEFAULT_COOLDOWN_S,
     Format,
     ModelEntry,
     RequestEdits,
@@ -110,6 +111,7 @@ class TransformerFile:
     request: RequestEdits = attrs.field(factory=RequestEdits)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     retry: Retry = attrs.field(factory=Retry)
+    cooldown_s: tuple[float, ...] = DEFAULT_COOLDOWN_S
     stream: StreamMode = "native"
     realtime_url: str | None = None
     default: bool = False
@@ -371,6 +373,18 @@ def _check_numbers(spec: TransformerFile, problems: _Problems) -> None:
         problems.add(("retry", "retries"), "must be 0 or more")
     if spec.retry.backoff_s < 0:
         problems.add(("retry", "backoff_s"), "must be 0 or more seconds")
+    _check_cooldown(spec.cooldown_s, problems)
+
+
+def _check_cooldown(steps: tuple[float, ...], problems: _Problems) -> None:
+    """``cooldown_s``: a non-empty, non-decreasing list of positive, finite seconds."""
+    if not steps:
+        problems.add(("cooldown_s",), "must list at least one number of seconds")
+    for i, step in enumerate(steps):
+        if not (step > 0 and math.isfinite(step)):
+            problems.add(("cooldown_s", i), "must be a number of seconds greater than 0")
+        elif i and step < steps[i - 1]:
+            problems.add(("cooldown_s", i), "must not be shorter than the step before it")
 
 
 def _check_models(spec: TransformerFile, problems: _Problems) -> None:
@@ -482,6 +496,7 @@ def _build(spec: TransformerFile, source: str, env: Mapping[str, str]) -> Transf
         request=spec.request,
         timeouts=spec.timeouts,
         retry=spec.retry,
+        cooldown_s=spec.cooldown_s,
         stream=spec.stream,
         default=spec.default,
         weight=spec.weight,

@@ -34,6 +34,7 @@ import attrs
 from gateway.envvars import expand_env, referenced_vars
 
 __all__ = [
+    "DEFAULT_COOLDOWN_S",
     "DEFAULT_KEY_HEADERS",
     "Format",
     "ModelEntry",
@@ -182,6 +183,10 @@ class Timeouts:
     idle: float = 60.0
 
 
+#: A key's rest after its 1st, 2nd and later failures in a row (transformer ``cooldown_s``).
+DEFAULT_COOLDOWN_S = (10.0, 30.0, 120.0)
+
+
 @attrs.frozen
 class Retry:
     """``retries`` more tries on the same target (2 means at most 3), ``backoff_s`` apart."""
@@ -210,6 +215,8 @@ class Transformer:
         key_header: the file's ``key_header``, or None for the format's default.
         query: added to every upstream URL.
         tls_verify: False, True, or the path of a CA bundle.
+        cooldown_s: how long a refused or rate-limited key rests after its 1st,
+            2nd, ... failure in a row (the last step repeats); see gateway.keys.
         models: alias -> entry, in file order; ``"*"`` is the wildcard entry.
         source: the file name the transformer came from.
     """
@@ -228,6 +235,7 @@ class Transformer:
     request: RequestEdits = RequestEdits()
     timeouts: Timeouts = Timeouts()
     retry: Retry = Retry()
+    cooldown_s: tuple[float, ...] = DEFAULT_COOLDOWN_S
     stream: StreamMode = "native"
     realtime_url: str | None = None
     default: bool = False

@@ -257,10 +257,12 @@ def test_anthropic_parser_without_message_stop() -> None:
 
 
 def test_gemini_parser_blocked_prompt_and_junk() -> None:
-    out = parse_all(
-        "gemini", [ev("not json"), ev([1]), ev({"promptFeedback": {"blockReason": "SAFETY"}})]
-    )
+    out = parse_all("gemini", [ev({"promptFeedback": {"blockReason": "SAFETY"}})])
     assert out[-1] == Stop(StopReason.CONTENT_FILTER)
+    # Junk is an error, never skipped (issue 8 item 12; tests/hardening/test_12_*).
+    for junk in ("not json", [1]):
+        out = parse_all("gemini", [ev(junk), ev({"promptFeedback": {"blockReason": "SAFETY"}})])
+        assert isinstance(out[-1], StreamError)
     out = parse_all("gemini", [ev({"candidates": [{"content": {"parts": [{"text": "x"}]}}]})])
     assert isinstance(out[-1], StreamError)
 

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamParser", "StreamRenderer", "encode"]
 
 _ENDED_EARLY = "The upstream stream ended before the response was complete."
+_UNREADABLE = "The upstream stream sent an event that is not a JSON object."
 
 
 def encode(name: str, payload: Mapping[str, Any]) -> bytes:
@@ -97,10 +98,10 @@ class StreamParser:
             return []
         try:
             obj = json.loads(event.data)
-        except ValueError:
-            return []
+        except (ValueError, RecursionError):
+            return self._unreadable(event.data)
         if not isinstance(obj, dict):
-            return []
+            return self._unreadable(event.data)
         kind = obj.get("type") or event.event
         if kind == "content_block_delta":
             return self._delta(obj)
@@ -127,6 +128,13 @@ class StreamParser:
             kind_, message = found or (ErrorKind.API_ERROR, "upstream stream error")
             return [StreamError(kind_, message)]
         return []  # ping, unknown events
+
+    def _unreadable(self, data: str) -> list[StreamEvent]:
+        """An event that is not a JSON object: an error, never a silent skip (blank: ignored)."""
+        if not data.strip():
+            return []
+        self._done = True
+        return [StreamError(ErrorKind.API_ERROR, _UNREADABLE, 502)]
 
     def finish(self) -> list[StreamEvent]:
         """Events owed when the upstream body ended."""

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamParser", "StreamRenderer"]
 
 _ENDED_EARLY = "The upstream stream ended before the response was complete."
+_UNREADABLE = "The upstream stream sent an event that is not a JSON object."
 
 
 # == upstream -> canonical ===================================================================
@@ -90,12 +91,12 @@ class StreamParser:
             return []
         try:
             chunk = json.loads(event.data)
-        except ValueError:
-            return []
+        except (ValueError, RecursionError):
+            return self._unreadable(event.data)
         if isinstance(chunk, list) and chunk:  # tolerate the array framing of non-SSE streams
             chunk = chunk[0]
         if not isinstance(chunk, dict):
-            return []
+            return self._unreadable(event.data)
         if "error" in chunk:
             self._done = True
             found = error_from_object(chunk)
@@ -126,6 +127,13 @@ class StreamParser:
         if usage is not None:
             out.append(UsageUpdate(usage))
         return out
+
+    def _unreadable(self, data: str) -> list[StreamEvent]:
+        """An event that is not a JSON object: an error, never a silent skip (blank: ignored)."""
+        if not data.strip():
+            return []
+        self._done = True
+        return [StreamError(ErrorKind.API_ERROR, _UNREADABLE, 502)]
 
     def finish(self) -> list[StreamEvent]:
         """Events owed when the upstream body ended: the Stop, or an error."""

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamParser", "StreamRenderer"]
 
 _ENDED_EARLY = "The upstream stream ended before the response was complete."
+_UNREADABLE = "The upstream stream sent an event that is not a JSON object."
 
 
 # == upstream -> canonical ===================================================================
@@ -101,10 +102,10 @@ class StreamParser:
             return self._end()
         try:
             chunk = json.loads(data)
-        except ValueError:
-            return []
+        except (ValueError, RecursionError):
+            return self._unreadable(data)
         if not isinstance(chunk, dict):
-            return []
+            return self._unreadable(data)
         if "error" in chunk:
             self._done = True
             found = error_from_object(chunk)
@@ -131,6 +132,13 @@ class StreamParser:
         if isinstance(usage, dict):
             out.append(UsageUpdate(parse_usage(usage)))
         return out
+
+    def _unreadable(self, data: str) -> list[StreamEvent]:
+        """An event that is not a JSON object: an error, never a silent skip (blank: ignored)."""
+        if not data.strip():
+            return []
+        self._done = True
+        return [StreamError(ErrorKind.API_ERROR, _UNREADABLE, 502)]
 
     def finish(self) -> list[StreamEvent]:
         """Events owed when the upstream body ended."""
