@@ -206,7 +206,8 @@ async def test_logs(gw, provider, capsys):
 
 def test_redactor_rules():
     r = Redactor([KEY, SECOND, SHORT])
-    for e in echoes(KEY) + echoes(SECOND):
+    more = [f"{KEY[:12]}\u2026{KEY[-6:]}", f"\u2022\u2022\u2022{KEY[-4:]}", f"...{SECOND[-4:]}"]
+    for e in echoes(KEY) + echoes(SECOND) + more:
         assert r.text(f"x {e} y") == "x [redacted] y", e
         assert r.data(f'"{e}"'.encode()) == b'"[redacted]"', e
     assert r.text(f"{SHORT} and {SHORT}x") == f"[redacted] and {SHORT}x"  # whole only
