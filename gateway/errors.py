@@ -47,17 +47,23 @@ __all__ = [
 
 #: Most characters of a client's value repeated in an error message.
 ECHO_CHARS = 80
+#: Most characters of any error message: whatever a message quotes (a client's value,
+#: a provider's words), an error body stays small.
+MAX_MESSAGE_CHARS = 4096
 
 
-def echo(value: str, limit: int = ECHO_CHARS) -> str:
-    """``value`` quoted for an error message: control characters escaped, cut to ``limit``.
+def echo(value: str, limit: int = ECHO_CHARS, *, quote: bool = True) -> str:
+    """``value`` for an error message: control characters escaped, cut to ``limit``.
 
     A client's value repeated whole would let a 100 KB model name make a 100 KB
-    error (and log line); ``repr`` escapes newlines and the like.
+    error (and log line); ``repr`` escapes newlines and the like. ``quote=False``
+    leaves off repr's quotes (for a path in a sentence).
     """
+    cut = value[:limit]
+    text = repr(cut) if quote else repr(cut)[1:-1]
     if len(value) > limit:
-        return repr(value[:limit]) + f"... ({len(value)} characters)"
-    return repr(value)
+        text += f"... ({len(value)} characters)"
+    return text
 
 
 class ErrorKind(enum.Enum):
@@ -99,6 +105,9 @@ class GatewayError(Exception):
     ) -> None:
         if type(self) is GatewayError:
             raise TypeError("GatewayError is abstract; raise one of its subclasses")
+        if len(message) > MAX_MESSAGE_CHARS:
+            tail = f"... ({len(message)} characters)"
+            message = message[: MAX_MESSAGE_CHARS - len(tail)] + tail
         super().__init__(message)
         self.message = message
         self.status_hint = status_hint if status_hint is not None else self.default_status

@@ -14,8 +14,9 @@ and the decision for the next try:
 | connect / TLS error              | yes               | no       | yes       | 502              |
 | timeout before any byte          | yes               | no       | yes       | 504              |
 
-Provider messages are passed on (they describe the client's request), but any
-key of the provider, and anything shaped like an API key, is redacted first.
+Provider messages are passed on (they describe the client's request), but every
+configured key, whole or as the prefix and suffix providers print
+(gateway.redact), and anything shaped like an API key, is redacted first.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ class Failure:
 
 
 def redact(text: str, secrets: Iterable[str] | Redactor) -> str:
-    """``text`` with every secret (whole, or its printed prefix/suffix), and anything
-    shaped like an API key, replaced (gateway.redact has the rules)."""
+    """``text`` with every secret, and anything shaped like an API key, replaced.
+
+    A secret matches whole or by the prefix and suffix providers print (gateway.redact).
+    """
     redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
     return _KEYLIKE.sub("[redacted]", redactor.text(text))
 

@@ -141,9 +141,19 @@ def escape_controls(text: str) -> str:
     return _CONTROLS.sub(_escape_one, text)
 
 
+#: Anything that makes a field need escaping or quotes (one search for the common case).
+_UNSAFE = re.compile('[\\s"=\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
 def _field(value: Any) -> str:
     """One ``key=value`` value of a text line: controls escaped, quoted when it has spaces."""
-    text = escape_controls(value if isinstance(value, str) else str(value))
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)):
+            return str(value)
+        value = str(value)
+    if _UNSAFE.search(value) is None:
+        return value
+    text = escape_controls(value)
     if _NEEDS_QUOTES.search(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text

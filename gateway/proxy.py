@@ -564,12 +564,12 @@ def _keys_resting(t: Transformer, wait_s: float) -> Failure:
 _HEADER_VALUE = re.compile(rb"[\t\x20-\x7e]*")
 
 
-def _header_text(value: bytes, name: str) -> str:
-    """A client header value we forward, as text; a 400 naming the header when it cannot be."""
+def _header_text(value: bytes, what: str) -> str:
+    """A client value we forward in a header, as text; a 400 naming it when it cannot be."""
     if _HEADER_VALUE.fullmatch(value) is None:
         raise BadRequest(
-            f"The {name} header holds bytes other than visible ASCII characters; "
-            "send it as plain ASCII."
+            f"The {what} holds bytes other than visible ASCII characters "
+            "(control characters or bytes >= 0x80); send it as plain ASCII."
         )
     return value.decode("ascii").strip()
 
@@ -588,14 +588,14 @@ def client_credential(ex: Exchange) -> str | None:
     """
     auth = ex.request.header(b"authorization")
     if auth and auth[:7].lower() == b"bearer ":
-        return _header_text(auth[7:], "Authorization")
+        return _header_text(auth[7:], "Authorization header")
     for name in (b"x-api-key", b"x-goog-api-key"):
         value = ex.request.header(name)
         if value:
-            return _header_text(value, name.decode())
+            return _header_text(value, f"{name.decode()} header")
     for part in ex.request.query.split("&"):
         if part.startswith("key="):
-            return _header_text(part[4:].encode("latin-1"), "key parameter")
+            return _header_text(part[4:].encode("latin-1"), "key query parameter")
     return None
 
 
@@ -615,16 +615,16 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
         headers.append(
             (
                 "anthropic-version",
-                _header_text(version, "anthropic-version") if version else ANTHROPIC_VERSION,
+                _header_text(version, "anthropic-version header") if version else ANTHROPIC_VERSION,
             )
         )
         beta = ex.request.header(b"anthropic-beta")
         if beta:
-            headers.append(("anthropic-beta", _header_text(beta, "anthropic-beta")))
+            headers.append(("anthropic-beta", _header_text(beta, "anthropic-beta header")))
     elif t.format == "openai":
         beta = ex.request.header(b"openai-beta")
         if beta:
-            headers.append(("openai-beta", _header_text(beta, "OpenAI-Beta")))
+            headers.append(("openai-beta", _header_text(beta, "OpenAI-Beta header")))
     headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
     if key:
         name, prefix = t.key_header_parts()

@@ -24,10 +24,11 @@ suffix is still specific (:data:`PARTIAL_MIN_CHARS`); a secret shorter than
 :data:`MIN_SECRET_CHARS` is not redacted at all (matching it would mangle
 ordinary text, and it is no secret worth the name).
 
-Cost: one search per piece of output for plain literals every echo contains
-(a short secret, a long one's first 12 or last 4 characters), about 1-2 µs
-for a 150-byte event with ten keys; the full pattern (look-arounds, masks)
-runs only on a hit, and nothing is rescanned. Streams are redacted per
+Cost: a few searches per piece of output for plain literals every echo
+contains (a short secret, a long one's first 12 characters, a mask and its
+last characters), grouped by a shared literal head (:func:`_anchors`): a few
+µs for a 150-byte event and under 1 ms for a 64 KiB chunk; the full pattern
+(look-arounds, masks) runs only on a hit, and nothing is rescanned. Streams are redacted per
 whole event (the relays cut at event boundaries), so a key split over two
 TCP reads is still caught. With no secrets the Redactor is a no-op.
 
@@ -108,16 +109,16 @@ def is_credential_name(name: str) -> bool:
 class Redactor:
     """Replaces full and partial echoes of a fixed set of secrets. Immutable; cheap to call."""
 
-    __slots__ = ("_bytes", "_bytes_anchor", "_secrets", "_text", "_text_anchor")
+    __slots__ = ("_bytes", "_bytes_anchors", "_secrets", "_text", "_text_anchors")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         kept = {s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_CHARS}
         self._secrets = frozenset(kept)
-        pattern, anchor = _pattern(self._secrets), _anchor(self._secrets)
+        pattern, anchors = _pattern(self._secrets), _anchors(self._secrets)
         self._text = re.compile(pattern) if pattern else None
         self._bytes = re.compile(pattern.encode("utf-8")) if pattern else None
-        self._text_anchor = re.compile(anchor) if anchor else None
-        self._bytes_anchor = re.compile(anchor.encode("utf-8")) if anchor else None
+        self._text_anchors = tuple(re.compile(a).search for a in anchors)
+        self._bytes_anchors = tuple(re.compile(a.encode("utf-8")).search for a in anchors)
 
     def __bool__(self) -> bool:
         return self._text is not None
@@ -129,13 +130,13 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with every full or partial echo of a secret replaced."""
-        if self._text is None or self._text_anchor.search(value) is None:  # type: ignore[union-attr]
+        if self._text is None or not any(search(value) for search in self._text_anchors):
             return value
         return self._text.sub(REDACTED, value)
 
     def data(self, value: bytes) -> bytes:
         """The same for bytes (UTF-8 text, e.g. JSON or SSE events)."""
-        if self._bytes is None or self._bytes_anchor.search(value) is None:  # type: ignore[union-attr]
+        if self._bytes is None or not any(search(value) for search in self._bytes_anchors):
             return value
         return self._bytes.sub(b"[redacted]", value)
 
@@ -159,19 +160,33 @@ def _pattern(secrets: frozenset[str]) -> str:
     return "|".join(parts)
 
 
-def _anchor(secrets: frozenset[str]) -> str:
-    """Plain literals every echo contains: a short secret whole, a long one's prefix or suffix.
+#: Masks as anchors: the first two characters of a run (a longer run contains them).
+_MASK_HEADS = ("**", "..", "\u2026", "\u2022\u2022")
 
-    Searching for these alone (no look-arounds, no masks) is what normal text costs:
-    about 1-2 µs for a 150-byte event with ten keys. The full pattern runs only on a hit.
+
+def _anchors(secrets: frozenset[str]) -> list[str]:
+    """Patterns of plain literals, one of which every echo contains; empty: nothing to find.
+
+    The literals: a short secret whole, a long one's first 12 characters, or a mask
+    head followed by its last 6 or 4 characters. They are grouped by their first two
+    characters (or mask head) so that each pattern's alternatives share a literal
+    prefix: the regex engine then scans for that prefix instead of trying every
+    alternative at every position. Measured on a busy 2-core machine, a 64 KiB chunk
+    with 14 keys: 0.6 ms for all groups against 1.5 ms for one mixed alternation; the
+    group count grows with the number of key vendors, not keys.
     """
-    literals = set()
+    groups: dict[str, set[str]] = {}
     for s in secrets:
         if len(s) < PARTIAL_MIN_CHARS:
-            literals.add(s)
-        else:
-            literals.update((s[:PREFIX_CHARS], s[-min(SUFFIX_CHARS) :]))
-    return "|".join(re.escape(x) for x in sorted(literals, key=lambda x: (-len(x), x)))
+            groups.setdefault(s[:2], set()).add(s)
+            continue
+        groups.setdefault(s[:2], set()).add(s[:PREFIX_CHARS])
+        for mask in _MASK_HEADS:
+            groups.setdefault(mask, set()).update(mask + s[-n:] for n in SUFFIX_CHARS)
+    return [
+        "|".join(re.escape(x) for x in sorted(group, key=lambda x: (-len(x), x)))
+        for _head, group in sorted(groups.items())
+    ]
 
 
 NO_REDACTION = Redactor()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from gateway.errors import MethodNotAllowed, NotFound
+from gateway.errors import MethodNotAllowed, NotFound, echo
 
 if TYPE_CHECKING:
     from gateway.server.connection import Exchange
@@ -99,7 +99,11 @@ class Router:
                 allowed.add(route.method)
         if allowed:
             raise MethodNotAllowed(
-                f"{method} is not allowed on {path}; use {', '.join(sorted(allowed))}.",
+                f"{echo(method, quote=False)} is not allowed on {echo(path, quote=False)}; "
+                f"use {', '.join(sorted(allowed))}.",
                 allowed=tuple(sorted(allowed)),
             )
-        raise NotFound(f"There is no endpoint at {path}; see the gateway's README for its API.")
+        raise NotFound(
+            f"There is no endpoint at {echo(path, quote=False)}; "
+            "see the gateway's README for its API."
+        )
