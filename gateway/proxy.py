@@ -37,6 +37,7 @@ import trio
 from gateway.adapters import Converting, make_adapter, off_loop, whole_as_stream
 from gateway.call import Call
 from gateway.convert import CODECS
+from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
 from gateway.convert.model import MessageStart, Usage, UsageUpdate
@@ -451,7 +452,9 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     if not call.stream:
         resp = mock_response(req, model=target.upstream_model)
         note_usage(ex, resp.usage)
-        await ex.respond_json(200, codec.render_response(resp, model=call.model))
+        # dumps_body: a lone surrogate the client sent goes back as the same escape.
+        answer = dumps_body(codec.render_response(resp, model=call.model))
+        await ex.respond(200, answer, content_type=JSON)
         return
     renderer = codec.stream_renderer(call.model, include_usage=req.include_usage)
     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)

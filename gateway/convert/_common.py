@@ -133,8 +133,12 @@ def defer_system_messages(messages: tuple[Message, ...]) -> tuple[Message, ...]:
 
 
 def result_text(result: ToolResult) -> str:
-    """The text of a tool result (its text parts joined; other parts left out)."""
-    return "".join(p.text for p in result.content if isinstance(p, Text))
+    """The text of a tool result: its text parts, one per line (other parts left out).
+
+    Joined with a newline, as Anthropic's own models see separate text blocks: glued
+    together, ``["line one", "line two"]`` would read ``line oneline two``.
+    """
+    return "\n".join(p.text for p in result.content if isinstance(p, Text))
 
 
 def call_names(messages: Iterable[Message]) -> dict[str, str]:

@@ -199,13 +199,14 @@ def make_data_url(media_type: str, data: str) -> str:
 
 def b64_to_text(data: str) -> str | None:
     try:
-        return base64.b64decode(data, validate=False).decode("utf-8")
+        return base64.b64decode(data, validate=False).decode("utf-8", "surrogatepass")
     except (binascii.Error, ValueError):
         return None
 
 
 def text_to_b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+    # surrogatepass: a lone surrogate (valid in JSON) survives the trip (b64_to_text).
+    return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
 
 
 def check_portable_url(url: str) -> None:

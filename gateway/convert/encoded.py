@@ -7,6 +7,12 @@ too. A renderer that has those texts returns the message list as an :class:`Enco
 :func:`dumps_body` writes every other value with the same encoder and splices the texts in,
 so the bytes are exactly those ``json.dumps`` would give. For a coding agent's request most
 of the body is history: encoding it is the larger part of the cost of sending it on.
+
+A lone surrogate (``"\\ud800"`` in a client's JSON: Node's ``JSON.stringify`` writes one when
+it cuts a string inside an emoji) decodes to a str that UTF-8 cannot encode; it is written
+back as the same ``\\ud800`` escape (``backslashreplace`` gives exactly JSON's escape, and
+the encoder only leaves such characters inside strings), so it reaches the provider as the
+client sent it instead of failing the request. The stream renderers do the same.
 """
 
 from __future__ import annotations
@@ -54,6 +60,6 @@ def dumps_body(body: dict[str, Any]) -> bytes:
     Only ``messages`` is looked at (the one field renderers make an EncodedList).
     """
     if type(body.get("messages")) is not EncodedList:  # the one field renderers make so
-        return encode(body).encode("utf-8")
+        return encode(body).encode("utf-8", "backslashreplace")
     inner = ",".join(f"{encode(k)}:{_value(v)}" for k, v in body.items())
-    return ("{" + inner + "}").encode("utf-8")
+    return ("{" + inner + "}").encode("utf-8", "backslashreplace")

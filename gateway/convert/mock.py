@@ -118,7 +118,9 @@ def _answer_text(req: Request, text: str, results: list[ToolResult]) -> str:
 def mock_response(req: Request, *, model: str) -> Response:
     """The mock provider's whole answer to ``req``, reported as coming from ``model``."""
     text, results = _last_user(req)
-    digest = hashlib.sha1(f"{model}\0{len(req.messages)}\0{text}".encode()).hexdigest()[:16]
+    digest = hashlib.sha1(
+        f"{model}\0{len(req.messages)}\0{text}".encode("utf-8", "surrogatepass")
+    ).hexdigest()[:16]
     usage_in = estimate_input_tokens(req)
     tool = _forced_tool(req, text)
     if tool is not None:

@@ -69,7 +69,7 @@ def wire_tool_name(name: str, fmt: str) -> str:
     if fmt == "gemini" and not (out[0].isalpha() or out[0] == "_"):
         out = "_" + out
     if len(out) > _MAX_NAME or out != name:
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         out = out[: _MAX_NAME - 9] + "_" + digest
     return out
 

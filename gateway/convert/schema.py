@@ -245,6 +245,7 @@ def _all_of(
     depth: int,
 ) -> None:
     """allOf: merge the members' properties and required lists (best effort)."""
+    listed: set[str] | None = None  # what ``out["required"]`` holds (made once)
     for member in members:
         if not isinstance(member, Mapping):
             continue
@@ -259,7 +260,8 @@ def _all_of(
             out.setdefault("properties", {}).update(props)
         if req:
             have = out.setdefault("required", [])
-            listed = set(have)
+            if listed is None:
+                listed = set(have)
             for r in req:
                 if r not in listed:
                     listed.add(r)

@@ -16,6 +16,7 @@ machine is shared. Everything is bounded: N at most ``MAX_N``, at most ``ROUNDS`
 from __future__ import annotations
 
 import gc
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -410,3 +411,37 @@ def test_streams_accumulate_in_linear_time(client: str, provider: str) -> None:
         return dumps_body(CODECS[client].render_response(accumulate(events), model="m"))
 
     assert_linear(lambda n: _chunks(_provider_sse(provider, n)), run)
+
+
+# == tool schemas ============================================================================
+
+
+def _ref_bomb(depth: int) -> dict[str, Any]:
+    """Definitions that each use the next twice: inlined naively, 2**depth nodes."""
+    defs = {
+        f"d{k}": {
+            "type": "object",
+            "properties": {"x": {"$ref": f"#/$defs/d{k + 1}"}, "y": {"$ref": f"#/$defs/d{k + 1}"}},
+        }
+        for k in range(depth)
+    }
+    defs[f"d{depth}"] = {"type": "string"}
+    return {"type": "object", "properties": {"root": {"$ref": "#/$defs/d0"}}, "$defs": defs}
+
+
+@pytest.mark.parametrize("client", FORMATS)
+def test_schema_refs_that_multiply_are_inlined_within_a_budget(client: str) -> None:
+    """Cleaning schemas for Gemini inlines ``$ref``; definitions that use each other twice
+    over once grew exponentially (a few hundred bytes, 2**20 nodes, seconds of CPU)."""
+    schema = _ref_bomb(20)
+    if client == "gemini":
+        body = _body(client, [_user(client, "go")], [{"name": "f", "parametersJsonSchema": schema}])
+    elif client == "openai":
+        tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+        body = _body(client, [_user(client, "go")], [tool])
+    else:
+        body = _body(client, [_user(client, "go")], [{"name": "f", "input_schema": schema}])
+    run = _convert(client, "gemini")
+    assert _timed(run, body) < 1.0
+    out = json.loads(run(body))
+    assert len(json.dumps(out)) < 200 * len(json.dumps(schema))

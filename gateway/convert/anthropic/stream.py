@@ -70,7 +70,7 @@ _UNREADABLE = "The upstream stream sent an event that is not a JSON object."
 
 def encode(name: str, payload: Mapping[str, Any]) -> bytes:
     """One Anthropic SSE event: ``event:`` line, compact JSON ``data:`` line, blank line."""
-    return f"event: {name}\ndata: {u.dumps(payload)}\n\n".encode()
+    return f"event: {name}\ndata: {u.dumps(payload)}\n\n".encode("utf-8", "backslashreplace")
 
 
 # == upstream -> canonical ===================================================================
@@ -386,7 +386,9 @@ class StreamRenderer:
         name, key = _DELTA_KEY[blk.kind]
         out.append(
             f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{blk.index},'
-            f'"delta":{{"type":"{name}","{key}":{u.jstr(piece)}}}}}\n\n'.encode()
+            f'"delta":{{"type":"{name}","{key}":{u.jstr(piece)}}}}}\n\n'.encode(
+                "utf-8", "backslashreplace"
+            )
         )
 
     def _write(self, kind: str, start: dict[str, Any], piece: str, out: list[bytes]) -> None:

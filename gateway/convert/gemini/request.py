@@ -329,7 +329,21 @@ def _parse_function_response(
     else:
         value = response
     text = value if isinstance(value, str) else u.dumps(value if value is not None else {})
-    return ToolResult(call_id, (Text(text),) if text else (), is_error=is_error, name=name)
+    content: list[ContentPart] = [Text(text)] if text else []
+    for j, raw in enumerate(_glist(fr, "parts", path)):
+        where = f"{path}.parts[{j}]"
+        part = u.expect_dict(raw, where)
+        if gk(part, "inlineData") is not None:
+            blob = u.expect_dict(gk(part, "inlineData"), f"{where}.inlineData")
+            media = _media(str(gk(blob, "mimeType") or ""), data=str(blob.get("data") or ""))
+        elif gk(part, "fileData") is not None:
+            fd = u.expect_dict(gk(part, "fileData"), f"{where}.fileData")
+            media = _media(str(gk(fd, "mimeType") or ""), url=str(gk(fd, "fileUri") or ""))
+        else:
+            continue
+        if isinstance(media, (Image, Document)):  # what a tool result can carry elsewhere
+            content.append(media)
+    return ToolResult(call_id, tuple(content), is_error=is_error, name=name)
 
 
 def _parse_tools(raw: list[Any]) -> tuple[Tool, ...]:
@@ -564,6 +578,8 @@ def _render_contents(
     messages: tuple[Message, ...], model: str, notes: list[str]
 ) -> list[dict[str, Any]]:
     names = call_names(messages)
+    # Gemini 3 takes media inside a function response (``functionResponse.parts``).
+    media_parts = not _OLD_MODELS.search(model)
     turns: list[list[Any]] = []  # [role, kind ("text" | "fr"), parts]
     for m in messages:
         if m.role == "system":
@@ -572,12 +588,20 @@ def _render_contents(
             parts = [p for p in (_model_part(c) for c in m.content) if p is not None]
             _add(turns, "model", "text", parts)
             continue
-        responses = [_response_part(p, names) for p in m.content if isinstance(p, ToolResult)]
+        results = [p for p in m.content if isinstance(p, ToolResult)]
+        responses = [_response_part(p, names, media_parts) for p in results]
         others = [
             p
             for p in (_user_part(c) for c in m.content if not isinstance(c, ToolResult))
             if p is not None
         ]
+        if not media_parts:  # the results' media follow in the user turn after them
+            late = [
+                _media_part(c.media_type, c.data, c.url) for r in results for c in _result_media(r)
+            ]
+            if late:
+                notes.append("media of tool results sent as user parts after the responses")
+                others = late + others
         _add(turns, "user", "fr", responses)
         _add(turns, "user", "text", others)
     _pair_function_calls(turns, notes)
@@ -638,7 +662,16 @@ def _model_part(p: ContentPart) -> dict[str, Any] | None:
     return None  # thinking is not sent back; Gemini only validates call signatures
 
 
-def _response_part(p: ToolResult, names: Mapping[str, str]) -> dict[str, Any]:
+def _result_media(result: ToolResult) -> list[Image | Document]:
+    return [c for c in result.content if isinstance(c, (Image, Document))]
+
+
+def _response_part(
+    p: ToolResult, names: Mapping[str, str], media_parts: bool = True
+) -> dict[str, Any]:
+    """A tool result as a ``functionResponse``: its text (one line per text block) as the
+    response, its images and documents as ``parts`` (wire-formats §4.10) when
+    ``media_parts`` (else the caller sends them after)."""
     name = p.name or names.get(p.call_id) or "tool"
     text = result_text(p)
     response: dict[str, Any]
@@ -650,6 +683,9 @@ def _response_part(p: ToolResult, names: Mapping[str, str]) -> dict[str, Any]:
     fr: dict[str, Any] = {"name": wire_tool_name(name, "gemini"), "response": response}
     if p.call_id and not p.call_id.startswith(SYNTH_ID_PREFIX):
         fr["id"] = p.call_id
+    media = _result_media(p) if media_parts else []
+    if media:
+        fr["parts"] = [_media_part(c.media_type, c.data, c.url) for c in media]
     return {"functionResponse": fr}
 
 

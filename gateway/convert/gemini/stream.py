@@ -227,7 +227,7 @@ class StreamRenderer:
             return (
                 f'data: {{"candidates":[{{"content":{{"role":"model","parts":[{{"text":{text}}}]}},'
                 f'"index":0}}]{self._suffix}\r\n\r\n'
-            ).encode()
+            ).encode("utf-8", "backslashreplace")
         if kind is ToolCallDelta:
             call = self._calls.get(event.index)  # type: ignore[union-attr]
             if call is not None:
@@ -273,7 +273,7 @@ class StreamRenderer:
         return (
             f'data: {{"candidates":[{{"content":{{"role":"model","parts":{body}}},"index":0}}]'
             f"{self._suffix}\r\n\r\n"
-        ).encode()
+        ).encode("utf-8", "backslashreplace")
 
     def _stop(self, event: Stop) -> bytes:
         self._done = True
@@ -291,9 +291,11 @@ class StreamRenderer:
             "modelVersion": self._model,
             "responseId": self._response_id,
         }
-        return f"data: {u.dumps(final)}\r\n\r\n".encode()
+        return f"data: {u.dumps(final)}\r\n\r\n".encode("utf-8", "backslashreplace")
 
     def _error(self, kind: ErrorKind, message: str, status: int | None) -> bytes:
         self._done = True
         code = status or status_for_kind(kind)
-        return f"data: {u.dumps(error_body('gemini', kind, code, message))}\r\n\r\n".encode()
+        return f"data: {u.dumps(error_body('gemini', kind, code, message))}\r\n\r\n".encode(
+            "utf-8", "backslashreplace"
+        )

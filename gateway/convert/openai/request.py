@@ -221,7 +221,8 @@ def _parse_role_parts(i: int, raw: Any) -> tuple[Role, tuple[ContentPart, ...]]:
     if role == "tool":
         call_id, _ = split_signature(u.opt_str(raw, "tool_call_id", path) or "")
         parts = _parse_user_content(content, f"{path}.content")
-        result = ToolResult(call_id, tuple(p for p in parts if isinstance(p, (Text, Image))))
+        kept = tuple(p for p in parts if isinstance(p, (Text, Image, Document)))
+        result = ToolResult(call_id, kept)
         return "user", (result,)
     if role == "function":  # legacy function calling
         name = u.opt_str(raw, "name", path) or ""
@@ -644,7 +645,11 @@ def _render_user(m: Message, out: list[dict[str, Any]], notes: list[str]) -> Non
             if p.is_error:
                 text = f"Error: {text}" if text else "Error"
             out.append({"role": "tool", "tool_call_id": p.call_id, "content": text})
-            late_images.extend(_image_part(c) for c in p.content if isinstance(c, Image))
+            for c in p.content:  # OpenAI tool messages are text: media follow as user parts
+                if isinstance(c, Image):
+                    late_images.append(_image_part(c))
+                elif isinstance(c, Document):
+                    late_images.append(_document_part(c, notes))
         elif isinstance(p, Text):
             if p.text:
                 parts.append({"type": "text", "text": p.text})

@@ -277,7 +277,9 @@ class StreamRenderer:
             text = u.jstr(event.text)  # type: ignore[union-attr]
             return (
                 head
-                + f'data: {self._prefix}{{"content":{text}}},"finish_reason":null}}]}}\n\n'.encode()
+                + f'data: {self._prefix}{{"content":{text}}},"finish_reason":null}}]}}\n\n'.encode(
+                    "utf-8", "backslashreplace"
+                )
             )
         if kind is ToolCallDelta:
             if not event.arguments:  # type: ignore[union-attr]
@@ -329,17 +331,25 @@ class StreamRenderer:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         tail = "null" if finish is None else f'"{finish}"'
-        return f'data: {self._prefix}{u.dumps(delta)},"finish_reason":{tail}}}]}}\n\n'.encode()
+        return f'data: {self._prefix}{u.dumps(delta)},"finish_reason":{tail}}}]}}\n\n'.encode(
+            "utf-8", "backslashreplace"
+        )
 
     def _stop(self, event: Stop) -> bytes:
         self._done = True
         out = [self._chunk({}, STOP_TO_OPENAI[event.reason])]
         if self._include_usage:
             usage = u.dumps(render_usage(self._usage))
-            out.append(f'data: {self._base}"choices":[],"usage":{usage}}}\n\n'.encode())
+            out.append(
+                f'data: {self._base}"choices":[],"usage":{usage}}}\n\n'.encode(
+                    "utf-8", "backslashreplace"
+                )
+            )
         out.append(b"data: [DONE]\n\n")
         return b"".join(out)
 
     def _error(self, kind: ErrorKind, message: str) -> bytes:
         self._done = True
-        return f"data: {u.dumps(error_body('openai', kind, 500, message))}\n\n".encode()
+        return f"data: {u.dumps(error_body('openai', kind, 500, message))}\n\n".encode(
+            "utf-8", "backslashreplace"
+        )
