@@ -336,6 +336,8 @@ class Connection:
             self.idle_scope = scope
             self.idle_since = trio.current_time()
             self.server.idle.add(self)
+            if self.served and self.server.at_cap:
+                self.server.notify_room()  # reclaimable now
             try:
                 await self._receive()
             finally:

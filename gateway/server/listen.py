@@ -137,6 +137,7 @@ class Server:
         self._shutdown = trio.Event()
         self._slots = trio.Semaphore(config.server.max_connections)
         self.admission = Admission(config.server.max_inflight_bytes)
+        self._room = trio.Event()  # set (and replaced) when a slot frees or a connection idles
         self._accept_errors = 0  # accept() failures not yet logged
         self._accept_error_logged = -float("inf")
 
@@ -190,10 +191,13 @@ class Server:
         self, listener: trio.SocketListener, handler_nursery: trio.Nursery
     ) -> None:
         while True:
-            if self._slots.value == 0:
-                # At the cap: once a client waits in the backlog, make room for it.
+            while self.at_cap:
+                # At the cap: once a client waits in the backlog, make room for it; with
+                # no idle keep-alive to reclaim, wait for a slot or for one to turn idle.
                 await trio.lowlevel.wait_readable(listener.socket)
-                self.reclaim_idle()
+                if self.reclaim_idle():
+                    break
+                await self._room.wait()
             await self._slots.acquire()
             try:
                 stream = await listener.accept()
@@ -208,6 +212,16 @@ class Server:
                 self._slots.release()
                 raise
             handler_nursery.start_soon(self._connection_task, stream)
+
+    @property
+    def at_cap(self) -> bool:
+        """Every connection slot is taken."""
+        return self._slots.value == 0
+
+    def notify_room(self) -> None:
+        """A slot freed or a keep-alive connection turned idle: wake accept loops at the cap."""
+        self._room.set()
+        self._room = trio.Event()
 
     def reclaim_idle(self) -> bool:
         """Close the longest-idle keep-alive connection (between requests); False if none."""
@@ -249,3 +263,4 @@ class Server:
         finally:
             self.connections -= 1
             self._slots.release()
+            self.notify_room()
