@@ -272,6 +272,8 @@ class Connection:
             self._sending = False
 
     async def _send(self, *events: Any) -> None:
+        if self.conn.our_state is h11.ERROR:  # an earlier send failed: the client is gone
+            raise ClientGone
         try:
             data = b"".join([self.conn.send(event) or b"" for event in events])
             await self.stream.send_all(data)
@@ -482,7 +484,11 @@ class Connection:
         except ClientGone:
             exchange.log["client_gone"] = True
             raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, BaseExceptionGroup) and _only_client_gone(exc):
+                # The handler's own nursery grouped a departed client's send failures.
+                exchange.log["client_gone"] = True
+                raise ClientGone from None
             LOG.exception(
                 "handler failed on %s %s",
                 exchange.request.method,
