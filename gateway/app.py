@@ -218,6 +218,7 @@ class App:
 
 async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        _arm_exit_deadline_on_signal(app, signal.SIGTERM, signal.SIGINT)
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
@@ -231,10 +232,40 @@ async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> No
 
 def _shut_down(app: App) -> None:
     """The graceful shutdown, with a deadline after which the process ends regardless."""
-    if not app.server.shutting_down:
+    _arm_exit_deadline(app)
+    app.server.begin_shutdown()
+
+
+_exit_armed = False
+
+
+def _arm_exit_deadline(app: App) -> None:
+    global _exit_armed
+    if not _exit_armed:
+        _exit_armed = True
         cfg = app.config.server
         _exit_after(cfg.shutdown_delay_s + cfg.shutdown_grace_s + EXIT_MARGIN_S)
-    app.server.begin_shutdown()
+
+
+def _arm_exit_deadline_on_signal(app: App, *signums: int) -> None:
+    """Arm the exit deadline in the signal handler itself, not in a trio task.
+
+    trio's handler only queues the signal for a task; if the event loop is
+    stuck (a CPU-bound bug, a blocking call), that task never runs. Python
+    runs signal handlers in the main thread between bytecodes (and interrupts
+    sleeps for them), so a wrapper around trio's handler arms the deadline
+    however stuck the loop is. trio restores the original handlers on exit.
+    """
+    for signum in signums:
+        trio_handler = signal.getsignal(signum)
+        if not callable(trio_handler):
+            continue
+
+        def on_signal(num: int, frame: Any, trio_handler: Any = trio_handler) -> None:
+            _arm_exit_deadline(app)
+            trio_handler(num, frame)
+
+        signal.signal(signum, on_signal)
 
 
 def _exit_after(seconds: float) -> None:
