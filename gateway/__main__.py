@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -25,10 +26,11 @@ _SUBCOMMANDS = ("serve", "check")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gateway",
-        description=(
+        description=textwrap.fill(
             "An LLM API gateway: OpenAI, Anthropic and Gemini clients reach any provider "
             "described in the transformer directory. Settings resolve as defaults < TOML "
-            "file < GATEWAY_<SECTION>__<KEY> environment variables < these flags."
+            "file < GATEWAY_<SECTION>__<KEY> environment variables < these flags.",
+            width=79,
         ),
     )
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
@@ -60,12 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="FILE", help="certificate chain (PEM) for HTTPS")
     serve.add_argument("--tls-key", metavar="FILE", help="private key (PEM) for HTTPS")
     serve.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pipe", type=int, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="validate transformer files; exit 1 on any problem")
     check.add_argument(
         "--transformers", metavar="DIR", default="transformers", help="the directory to check"
     )
+    # `python -m gateway --help` shows the default command's flags too: they are what
+    # a new user types first (`python -m gateway --port 8080` runs `serve`).
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "serve is the default command: `python -m gateway [serve] [flags]`. Its flags:\n\n"
+        + _options_part(serve.format_help())
+        + "\n`python -m gateway check --help` describes check."
+    )
     return parser
+
+
+def _options_part(help_text: str) -> str:
+    """The option list of a subcommand's help (its usage line and title dropped)."""
+    _, sep, options = help_text.partition("options:\n")
+    return options if sep else help_text
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -109,8 +126,19 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return supervise(config, list(argv))
         from gateway.app import StartupError, run
 
+        if args.parent_pipe is not None:
+            from gateway.server.workers import set_parent_death_signal
+
+            set_parent_death_signal()
         try:
-            trio.run(partial(run, config, reuse_port=args.worker_id is not None))
+            trio.run(
+                partial(
+                    run,
+                    config,
+                    reuse_port=args.worker_id is not None,
+                    parent_pipe=args.parent_pipe,
+                )
+            )
         except StartupError as exc:
             print(f"gateway: {exc}", file=sys.stderr)
             return 1

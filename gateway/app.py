@@ -9,8 +9,10 @@ SIGHUP reloads the transformers at once.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -31,13 +33,14 @@ from gateway.frontends import (
     openai_call,
 )
 from gateway.json_array import JsonArrayExchange
-from gateway.logs import dropped_log_records
+from gateway.logs import dropped_log_records, flush_logging
 from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
 from gateway.proxy import Proxy
 from gateway.relay import stream_error
 from gateway.routing import gemini_model, get_model, list_gemini_models, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
+from gateway.server.workers import watch_parent
 from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
@@ -48,6 +51,13 @@ __all__ = ["App", "StartupError", "run"]
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE.encode("ascii")
 LIVE_BODY = b'{"status":"live"}'  # probes hit this often: no JSON encoding per request
+#: Bodies larger than this are decoded in a worker thread. json.loads takes about
+#: 20 ms per MiB of chat JSON (measured): 256 KiB stalls the loop ~5 ms at most,
+#: and a thread hop costs ~60 us.
+THREAD_DECODE_BYTES = 256 * 1024
+#: After SIGTERM, the process ends within shutdown_delay_s + shutdown_grace_s plus this,
+#: whatever holds it (a thread blocked in a read, a stuck task).
+EXIT_MARGIN_S = 5.0
 
 LOG = logging.getLogger("gateway")
 
@@ -133,7 +143,10 @@ class App:
         ex.log["client_format"] = ex.fmt  # marks a proxied request for the metrics
         self.metrics.inflight.inc()
         try:
-            call = parse(ex)
+            if len(ex.request.body) > THREAD_DECODE_BYTES:
+                call = await trio.to_thread.run_sync(parse, ex)
+            else:
+                call = parse(ex)
             ex.log["model"] = call.model
             if call.fmt == "gemini" and call.stream and gemini_stream_alt(ex) == "json":
                 await self._json_array(ex, call)
@@ -174,7 +187,8 @@ class App:
         provider = ex.log.get("provider", NO_PROVIDER)
         status = ex.status if ex.status is not None else 499
         gone = bool(ex.log.get("client_gone"))
-        if gone and ex.status is not None:
+        if gone and ex.status is not None and not ex.finished:
+            # A stream cut short; a client that read its whole answer and left is not one.
             self.metrics.stream_cancellations.labels(provider).inc()
         self.metrics.observe_request(
             provider=provider,
@@ -258,6 +272,7 @@ class App:
 
 async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        _arm_exit_deadline_on_signal(app, signal.SIGTERM, signal.SIGINT)
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
@@ -266,16 +281,78 @@ async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> No
                     app.registry.request_reload()
             else:
                 LOG.info("%s received", signal.Signals(signum).name)
-                app.server.begin_shutdown()
+                _shut_down(app)
+
+
+def _shut_down(app: App) -> None:
+    """The graceful shutdown, with a deadline after which the process ends regardless."""
+    _arm_exit_deadline(app)
+    app.server.begin_shutdown()
+
+
+_exit_armed = False
+
+
+def _arm_exit_deadline(app: App) -> None:
+    global _exit_armed
+    if not _exit_armed:
+        _exit_armed = True
+        cfg = app.config.server
+        _exit_after(cfg.shutdown_delay_s + cfg.shutdown_grace_s + EXIT_MARGIN_S)
+
+
+def _arm_exit_deadline_on_signal(app: App, *signums: int) -> None:
+    """Arm the exit deadline in the signal handler itself, not in a trio task.
+
+    trio's handler only queues the signal for a task; if the event loop is
+    stuck (a CPU-bound bug, a blocking call), that task never runs. Python
+    runs signal handlers in the main thread between bytecodes (and interrupts
+    sleeps for them), so a wrapper around trio's handler arms the deadline
+    however stuck the loop is. trio restores the original handlers on exit.
+    """
+    for signum in signums:
+        trio_handler = signal.getsignal(signum)
+        if not callable(trio_handler):
+            continue
+
+        def on_signal(num: int, frame: Any, trio_handler: Any = trio_handler) -> None:
+            _arm_exit_deadline(app)
+            trio_handler(num, frame)
+
+        signal.signal(signum, on_signal)
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process after ``seconds`` even if the graceful shutdown hangs.
+
+    A daemon thread, not a trio task: it must fire even when the event loop or
+    a worker thread is stuck (a blocking read the loader cannot cancel, say).
+    """
+
+    def force_exit() -> None:
+        LOG.error("shutdown did not finish within %g s; exiting now", seconds)
+        flusher = threading.Thread(target=flush_logging, daemon=True)
+        flusher.start()
+        flusher.join(1.0)  # a blocked stderr must not hold the exit either
+        os._exit(1)
+
+    timer = threading.Timer(seconds, force_exit)
+    timer.daemon = True
+    timer.start()
 
 
 async def run(
     config: Config,
     *,
     reuse_port: bool = False,
+    parent_pipe: int | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the gateway until a graceful shutdown completes."""
+    """Run the gateway until a graceful shutdown completes.
+
+    ``parent_pipe``: a worker's read end of its supervisor's pipe; EOF there (the
+    supervisor died) starts the graceful shutdown, as SIGTERM does.
+    """
     registry = RegistryHolder(config.transformers.dir)
     app = App(config, registry=registry)
     cfg = config.server
@@ -283,6 +360,8 @@ async def run(
     try:
         async with trio.open_nursery() as services:
             await services.start(_handle_signals, app)
+            if parent_pipe is not None:
+                services.start_soon(watch_parent, parent_pipe, partial(_shut_down, app))
             services.start_soon(
                 partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
             )

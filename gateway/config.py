@@ -57,12 +57,13 @@ class ConfigError(Exception):
 # problem is reported with its key path (an attrs validator would only name the section).
 _POSITIVE = {"check": "positive"}
 _NON_NEGATIVE = {"check": "non_negative"}
+_PORT = {"check": "port"}
 
 
 @attrs.frozen
 class ServerConfig:
     host: str = "0.0.0.0"
-    port: int = attrs.field(default=3000, metadata=_NON_NEGATIVE)
+    port: int = attrs.field(default=3000, metadata=_PORT)
     workers: int = attrs.field(default=1, metadata=_POSITIVE)
     max_header_bytes: int = attrs.field(default=64 * KIB, metadata=_POSITIVE)
     max_body_bytes: int = attrs.field(default=32 * MIB, metadata=_POSITIVE)
@@ -70,6 +71,9 @@ class ServerConfig:
     body_timeout_s: float = attrs.field(default=30 * SECONDS, metadata=_POSITIVE)
     keep_alive_s: float = attrs.field(default=75 * SECONDS, metadata=_POSITIVE)
     max_connections: int = attrs.field(default=4096, metadata=_POSITIVE)
+    body_total_timeout_s: float = attrs.field(default=300 * SECONDS, metadata=_POSITIVE)
+    max_json_depth: int = attrs.field(default=64, metadata=_POSITIVE)
+    max_inflight_bytes: int = attrs.field(default=256 * MIB, metadata=_POSITIVE)
     shutdown_grace_s: float = attrs.field(default=30 * SECONDS, metadata=_NON_NEGATIVE)
     shutdown_delay_s: float = attrs.field(default=0 * SECONDS, metadata=_NON_NEGATIVE)
     tls_cert: str = ""
@@ -257,6 +261,11 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{section}.{f.name}: must be greater than 0, got {value}")
             elif check == "non_negative" and value < 0:
                 problems.append(f"{section}.{f.name}: must be 0 or more, got {value}")
+            elif check == "port" and not 0 <= value <= 65535:
+                problems.append(
+                    f"{section}.{f.name}: must be a TCP port from 0 to 65535 "
+                    f"(0: any free port), got {value}"
+                )
     return problems
 
 

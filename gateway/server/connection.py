@@ -32,7 +32,9 @@ with a generic body, and the traceback goes to the log.
 from __future__ import annotations
 
 import logging
+import socket as stdlib_socket
 import ssl
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +51,16 @@ from gateway.errors import (
     error_response,
 )
 from gateway.logs import accept_request_id, log_access
+from gateway.relay import KEEPALIVE
+from gateway.server.jsonscan import DEFAULT_MAX_JSON_DEPTH, estimate_memory
 from gateway.server.responses import JSON, REASONS, Headers, dump_json, standard_headers
 from gateway.server.routes import format_for_path
 
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
+    from gateway.server.admission import Reservation
     from gateway.server.listen import Server
 
 __all__ = ["Exchange", "Request", "handle_connection"]
@@ -63,11 +71,25 @@ LOG = logging.getLogger("gateway.server")
 READ_SIZE = 64 * 1024
 #: How long a closing connection waits for the client to read our last bytes.
 CLOSE_DRAIN_S = 0.5
+#: After a client's EOF, how often the watchdog looks for a reset (doubling to the max).
+HALF_CLOSE_POLL_S = 0.05
+HALF_CLOSE_POLL_MAX_S = 1.0
+SSE = b"text/event-stream"
+_FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 _RESPONDABLE = (h11.IDLE, h11.SEND_RESPONSE)
 
 
 class ClientGone(Exception):
     """The client closed its side while we were still answering."""
+
+
+_GONE_ERRORS = (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError, trio.Cancelled)
+
+
+def _only_client_gone(group: BaseExceptionGroup[BaseException]) -> bool:
+    """True when every leaf of ``group`` is a departed client (or a cancellation it caused)."""
+    rest = group.split(_GONE_ERRORS)[1]
+    return rest is None and group.subgroup(ClientGone) is not None
 
 
 class Request:
@@ -77,6 +99,7 @@ class Request:
         "body",
         "client",
         "headers",
+        "max_json_depth",
         "method",
         "params",
         "path",
@@ -108,6 +131,7 @@ class Request:
         self.client = client
         self.started = started
         self.params: dict[str, Any] = {}
+        self.max_json_depth = DEFAULT_MAX_JSON_DEPTH
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower case), or None."""
@@ -130,7 +154,10 @@ class Exchange:
     __slots__ = (
         "_conn",
         "bytes_sent",
+        "content_type",
+        "finished",
         "fmt",
+        "head_only",
         "head_s",
         "log",
         "overhead_at_head_s",
@@ -149,6 +176,9 @@ class Exchange:
         self.head_s = 0.0  # seconds from the request's start to our response head
         self.overhead_at_head_s = 0.0  # what x-gateway-overhead-ms said
         self.log: dict[str, Any] = {}
+        self.head_only = request.method == "HEAD"  # answer with the GET's head, no body
+        self.content_type = b""
+        self.finished = False  # the whole response went out
 
     @property
     def started(self) -> bool:
@@ -165,6 +195,7 @@ class Exchange:
         self.overhead_at_head_s = max(self.head_s - self.upstream_wait_s, 0.0)
         all_headers = standard_headers(self.request.request_id, self.overhead_at_head_s)
         all_headers.append((b"content-type", content_type))
+        self.content_type = content_type
         if length is not None:
             all_headers.append((b"content-length", b"%d" % length))
         if headers:
@@ -187,8 +218,12 @@ class Exchange:
     ) -> None:
         """Send a whole response with a ``content-length``."""
         head = self._head(status, headers, content_type, len(body))
-        self.bytes_sent += len(body)
-        await self._conn.send_events(head, h11.Data(data=body), h11.EndOfMessage())
+        if self.head_only:
+            await self._conn.send_events(head, h11.EndOfMessage())
+        else:
+            self.bytes_sent += len(body)
+            await self._conn.send_events(head, h11.Data(data=body), h11.EndOfMessage())
+        self.finished = True
 
     async def respond_json(self, status: int, obj: Any, *, headers: Headers | None = None) -> None:
         await self.respond(status, dump_json(obj), headers=headers)
@@ -201,7 +236,7 @@ class Exchange:
 
     async def send(self, data: bytes) -> None:
         """Send one piece of a streamed body; waits while the client reads slowly."""
-        if data:
+        if data and not self.head_only:
             self.bytes_sent += len(data)
             await self._conn.send_events(h11.Data(data=data))
 
@@ -218,12 +253,27 @@ class Connection:
             h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
         )
         self.idle_scope: trio.CancelScope | None = None
+        self.idle_since = 0.0  # trio.current_time() when the idle wait began
+        self.served = 0  # requests answered: idle with served > 0 is an idle keep-alive
         self.exchange: Exchange | None = None
+        self._sending = False  # a send_events is writing
+        self._probing: trio.Event | None = None  # the watchdog's probe is writing
 
     # -- I/O helpers -----------------------------------------------------------------------
 
     async def send_events(self, *events: Any) -> None:
         """h11-encode ``events`` and write them in one ``send_all``."""
+        while self._probing is not None:  # the watchdog's probe is going out first
+            await self._probing.wait()
+        self._sending = True
+        try:
+            await self._send(*events)
+        finally:
+            self._sending = False
+
+    async def _send(self, *events: Any) -> None:
+        if self.conn.our_state is h11.ERROR:  # an earlier send failed: the client is gone
+            raise ClientGone
         try:
             data = b"".join([self.conn.send(event) or b"" for event in events])
             await self.stream.send_all(data)
@@ -260,6 +310,7 @@ class Connection:
                     return
                 first = False
                 await self._one_request()
+                self.served += 1
                 if self.conn.our_state is h11.MUST_CLOSE or self.server.draining:
                     return
                 try:
@@ -268,6 +319,11 @@ class Connection:
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
             pass
+        except BaseExceptionGroup as group:
+            # Nurseries (a handler's, the watchdog's) group a departed client's errors;
+            # a group of nothing else is the same quiet ending, never a traceback.
+            if not _only_client_gone(group):
+                raise
         finally:
             await self._close()
 
@@ -280,7 +336,10 @@ class Connection:
         timeout = self.config.header_timeout_s if first else self.config.keep_alive_s
         with trio.move_on_after(timeout) as scope:
             self.idle_scope = scope
+            self.idle_since = trio.current_time()
             self.server.idle.add(self)
+            if self.served and self.server.at_cap:
+                self.server.notify_room()  # reclaimable now
             try:
                 await self._receive()
             finally:
@@ -318,12 +377,20 @@ class Connection:
                 rid = value
         if size > self.config.max_header_bytes:
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        framing = {key for key, _ in event.headers if key in _FRAMING_HEADERS}
+        if len(framing) > 1:
+            # RFC 9112 section 6.1: a request with both is a smuggling attempt or a
+            # broken proxy; which length is right cannot be known. 400 and close.
+            raise h11.RemoteProtocolError(
+                "the request has both Content-Length and Transfer-Encoding; send one",
+                error_status_hint=400,
+            )
         if event.http_version not in (b"1.1", b"1.0"):
             raise h11.RemoteProtocolError(
                 f"HTTP/{event.http_version.decode()} is not supported; use HTTP/1.1",
                 error_status_hint=505,
             )
-        return Request(
+        request = Request(
             method=event.method.decode("ascii"),
             target=event.target.decode("latin-1"),
             headers=event.headers,  # type: ignore[arg-type]
@@ -332,34 +399,53 @@ class Connection:
             client=self.client,
             started=started,
         )
+        request.max_json_depth = self.config.max_json_depth
+        return request
 
-    async def _read_body(self, request: Request) -> bytes:
-        """Phase 3: the whole body, under the size cap and the pause timeout."""
+    async def _read_body(self, request: Request, reservation: Reservation) -> bytes:
+        """Phase 3: the whole body, under the size cap, the pause and total timeouts.
+
+        ``reservation`` grows with the body (the declared length up front), so a
+        body that would take the in-flight total past its limit is refused early.
+        """
         limit = self.config.max_body_bytes
         length = request.header(b"content-length")
         if length is not None and int(length) > limit:
             raise PayloadTooLarge(
                 f"The request body is {int(length)} bytes; this gateway accepts at most {limit}."
             )
+        if length is not None:
+            reservation.grow_to(int(length), body_read=False)
         chunks: list[bytes] = []
         total = 0
+        deadline = trio.current_time() + self.config.body_total_timeout_s
         while True:
             # The timeout scope costs microseconds; enter it only when we must wait.
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
+                pause_end = trio.current_time() + self.config.body_timeout_s
                 try:
-                    with trio.fail_after(self.config.body_timeout_s):
+                    with trio.fail_at(min(pause_end, deadline)):
                         event = await self._next_event()
                 except trio.TooSlowError:
-                    raise RequestTimeout(
-                        f"The request body paused for more than {self.config.body_timeout_s:g} s."
-                    ) from None
+                    if pause_end < deadline:
+                        message = (
+                            f"The request body paused for more than "
+                            f"{self.config.body_timeout_s:g} s."
+                        )
+                    else:
+                        message = (
+                            f"The request body took more than "
+                            f"{self.config.body_total_timeout_s:g} s to arrive."
+                        )
+                    raise RequestTimeout(message) from None
             if type(event) is h11.Data:
                 total += len(event.data)
                 if total > limit:
                     raise PayloadTooLarge(
                         f"The request body is over {limit} bytes, the most this gateway accepts."
                     )
+                reservation.grow_to(total, body_read=False)
                 chunks.append(event.data)
             elif type(event) is h11.EndOfMessage:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -375,14 +461,20 @@ class Connection:
             route, route_error = None, exc
         fmt = route.fmt if route else format_for_path(request.path)
         exchange = self.exchange = Exchange(self, request, fmt)
-        request.body = await self._read_body(request)
-        if route is None:
-            assert route_error is not None
-            raise route_error
-        if route.watch_disconnect:
-            await self._run_watched(route.handler, exchange)
-        else:
-            await self._run_handler(route.handler, exchange)
+        reservation = self.server.admission.reservation()
+        try:
+            request.body = await self._read_body(request, reservation)
+            if route is None:
+                assert route_error is not None
+                raise route_error
+            if request.body:
+                reservation.grow_to(estimate_memory(request.body), body_read=True)
+            if route.watch_disconnect:
+                await self._run_watched(route.handler, exchange)
+            else:
+                await self._run_handler(route.handler, exchange)
+        finally:
+            reservation.release()
 
     async def _run_handler(self, handler: Any, exchange: Exchange) -> None:
         try:
@@ -392,7 +484,11 @@ class Connection:
         except ClientGone:
             exchange.log["client_gone"] = True
             raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, BaseExceptionGroup) and _only_client_gone(exc):
+                # The handler's own nursery grouped a departed client's send failures.
+                exchange.log["client_gone"] = True
+                raise ClientGone from None
             LOG.exception(
                 "handler failed on %s %s",
                 exchange.request.method,
@@ -405,28 +501,48 @@ class Connection:
             await self._respond_500(exchange)
         elif self.conn.our_state is h11.SEND_BODY:
             await self.send_events(h11.EndOfMessage())
+            exchange.finished = True
 
     async def _run_watched(self, handler: Any, exchange: Exchange) -> None:
         """Run ``handler`` with a watchdog that cancels it when the client leaves."""
         gone = False
+        handler_gone: ClientGone | None = None
         async with trio.open_nursery() as nursery:
             request_scope = trio.CancelScope()
 
             async def watchdog() -> None:
                 nonlocal gone
-                gone = await self._watch_client()
+                gone = await self._watch_client(exchange)
                 request_scope.cancel()
 
             nursery.start_soon(watchdog)
             with request_scope:
-                await self._run_handler(handler, exchange)
+                try:
+                    await self._run_handler(handler, exchange)
+                except ClientGone as exc:  # raised outside the nursery: never grouped
+                    handler_gone = exc
             nursery.cancel_scope.cancel()
+        if handler_gone is not None:
+            raise handler_gone
         if gone:
             exchange.log["client_gone"] = True
             raise ClientGone
 
-    async def _watch_client(self) -> bool:
-        """The only reader while a handler runs. True when the client went away."""
+    async def _watch_client(self, exchange: Exchange) -> bool:
+        """The only reader while a handler runs. True when the client went away.
+
+        End of file is not departure by itself: a client may half-close
+        (``shutdown(SHUT_WR)``) after its request and still read the answer.
+        A client that closed for good answers anything we send with a reset, so
+        at EOF the watchdog sends one probe the client skips: an interim
+        ``100 Continue`` before the response head (HTTP/1.1 clients must accept
+        and skip a 1xx, RFC 9110 section 15.2; httpx, curl, urllib3, Node and
+        Go do), the format's SSE keep-alive inside a stream. Then it polls the
+        socket: a reset or a failed send means gone, EOF again means
+        half-closed and still reading. HTTP/1.0 clients may not get a 1xx: for
+        them EOF means gone. Real clients (curl, the SDKs) close for good when
+        they give up, so cancellation stays prompt: one round trip.
+        """
         while True:
             if len(self.conn.trailing_data[0]) > self.config.max_header_bytes:
                 await trio.sleep_forever()  # enough pipelined bytes held; stop reading
@@ -435,8 +551,56 @@ class Connection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return True
             if not data:
-                return True
+                if await self._half_closed_or_gone(exchange):
+                    return True
+                await trio.sleep_forever()  # half-closed: the handler's sends will tell
             self.conn.receive_data(data)
+
+    async def _half_closed_or_gone(self, exchange: Exchange) -> bool:
+        self.conn.receive_data(b"")  # h11 learns of the EOF: no request can follow
+        if self.conn.their_http_version == b"1.0":
+            return True
+        probe = self._probe_event(exchange)
+        if probe is not None:
+            try:
+                await self._send_probe(probe)
+            except ClientGone:
+                return True
+        sock = _socket_of(self.stream)
+        if sock is None:
+            return probe is None  # no socket to watch: only the probe could tell
+        poll_s = HALF_CLOSE_POLL_S
+        while True:
+            await trio.sleep(poll_s)
+            poll_s = min(poll_s * 2, HALF_CLOSE_POLL_MAX_S)
+            # After EOF, recv() reports EOF again even once a reset came; the reset
+            # shows as the socket's pending error (EPIPE or ECONNRESET).
+            try:
+                if sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR):
+                    return True
+            except OSError:
+                return True
+
+    def _probe_event(self, exchange: Exchange) -> Any:
+        """Bytes the client will skip: a 1xx before the head, an SSE keep-alive in a stream."""
+        state = self.conn.our_state
+        if not exchange.started and state is h11.SEND_RESPONSE:
+            return h11.InformationalResponse(status_code=100, headers=[])
+        keepalive = KEEPALIVE.get(exchange.fmt)
+        sse = exchange.content_type == SSE and not exchange.head_only
+        if sse and keepalive and state is h11.SEND_BODY:
+            return h11.Data(data=keepalive)
+        return None  # a whole response is going out: its own send tells
+
+    async def _send_probe(self, event: Any) -> None:
+        if self._sending:
+            return  # the handler is writing: its send tells whether the client is there
+        done = self._probing = trio.Event()
+        try:
+            await self._send(event)
+        finally:
+            self._probing = None
+            done.set()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -574,10 +738,15 @@ async def handle_connection(server: Server, stream: trio.abc.Stream) -> None:
     await Connection(server, stream, client).run()
 
 
-def _peer(stream: Any) -> str:
-    sock = getattr(stream, "socket", None) or getattr(
+def _socket_of(stream: Any) -> Any:
+    """The socket under ``stream`` (a trio socket, TLS over one, or None)."""
+    return getattr(stream, "socket", None) or getattr(
         getattr(stream, "transport_stream", None), "socket", None
     )
+
+
+def _peer(stream: Any) -> str:
+    sock = _socket_of(stream)
     if sock is None:
         return "-"
     try:

@@ -8,7 +8,16 @@ connections without touching requests in flight.
 
 Connection cap: ``max_connections`` is a semaphore taken *before* accept, so
 past the cap new connections wait in the kernel's backlog (they are accepted
-as soon as one closes) instead of being refused.
+as soon as one closes) instead of being refused. At the cap, a client waiting
+in the backlog makes the server reclaim the longest-idle keep-alive connection
+(as nginx does with its reusable connections): one idle between requests, never
+one in the middle of a request, and never a fresh one still sending its first
+request. So idle keep-alives cannot lock new clients (health probes included)
+out for ``keep_alive_s``.
+
+accept() out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the loop backs
+off ``ACCEPT_CAPACITY_SLEEP_S`` and retries, logging at most once per
+``ACCEPT_ERROR_LOG_S`` (with the count of failures since the last line).
 
 Shutdown (:meth:`Server.begin_shutdown`, called on SIGTERM/SIGINT):
 
@@ -29,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from gateway.config import Config
+from gateway.server.admission import Admission
 from gateway.server.connection import handle_connection
 from gateway.server.routes import Router
 
@@ -44,6 +54,7 @@ LOG = logging.getLogger("gateway.server")
 #: accept() errors that mean "out of a resource for now": log, wait, retry.
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_CAPACITY_SLEEP_S = 0.1
+ACCEPT_ERROR_LOG_S = 1.0
 BACKLOG = 1024
 
 
@@ -125,6 +136,10 @@ class Server:
         self.connections = 0
         self._shutdown = trio.Event()
         self._slots = trio.Semaphore(config.server.max_connections)
+        self.admission = Admission(config.server.max_inflight_bytes)
+        self._room = trio.Event()  # set (and replaced) when a slot frees or a connection idles
+        self._accept_errors = 0  # accept() failures not yet logged
+        self._accept_error_logged = -float("inf")
 
     def begin_shutdown(self) -> None:
         """Start the graceful shutdown (idempotent, callable from any task)."""
@@ -176,17 +191,20 @@ class Server:
         self, listener: trio.SocketListener, handler_nursery: trio.Nursery
     ) -> None:
         while True:
+            while self.at_cap:
+                # At the cap: once a client waits in the backlog, make room for it; with
+                # no idle keep-alive to reclaim, wait for a slot or for one to turn idle.
+                await trio.lowlevel.wait_readable(listener.socket)
+                if self.reclaim_idle():
+                    break
+                await self._room.wait()
             await self._slots.acquire()
             try:
                 stream = await listener.accept()
             except OSError as exc:
                 self._slots.release()
                 if exc.errno in ACCEPT_CAPACITY_ERRNOS:
-                    LOG.error(
-                        "accept() failed (%s); retrying in %g s",
-                        errno.errorcode.get(exc.errno or 0, exc.errno),
-                        ACCEPT_CAPACITY_SLEEP_S,
-                    )
+                    self._log_accept_error(exc)
                     await trio.sleep(ACCEPT_CAPACITY_SLEEP_S)
                     continue
                 raise
@@ -194,6 +212,44 @@ class Server:
                 self._slots.release()
                 raise
             handler_nursery.start_soon(self._connection_task, stream)
+
+    @property
+    def at_cap(self) -> bool:
+        """Every connection slot is taken."""
+        return self._slots.value == 0
+
+    def notify_room(self) -> None:
+        """A slot freed or a keep-alive connection turned idle: wake accept loops at the cap."""
+        self._room.set()
+        self._room = trio.Event()
+
+    def reclaim_idle(self) -> bool:
+        """Close the longest-idle keep-alive connection (between requests); False if none."""
+        oldest: Connection | None = None
+        for conn in self.idle:
+            reusable = conn.served and conn.idle_scope is not None
+            if reusable and (oldest is None or conn.idle_since < oldest.idle_since):
+                oldest = conn
+        if oldest is None:
+            return False
+        assert oldest.idle_scope is not None
+        oldest.idle_scope.cancel()
+        self.idle.discard(oldest)  # once: the next reclaim picks another
+        return True
+
+    def _log_accept_error(self, exc: OSError) -> None:
+        self._accept_errors += 1
+        now = trio.current_time()
+        if now - self._accept_error_logged < ACCEPT_ERROR_LOG_S:
+            return
+        LOG.error(
+            "accept() failed (%s) %d time(s) since the last report; backing off %g s",
+            errno.errorcode.get(exc.errno or 0, exc.errno),
+            self._accept_errors,
+            ACCEPT_CAPACITY_SLEEP_S,
+        )
+        self._accept_errors = 0
+        self._accept_error_logged = now
 
     async def _connection_task(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
@@ -207,3 +263,4 @@ class Server:
         finally:
             self.connections -= 1
             self._slots.release()
+            self.notify_room()

@@ -5,6 +5,8 @@ parameter ``{name:path}`` that takes the rest of the path, slashes and colons
 included (Gemini model names such as ``openrouter/qwen2.5:7b:generateContent``).
 Literal routes win over prefixes; among prefixes the longest wins. A path
 that exists under another method is a 405 with ``Allow``; otherwise 404.
+HEAD is served by every GET route (the connection sends the head only) and
+is a 405 on the others (RFC 9110 section 9.3.2).
 Each route names the wire format its errors are written in.
 """
 
@@ -82,8 +84,17 @@ class Router:
 
         Raises:
             NotFound: nothing serves this path.
-            MethodNotAllowed: the path exists under other methods (``allowed``).
+            MethodNotAllowed: the path exists under other methods (``allowed``;
+                HEAD wherever GET is).
         """
+        if method == "HEAD":
+            try:
+                return self.match("GET", path)
+            except MethodNotAllowed as exc:
+                raise MethodNotAllowed(
+                    f"HEAD is not allowed on {path}; use {', '.join(exc.allowed)}.",
+                    allowed=exc.allowed,
+                ) from None
         by_method = self._exact.get(path)
         if by_method is not None:
             route = by_method.get(method)
@@ -98,6 +109,8 @@ class Router:
                     return route, {route.param: path[len(prefix) :]}
                 allowed.add(route.method)
         if allowed:
+            if "GET" in allowed:
+                allowed.add("HEAD")
             raise MethodNotAllowed(
                 f"{echo(method, quote=False)} is not allowed on {echo(path, quote=False)}; "
                 f"use {', '.join(sorted(allowed))}.",

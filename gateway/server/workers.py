@@ -9,26 +9,44 @@ workers restart. A worker that dies is restarted (after a pause if it died
 young, so a crash loop does not spin). SIGTERM and SIGINT are forwarded to
 the workers, which drain gracefully; the parent exits 0 once all are gone.
 SIGHUP is forwarded too (transformer reload).
+
+Orphans: a worker must not outlive its parent (after a SIGKILL of the parent,
+orphans would keep serving the port, unsupervised). Two mechanisms:
+
+* a pipe: the parent holds the write end, every worker inherits the read end
+  (``--parent-pipe FD``) and watches it; when the parent dies, however it dies,
+  the kernel closes the write end, the read end reports EOF and the worker
+  shuts down gracefully. Portable (any POSIX system).
+* on Linux also ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` in the worker. It fires
+  when the *thread* that forked the worker exits, so workers are spawned from
+  the supervisor's main thread (``subprocess.Popen`` there; trio's
+  ``open_process`` forks in a worker thread that later exits, which would
+  send SIGTERM to a healthy worker).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import socket
+import subprocess
 import sys
+from typing import Any
 
 import trio
 
 from gateway.config import Config
 
-__all__ = ["supervise"]
+__all__ = ["set_parent_death_signal", "supervise", "watch_parent"]
 
 LOG = logging.getLogger("gateway.workers")
 
 #: A worker that dies sooner than this after its start is restarted only after RESTART_PAUSE_S.
 YOUNG_S = 1.0
 RESTART_PAUSE_S = 1.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
@@ -51,11 +69,13 @@ def supervise(config: Config, argv: list[str]) -> int:
 
 
 class _Supervisor:
-    def __init__(self, argv: list[str], port: int) -> None:
+    def __init__(self, argv: list[str], port: int, pipe_fd: int, workers: int) -> None:
         self.argv = argv
         self.port = port
+        self.pipe_fd = pipe_fd  # the read end every worker inherits
         self.stopping = False
-        self.procs: dict[int, trio.Process] = {}
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.waiters = trio.CapacityLimiter(workers)  # one thread per worker's wait()
 
     def command(self, worker_id: int) -> list[str]:
         return [
@@ -68,21 +88,29 @@ class _Supervisor:
             str(self.port),
             "--worker-id",
             str(worker_id),
+            "--parent-pipe",
+            str(self.pipe_fd),
         ]
 
     async def keep_running(self, worker_id: int) -> None:
         while not self.stopping:
             started = trio.current_time()
-            proc = await trio.lowlevel.open_process(self.command(worker_id))
+            # Forked from this (the main) thread, so PR_SET_PDEATHSIG means "the parent".
+            # A fork+exec takes milliseconds; the supervisor has nothing else to serve.
+            proc = subprocess.Popen(  # noqa: ASYNC220
+                self.command(worker_id), pass_fds=(self.pipe_fd,)
+            )
             self.procs[worker_id] = proc
             LOG.info("worker %d started (pid %d)", worker_id, proc.pid)
             try:
-                status = await proc.wait()
+                status = await trio.to_thread.run_sync(
+                    proc.wait, abandon_on_cancel=True, limiter=self.waiters
+                )
             finally:
                 if proc.returncode is None:  # we are being cancelled: do not orphan it
                     proc.kill()
                     with trio.CancelScope(shield=True):
-                        await proc.wait()
+                        await trio.to_thread.run_sync(proc.wait)
             if self.stopping:
                 LOG.info("worker %d exited (%s)", worker_id, status)
                 return
@@ -97,7 +125,15 @@ class _Supervisor:
 
 
 async def _supervise(workers: int, argv: list[str], port: int) -> int:
-    sup = _Supervisor(argv, port)
+    read_fd, write_fd = os.pipe()  # both close-on-exec; the read end is passed explicitly
+    try:
+        return await _supervise_with(_Supervisor(argv, port, read_fd, workers), workers)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+async def _supervise_with(sup: _Supervisor, workers: int) -> int:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
 
         async def relay_signals() -> None:
@@ -117,3 +153,31 @@ async def _supervise(workers: int, argv: list[str], port: int) -> int:
                     pool.start_soon(sup.keep_running, worker_id)
             outer.cancel_scope.cancel()
     return 0
+
+
+def set_parent_death_signal() -> None:
+    """Linux: have the kernel send SIGTERM to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc: Any = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the pipe still works
+        LOG.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the parent pipe")
+
+
+async def watch_parent(pipe_fd: int, on_parent_gone: Any) -> None:
+    """Call ``on_parent_gone()`` once the supervisor's pipe reports EOF (it died)."""
+    os.set_blocking(pipe_fd, False)
+    while True:
+        await trio.lowlevel.wait_readable(pipe_fd)
+        try:
+            data = os.read(pipe_fd, 1)
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            LOG.error("the supervising parent process is gone; shutting down")
+            on_parent_gone()
+            return

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -575,13 +576,70 @@ def list_transformer_files(directory: str | os.PathLike[str]) -> list[str]:
     return sorted(n for n in os.listdir(directory) if n.endswith(".json") and n[0] != ".")
 
 
+class NotRegularFile(OSError):
+    """A directory entry that is not a regular file (a FIFO, socket, device, directory)."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(mode: int) -> NotRegularFile | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return NotRegularFile(f"is {kind}, not a regular file; only regular files are read")
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, which must be a regular file.
+
+    A FIFO opened for reading blocks until a writer comes (forever, in a
+    directory nobody writes to), and a device can block or never end. So the
+    target is checked with ``stat`` (which follows links: a ConfigMap's
+    ``x.json -> ..data/x.json`` is fine), opened with ``O_NONBLOCK`` (an open
+    FIFO or device then returns at once), and the opened descriptor checked
+    again with ``fstat`` (the entry may have been swapped in between). Only a
+    regular file is ever read, and never past ``limit``.
+
+    Raises:
+        NotRegularFile: it is something else; OSError: it cannot be read.
+    """
+    problem = _not_regular(os.stat(path).st_mode)
+    if problem is not None:
+        raise problem
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        problem = _not_regular(os.fstat(fd).st_mode)
+        if problem is not None:
+            raise problem
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(limit - size, 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_file(
     path: Path, env: Mapping[str, str], *, converter: cattrs.Converter | None = None
 ) -> LoadedFile:
     """Read and parse one file; never raises for a bad or unreadable file."""
     try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
+        raw = read_regular_file(path, MAX_FILE_BYTES + 1)
+    except NotRegularFile as exc:
+        return LoadedFile(path.name, None, (f"{path.name}: {exc}",))
     except OSError as exc:
         return LoadedFile(path.name, None, (f"{path.name}: cannot read ({exc.strerror})",))
     if len(raw) > MAX_FILE_BYTES:
