@@ -29,6 +29,7 @@ from gateway.convert.memo import Memo
 from gateway.convert.model import StreamError
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failures import provider_message
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
 from gateway.sse import SSEDecoder
@@ -172,7 +173,8 @@ class Passthrough:
 
     def response(self, data: bytes) -> bytes:
         """The provider's answer unchanged, once it is known to be a JSON object."""
-        read_answer(data, self.call.fmt)
+        # count_tokens answers ({"input_tokens": n}) have none of a message's fields.
+        read_answer(data, self.call.fmt, answer=self.call.op != "count_tokens")
         return data
 
     def relay(self) -> FramedRelay:
@@ -233,8 +235,11 @@ def whole_as_stream(
     return b"".join(out)
 
 
-def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
+def read_answer(data: bytes, fmt: str, *, answer: bool = True) -> dict[str, Any]:
     """A provider's whole answer as a JSON object, or UpstreamError (502) saying why not.
+
+    With ``answer``, the object must also look like a generation answer of ``fmt``
+    (:data:`_ANSWER_FIELD`) and not be an error object.
 
     Provider bytes are untrusted: invalid UTF-8 or JSON, an HTML page, NaN, an
     integer over Python's digit limit or nesting deeper than the recursion
@@ -250,7 +255,29 @@ def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
         raise UpstreamError(
             f"The provider's answer is not a {fmt} JSON object (it is a {type(obj).__name__})."
         )
+    if not answer:
+        return obj
+    if obj.get("error") is not None:  # some providers (OpenRouter) answer 200 with an error
+        message, _reason = provider_message(data)
+        raise UpstreamError(f"The provider answered 200 with an error: {message}")
+    field, kind = _ANSWER_FIELD.get(fmt, (None, None))
+    blocked = fmt == "gemini" and isinstance(obj.get("promptFeedback"), dict)
+    if field is not None and not isinstance(obj.get(field), kind) and not blocked:
+        raise UpstreamError(
+            f"The provider's answer is not a {fmt} answer: {field!r} is missing or "
+            f"not {_JSON_KIND[kind]}."
+        )
     return obj
+
+
+#: The field every answer of a format has (a Gemini answer to a blocked prompt has only
+#: ``promptFeedback``): without it an answer would convert to a silently empty one.
+_ANSWER_FIELD: dict[str, tuple[str, type]] = {
+    "openai": ("choices", list),
+    "anthropic": ("content", list),
+    "gemini": ("candidates", list),
+}
+_JSON_KIND = {list: "an array", dict: "an object"}
 
 
 def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:
