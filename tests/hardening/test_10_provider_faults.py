@@ -17,7 +17,13 @@ import time
 
 import pytest
 
-from gateway.failures import MAX_RETRY_AFTER_S, classify_status, provider_message, retry_after_s
+from gateway.failures import (
+    MAX_KEY_REST_S,
+    MAX_RETRY_AFTER_S,
+    classify_status,
+    provider_message,
+    retry_after_s,
+)
 from tests.hardening.rawprovider import (
     CLIENT_FORMATS,
     RawProvider,
@@ -105,7 +111,9 @@ def test_classify_status_with_odd_retry_after(status, value):
     if failure.delay_s is not None:
         assert 0 <= failure.delay_s <= MAX_RETRY_AFTER_S
     if failure.error.retry_after_s is not None:
-        assert 1 <= failure.error.retry_after_s <= MAX_RETRY_AFTER_S
+        assert 1 <= failure.error.retry_after_s <= MAX_KEY_REST_S
+    if failure.rest_s is not None:
+        assert 0 <= failure.rest_s <= MAX_KEY_REST_S
 
 
 @pytest.mark.parametrize("value", ["NaN", "inf", "-1", "-1e999", "-5e-324", "garbage", "past"])
