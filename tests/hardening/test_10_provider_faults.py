@@ -35,6 +35,7 @@ from tests.hardening.rawprovider import (
     provider_file,
     raw,
     sse,
+    stream_events,
 )
 from tests.proxy.fakes import openai_chunks, openai_reply, start_gateway
 
@@ -373,3 +374,70 @@ async def test_gateway_still_serves_after_the_faults(nursery, raw_provider, tmp_
     reply = await call(gw.url, "openai", False)
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["message"]["content"] == "fine"
+
+
+# -- the class: mutated answers never make a 500 or a cut connection --------------------------
+
+_ODD_VALUES = [None, 5, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, 10**30, "\ud800"]
+
+
+def _mutate(value, rnd):
+    """``value`` with random subtrees replaced by values of the wrong type."""
+    if rnd.random() < 0.12:
+        return rnd.choice(_ODD_VALUES)
+    if isinstance(value, dict):
+        return {k: _mutate(v, rnd) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mutate(v, rnd) for v in value]
+    return value
+
+
+def _replies():
+    from tests.proxy.fakes import anthropic_events, anthropic_reply, gemini_events, gemini_reply
+
+    return {
+        "openai": (openai_reply("hi"), openai_chunks(["a", "b"])),
+        "anthropic": (anthropic_reply("hi"), anthropic_events(["a", "b"])),
+        "gemini": (gemini_reply("hi"), gemini_events(["a", "b"])),
+    }
+
+
+def _mutated_events(events, rnd) -> list[bytes]:
+    out = []
+    for e in events:
+        head_, _, data = e.partition(b"data: ")
+        data = data.strip()
+        if data != b"[DONE]":
+            data = json.dumps(_mutate(json.loads(data), rnd)).encode()
+        out.append(head_ + b"data: " + data + b"\n\n")
+    return out
+
+
+@pytest.mark.parametrize("provider_fmt", ["openai", "anthropic", "gemini"])
+async def test_mutated_answers_never_500(nursery, raw_provider, tmp_path, provider_fmt):
+    import random
+
+    rnd = random.Random(f"item-10-{provider_fmt}")
+    whole, events = _replies()[provider_fmt]
+
+    async def mutated(stream):
+        wanted = raw_provider.requests[-1]
+        if b'"stream": true' in wanted or b'"stream":true' in wanted or b"streamGen" in wanted:
+            await sse(_mutated_events(events, rnd))(stream)
+        else:
+            await answer(200, _mutate(whole, rnd))(stream)
+
+    raw_provider.then(mutated)
+    provider_file(tmp_path, raw_provider.url, provider_fmt, retry={"retries": 0})
+    gw = await start_gateway(nursery, tmp_path)
+    for _ in range(12):
+        for fmt in CLIENT_FORMATS:
+            for stream in (False, True):
+                reply = await call(gw.url, fmt, stream)  # a cut body raises here
+                assert reply.status_code in (200, 502), (reply.status_code, reply.text[:300])
+                if reply.status_code == 502:
+                    assert_error_answer(reply, fmt, (502,))
+                elif stream:
+                    stream_events(reply)  # every event is JSON
+                else:
+                    assert isinstance(reply.json(), dict)
