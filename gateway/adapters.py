@@ -19,7 +19,6 @@ Either way the transformer's ``request`` edits and the model entry's
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from gateway.call import Call
@@ -71,13 +70,31 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
 #: Bytes that only a stream's last event (or an error event) holds, per format: a
 #: same-format stream that ended without any of them was cut short (item 12 of
 #: issue 8). OpenAI's ``finish_reason`` counts, as for the converting parser: some
-#: compatible servers never send ``[DONE]``.
-_TERMINAL = {
-    "openai": re.compile(rb'data: ?\[DONE\]|"finish_reason": ?"|^data: ?\{"error"', re.M),
-    "anthropic": re.compile(
-        rb'^event: ?(?:message_stop|error)\r?$|"type": ?"(?:message_stop|error)"', re.M
+#: compatible servers never send ``[DONE]``. Plain substrings: ``in`` is a fast scan.
+_TERMINAL: dict[str, tuple[bytes, ...]] = {
+    "openai": (
+        b"data: [DONE]",
+        b"data:[DONE]",
+        b'"finish_reason":"',
+        b'"finish_reason": "',
+        b'data: {"error"',
+        b'data:{"error"',
     ),
-    "gemini": re.compile(rb'"finishReason": ?"|"blockReason": ?"|^data: ?\{"error"', re.M),
+    "anthropic": (
+        b"event: message_stop",
+        b"event:message_stop",
+        b"event: error",
+        b"event:error",
+        b'"type":"message_stop"',
+        b'"type": "message_stop"',
+    ),
+    "gemini": (
+        b'"finishReason":"',
+        b'"finishReason": "',
+        b'"blockReason"',
+        b'data: {"error"',
+        b'data:{"error"',
+    ),
 }
 
 
@@ -85,8 +102,8 @@ class FramedRelay:
     """Same-format stream: whole upstream events, unchanged.
 
     Events are not decoded, but each one is searched for the format's terminal
-    marker (:data:`_TERMINAL`, linear in the bytes) so that a stream that ends
-    without one ends with an error event instead of looking complete.
+    markers (:data:`_TERMINAL`, linear in the bytes) until one is seen, so that a
+    stream that ends without one ends with an error event instead of looking complete.
     """
 
     ended = False  # the relay never ends a stream early itself
@@ -94,13 +111,13 @@ class FramedRelay:
     def __init__(self, fmt: str) -> None:
         self._fmt = fmt
         self._framer = EventFramer()
-        self._terminal = _TERMINAL.get(fmt)
-        self._complete = self._terminal is None
+        self._terminal = _TERMINAL.get(fmt, ())
+        self._complete = not self._terminal
 
     def feed(self, chunk: bytes) -> bytes:
         out = self._framer.feed(chunk)
-        if out and not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
-            self._complete = True
+        if out and not self._complete:
+            self._complete = any(marker in out for marker in self._terminal)
         return out
 
     def finish(self) -> bytes:
@@ -113,8 +130,8 @@ class FramedRelay:
 
     def _flush(self) -> bytes:
         out = self._framer.flush()
-        if out and not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
-            self._complete = True
+        if out and not self._complete:
+            self._complete = any(marker in out for marker in self._terminal)
         return out
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
