@@ -441,3 +441,69 @@ async def test_mutated_answers_never_500(nursery, raw_provider, tmp_path, provid
                     stream_events(reply)  # every event is JSON
                 else:
                     assert isinstance(reply.json(), dict)
+
+
+# -- deep JSON inside provider strings -----------------------------------------------------------
+
+
+def test_error_readers_and_argument_parsing_survive_deep_json():
+    from gateway.convert import CODECS
+    from gateway.convert._util import args_object
+
+    assert args_object("[" * 100_000) == ({"raw_input": "[" * 100_000}, False)
+    for name in ("openai", "anthropic", "gemini"):
+        _kind, message = CODECS[name].parse_error(500, DEEP)
+        assert isinstance(message, str)
+
+
+def _deep_tool_call_reply() -> dict:
+    reply = openai_reply("")
+    reply["choices"][0]["message"]["tool_calls"] = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "f", "arguments": "[" * 50_000 + "]" * 50_000},
+        }
+    ]
+    reply["choices"][0]["finish_reason"] = "tool_calls"
+    return reply
+
+
+async def test_deeply_nested_tool_arguments(nursery, raw_provider, tmp_path):
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "up-model",
+        "choices": [
+            {
+                "index": 0,
+                "delta": _deep_tool_call_reply()["choices"][0]["message"],
+                "finish_reason": None,
+            }
+        ],
+    }
+    chunk["choices"][0]["delta"]["tool_calls"][0]["index"] = 0
+    done = openai_chunks([])[-2:]
+    events = [b"data: " + json.dumps(chunk).encode() + b"\n\n", *done]
+
+    async def either(stream):
+        wanted = raw_provider.requests[-1]
+        if b'"stream": true' in wanted or b'"stream":true' in wanted or b"streamGen" in wanted:
+            await sse(events)(stream)
+        else:
+            await answer(200, _deep_tool_call_reply())(stream)
+
+    raw_provider.then(either)
+    provider_file(tmp_path, raw_provider.url)
+    gw = await start_gateway(nursery, tmp_path)
+    for fmt in CLIENT_FORMATS:
+        for stream in (False, True):
+            reply = await call(gw.url, fmt, stream)
+            assert reply.status_code in (200, 502), reply.text[:300]
+            if reply.status_code == 502:
+                assert_error_answer(reply, fmt, (502,))
+            elif stream:
+                stream_events(reply)
+            else:
+                assert isinstance(reply.json(), dict)
