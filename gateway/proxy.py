@@ -365,9 +365,8 @@ class Proxy:
                 out = relay.feed(chunk)
                 if out:
                     await ex.send(out)
-                if relay.ended:  # the stream carried its error: nothing more goes out
-                    return
-        await ex.send(relay.finish())
+        if not relay.ended:  # after an error event nothing more goes out
+            await ex.send(relay.finish())
 
     async def _keepalive(self, ex: Exchange, fmt: str) -> None:
         """Send ``fmt``'s keep-alive every ``keepalive_s`` until cancelled."""
