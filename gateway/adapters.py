@@ -277,24 +277,22 @@ def read_answer(data: bytes, fmt: str, *, answer: bool = True) -> dict[str, Any]
     if obj.get("error") is not None:  # some providers (OpenRouter) answer 200 with an error
         message, _reason = provider_message(data)
         raise UpstreamError(f"The provider answered 200 with an error: {message}")
-    field, kind = _ANSWER_FIELD.get(fmt, (None, None))
-    blocked = fmt == "gemini" and isinstance(obj.get("promptFeedback"), dict)
-    if field is not None and not isinstance(obj.get(field), kind) and not blocked:
+    field = _ANSWER_FIELD.get(fmt)
+    if field is None or (fmt == "gemini" and isinstance(obj.get("promptFeedback"), dict)):
+        return obj  # a Gemini answer to a blocked prompt has only promptFeedback
+    items = obj.get(field)
+    if not isinstance(items, list) or (fmt != "anthropic" and not items):
         raise UpstreamError(
-            f"The provider's answer is not a {fmt} answer: {field!r} is missing or "
-            f"not {_JSON_KIND[kind]}."
+            f"The provider's answer is not a valid {fmt} answer: {field!r} is missing or empty."
         )
+    if items and not isinstance(items[0], dict):
+        raise UpstreamError(f"The provider's answer is not a valid {fmt} answer: bad {field!r}.")
     return obj
 
 
-#: The field every answer of a format has (a Gemini answer to a blocked prompt has only
-#: ``promptFeedback``): without it an answer would convert to a silently empty one.
-_ANSWER_FIELD: dict[str, tuple[str, type]] = {
-    "openai": ("choices", list),
-    "anthropic": ("content", list),
-    "gemini": ("candidates", list),
-}
-_JSON_KIND = {list: "an array", dict: "an object"}
+#: The array every answer of a format has, non-empty but for Anthropic's ``content``
+#: (a model may say nothing): without it an answer would convert to a silently empty one.
+_ANSWER_FIELD = {"openai": "choices", "anthropic": "content", "gemini": "candidates"}
 
 
 def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:

@@ -46,6 +46,7 @@ GARBAGE = {
     "not-an-object": (b"[1, 2, 3]", "application/json"),
     "empty": (b"", "application/json"),
     "wrong-types": (b'{"choices": 5, "content": 7, "candidates": "x"}', "application/json"),
+    "no-answer": (b'{"choices": [], "content": [5], "candidates": []}', "application/json"),
 }
 
 
@@ -59,8 +60,6 @@ async def test_emulated_stream_of_a_garbage_answer_is_an_error(
     provider_file(tmp_path, raw_provider.url, provider_fmt, stream="emulate")
     gw = await start_gateway(nursery, tmp_path)
     for fmt in CLIENT_FORMATS:
-        if garbage == "wrong-types" and fmt == provider_fmt == "gemini":
-            continue  # a Gemini answer with no usable candidate is a legal empty answer
         reply = await call(gw.url, fmt, True)
         message = assert_stream_error(reply, fmt)
         assert "'p'" in message
@@ -71,8 +70,6 @@ async def test_emulated_stream_of_a_garbage_answer_is_an_error(
 async def test_same_format_non_stream_garbage_is_a_502(
     nursery, raw_provider, tmp_path, provider_fmt, garbage
 ):
-    if garbage == "wrong-types":
-        pytest.skip("same-format answers are relayed as they are once they are a JSON object")
     body, ctype = GARBAGE[garbage]
     raw_provider.then(answer(200, body, content_type=ctype))
     provider_file(tmp_path, raw_provider.url, provider_fmt)
@@ -80,7 +77,7 @@ async def test_same_format_non_stream_garbage_is_a_502(
     reply = await call(gw.url, provider_fmt, False)
     message = assert_error_answer(reply, provider_fmt, (502,))
     assert "'p'" in message
-    assert "JSON" in message
+    assert "answer" in message
 
 
 _EVENTS = {
