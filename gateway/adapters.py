@@ -69,8 +69,10 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
 
 #: Bytes that only a stream's last event (or an error event) holds, per format: a
 #: same-format stream that ended without any of them was cut short (item 12 of
-#: issue 8). OpenAI's ``finish_reason`` counts, as for the converting parser: some
-#: compatible servers never send ``[DONE]``. Plain substrings: ``in`` is a fast scan.
+#: issue 8). The event that carries the stop reason counts, as for the converting
+#: parsers (OpenAI's ``finish_reason`` without ``[DONE]``, which some compatible
+#: servers never send; Anthropic's ``message_delta`` without ``message_stop``): the
+#: answer is whole by then. Plain substrings: ``in`` is a fast scan.
 _TERMINAL: dict[str, tuple[bytes, ...]] = {
     "openai": (
         b"data: [DONE]",
@@ -87,6 +89,8 @@ _TERMINAL: dict[str, tuple[bytes, ...]] = {
         b"event:error",
         b'"type":"message_stop"',
         b'"type": "message_stop"',
+        b'"stop_reason":"',  # message_delta's, as for the converting parser
+        b'"stop_reason": "',
     ),
     "gemini": (
         b'"finishReason":"',

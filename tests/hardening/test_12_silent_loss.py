@@ -190,3 +190,16 @@ async def test_provider_error_event_is_not_doubled(nursery, raw_provider, tmp_pa
     errors = [e for e in stream_events(reply) if "error" in e]
     assert len(errors) == 1
     assert errors[0]["error"]["message"] == "overloaded"
+
+
+async def test_anthropic_stream_with_stop_reason_but_no_message_stop_is_complete(
+    nursery, raw_provider, tmp_path
+):
+    """As for OpenAI: the event with the stop reason ends the answer, in both paths."""
+    raw_provider.then(sse(anthropic_events(["Hello", " world"])[:-1]))
+    provider_file(tmp_path, raw_provider.url, "anthropic")
+    gw = await start_gateway(nursery, tmp_path)
+    for fmt in CLIENT_FORMATS:
+        reply = await call(gw.url, fmt, True)
+        assert reply.status_code == 200
+        assert not any("error" in e for e in stream_events(reply)), reply.text[-500:]
