@@ -22,7 +22,6 @@ echoes its key, whole or in part, never shows it to the client.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +34,7 @@ from gateway.convert.memo import Memo
 from gateway.convert.model import MessageStart, StreamError, Usage, UsageUpdate
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.failures import provider_message
 from gateway.redact import NO_REDACTION, Redactor
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
@@ -101,14 +101,36 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
 
 #: Bytes that only a stream's last event (or an error event) holds, per format: a
 #: same-format stream that ended without any of them was cut short (item 12 of
-#: issue 8). OpenAI's ``finish_reason`` counts, as for the converting parser: some
-#: compatible servers never send ``[DONE]``.
-_TERMINAL = {
-    "openai": re.compile(rb'data: ?\[DONE\]|"finish_reason": ?"|^data: ?\{"error"', re.M),
-    "anthropic": re.compile(
-        rb'^event: ?(?:message_stop|error)\r?$|"type": ?"(?:message_stop|error)"', re.M
+#: issue 8). The event that carries the stop reason counts, as for the converting
+#: parsers (OpenAI's ``finish_reason`` without ``[DONE]``, which some compatible
+#: servers never send; Anthropic's ``message_delta`` without ``message_stop``): the
+#: answer is whole by then. Plain substrings: ``in`` is a fast scan.
+_TERMINAL: dict[str, tuple[bytes, ...]] = {
+    "openai": (
+        b"data: [DONE]",
+        b"data:[DONE]",
+        b'"finish_reason":"',
+        b'"finish_reason": "',
+        b'data: {"error"',
+        b'data:{"error"',
     ),
-    "gemini": re.compile(rb'"finishReason": ?"|"blockReason": ?"|^data: ?\{"error"', re.M),
+    "anthropic": (
+        b"event: message_stop",
+        b"event:message_stop",
+        b"event: error",
+        b"event:error",
+        b'"type":"message_stop"',
+        b'"type": "message_stop"',
+        b'"stop_reason":"',  # message_delta's, as for the converting parser
+        b'"stop_reason": "',
+    ),
+    "gemini": (
+        b'"finishReason":"',
+        b'"finishReason": "',
+        b'"blockReason"',
+        b'data: {"error"',
+        b'data:{"error"',
+    ),
 }
 
 
@@ -117,8 +139,8 @@ class FramedRelay:
     (their usage read on the way).
 
     Events are not decoded, but each one is searched for the format's terminal
-    marker (:data:`_TERMINAL`, linear in the bytes) so that a stream that ends
-    without one ends with an error event instead of looking complete.
+    markers (:data:`_TERMINAL`, linear in the bytes) until one is seen, so that a
+    stream that ends without one ends with an error event instead of looking complete.
 
     Redaction runs on whole events (the framer's output), so a key split over two
     reads is still seen whole.
@@ -129,8 +151,8 @@ class FramedRelay:
         self._framer = EventFramer()
         self._redact = redactor.data
         self._usage = UsageReader(fmt)
-        self._terminal = _TERMINAL.get(fmt)
-        self._complete = self._terminal is None
+        self._terminal = _TERMINAL.get(fmt, ())
+        self._complete = not self._terminal
 
     ended = False  # the relay never ends a stream early itself
 
@@ -153,8 +175,8 @@ class FramedRelay:
     def _read(self, out: bytes) -> bytes:
         if out:
             self._usage.scan(out)
-            if not self._complete and self._terminal.search(out):  # type: ignore[union-attr]
-                self._complete = True
+            if not self._complete:
+                self._complete = any(marker in out for marker in self._terminal)
         return out
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
@@ -246,8 +268,10 @@ class Passthrough:
     def response(self, data: bytes) -> bytes:
         """The provider's answer unchanged (but for redacted secrets), once it is known
         to be a JSON object."""
-        read_answer(data, self.call.fmt)
-        if self.call.op != "count_tokens":
+        # count_tokens answers ({"input_tokens": n}) have none of a message's fields.
+        count = self.call.op == "count_tokens"
+        read_answer(data, self.call.fmt, answer=not count)
+        if not count:
             reader = UsageReader(self.call.fmt)
             reader.read_whole(data)
             self.usage = reader.usage
@@ -325,8 +349,11 @@ def whole_as_stream(
     return adapter.redactor.data(b"".join(out))
 
 
-def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
+def read_answer(data: bytes, fmt: str, *, answer: bool = True) -> dict[str, Any]:
     """A provider's whole answer as a JSON object, or UpstreamError (502) saying why not.
+
+    With ``answer``, the object must also look like a generation answer of ``fmt``
+    (:data:`_ANSWER_FIELD`) and not be an error object.
 
     Provider bytes are untrusted: invalid UTF-8 or JSON, an HTML page, NaN, an
     integer over Python's digit limit or nesting deeper than the recursion
@@ -342,7 +369,27 @@ def read_answer(data: bytes, fmt: str) -> dict[str, Any]:
         raise UpstreamError(
             f"The provider's answer is not a {fmt} JSON object (it is a {type(obj).__name__})."
         )
+    if not answer:
+        return obj
+    if obj.get("error") is not None:  # some providers (OpenRouter) answer 200 with an error
+        message, _reason = provider_message(data)
+        raise UpstreamError(f"The provider answered 200 with an error: {message}")
+    field = _ANSWER_FIELD.get(fmt)
+    if field is None or (fmt == "gemini" and isinstance(obj.get("promptFeedback"), dict)):
+        return obj  # a Gemini answer to a blocked prompt has only promptFeedback
+    items = obj.get(field)
+    if not isinstance(items, list) or (fmt != "anthropic" and not items):
+        raise UpstreamError(
+            f"The provider's answer is not a valid {fmt} answer: {field!r} is missing or empty."
+        )
+    if items and not isinstance(items[0], dict):
+        raise UpstreamError(f"The provider's answer is not a valid {fmt} answer: bad {field!r}.")
     return obj
+
+
+#: The array every answer of a format has, non-empty but for Anthropic's ``content``
+#: (a model may say nothing): without it an answer would convert to a silently empty one.
+_ANSWER_FIELD = {"openai": "choices", "anthropic": "content", "gemini": "candidates"}
 
 
 def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:

@@ -47,6 +47,8 @@ __all__ = [
 
 #: Longest Retry-After we honour before a retry (design.md: capped at 30 s).
 MAX_RETRY_AFTER_S = 30.0
+#: Longest rest a provider's Retry-After gives a rate-limited key (gateway.keys).
+MAX_KEY_REST_S = 300.0
 #: Longest provider message passed on.
 MAX_MESSAGE_CHARS = 2000
 
@@ -65,6 +67,8 @@ class Failure:
         fallback: other targets may still be tried once this one is exhausted.
         cool_key: the key used must rest before it is used again.
         delay_s: the provider's Retry-After, capped, or None for our backoff.
+        rest_s: the provider's Retry-After capped at :data:`MAX_KEY_REST_S`: how long
+            the key should rest (None: the transformer's ``cooldown_s`` step).
         kind: a short label for metrics and logs (``status_429``, ``connect``, ...).
     """
 
@@ -73,6 +77,7 @@ class Failure:
     fallback: bool
     cool_key: bool = False
     delay_s: float | None = None
+    rest_s: float | None = None
     kind: str = "error"
 
 
@@ -85,8 +90,10 @@ def redact(text: str, secrets: Iterable[str] | Redactor) -> str:
     return _KEYLIKE.sub("[redacted]", redactor.text(text))
 
 
-def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """The provider's ``retry-after-ms`` / ``retry-after``, in seconds, within [0, 30].
+def retry_after_s(
+    headers: Mapping[str, str], now: float | None = None, cap: float = MAX_RETRY_AFTER_S
+) -> float | None:
+    """The provider's ``retry-after-ms`` / ``retry-after``, in seconds, within [0, ``cap``].
 
     Only what RFC 9110 §10.2.3 allows (a number of seconds, here also with a
     fraction, or an HTTP-date) counts; ``NaN``, ``inf``, ``0x10``, digits of
@@ -98,14 +105,14 @@ def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float
     if raw_ms is not None:
         value = _seconds(raw_ms)
         if value is not None:
-            return _capped(value / 1000)
+            return _capped(value / 1000, cap)
     raw = headers.get("retry-after")
     if raw is None:
         return None
     value = _seconds(raw)
     if value is None:
         value = _date_delay(raw, time.time() if now is None else now)
-    return None if value is None else _capped(value)
+    return None if value is None else _capped(value, cap)
 
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
@@ -134,10 +141,10 @@ def _date_delay(raw: str, now: float) -> float | None:
         return None
 
 
-def _capped(value: float) -> float:
+def _capped(value: float, cap: float) -> float:
     if math.isnan(value):
         return 0.0
-    return min(max(value, 0.0), MAX_RETRY_AFTER_S)
+    return min(max(value, 0.0), cap)
 
 
 def provider_message(body: bytes) -> tuple[str, str | None]:
@@ -203,17 +210,19 @@ def classify_status(
             kind=f"status_{status}",
         )
     if status == 429:
+        rest = retry_after_s(headers, cap=MAX_KEY_REST_S)
         return Failure(
             UpstreamError(
                 message,
                 kind=ErrorKind.RATE_LIMIT,
                 status_hint=429,
-                retry_after_s=_whole(delay) if delay is not None else 1,
+                retry_after_s=_whole(rest) if rest is not None else 1,
             ),
             retry=True,
             fallback=True,
             cool_key=True,
             delay_s=delay,
+            rest_s=rest,
             kind="status_429",
         )
     if status in (503, 529):

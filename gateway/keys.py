@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from gateway.failures import MAX_KEY_REST_S
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
 __all__ = ["COOLDOWN_STEPS_S", "MAX_REST_S", "KeyPool"]
@@ -32,7 +33,7 @@ __all__ = ["COOLDOWN_STEPS_S", "MAX_REST_S", "KeyPool"]
 #: the transformer sets ``cooldown_s``.
 COOLDOWN_STEPS_S = DEFAULT_COOLDOWN_S
 #: Longest rest a provider's Retry-After can ask for.
-MAX_REST_S = 300.0
+MAX_REST_S = MAX_KEY_REST_S
 
 
 @attrs.define

@@ -12,6 +12,10 @@ Theory of operation (design.md "Routing", "Response status and keep-alives",
    goes to the client, in its format, with the status of design.md's table.
 3. The response status is held until the provider answered 2xx. From then on
    nothing is retried: failures become the client format's in-stream error.
+   Whatever a provider sends (status, headers, body, events) can only end a
+   try as a Failure before the status or an in-stream error after it:
+   ``_attempt`` turns every exception but ``ClientGone`` and cancellation into
+   one, so a broken provider is never a 500 or a cut connection.
 4. A try is bounded by ``timeouts.first_byte`` (a Trio deadline) up to the
    first token; then each gap between chunks by ``timeouts.idle``. While a
    stream waits for its first token, keep-alives go out every 15 s.
@@ -258,7 +262,7 @@ class Proxy:
                 extra={"request_id": ex.request.request_id},
             )
             if failure.cool_key and key:
-                self.keys.cool(t, key, failure.delay_s, why=failure)
+                self.keys.cool(t, key, failure.rest_s, why=failure)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -410,9 +414,8 @@ class Proxy:
                 out = relay.feed(chunk)
                 if out:
                     await ex.send(out)
-                if relay.ended:  # the stream carried its error: nothing more goes out
-                    return
-        await ex.send(relay.finish())
+        if not relay.ended:  # after an error event nothing more goes out
+            await ex.send(relay.finish())
 
     async def _keepalive(self, ex: Exchange, fmt: str) -> None:
         """Send ``fmt``'s keep-alive every ``keepalive_s`` until cancelled."""

@@ -56,6 +56,8 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 
 #: Most data one event may accumulate, in bytes, for the same reason: a
 #: stream of ``data:`` lines without a blank line would otherwise grow forever.
+#: Same-format streams, relayed undecoded, cut at the same size
+#: (:class:`gateway.relay.EventFramer`); past it the client gets an in-stream error.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
@@ -95,10 +97,11 @@ class SSEDecoder:
     """
 
     def __init__(
-        self, *, max_line_bytes: int = MAX_LINE_BYTES, max_event_bytes: int = MAX_EVENT_BYTES
+        self, *, max_line_bytes: int | None = None, max_event_bytes: int | None = None
     ) -> None:
-        self._max_line = max_line_bytes
-        self._max_event = max_event_bytes
+        # The module's limits are read here, not at import, so one setting serves both paths.
+        self._max_line = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+        self._max_event = MAX_EVENT_BYTES if max_event_bytes is None else max_event_bytes
         self._reset()
 
     def _reset(self) -> None:

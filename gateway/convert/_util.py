@@ -168,7 +168,7 @@ def args_object(text: str) -> tuple[dict[str, Any], bool]:
         return {}, True
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         return {"raw_input": text}, False
     if isinstance(value, dict):
         return value, True

@@ -17,7 +17,13 @@ import time
 
 import pytest
 
-from gateway.failures import MAX_RETRY_AFTER_S, classify_status, provider_message, retry_after_s
+from gateway.failures import (
+    MAX_KEY_REST_S,
+    MAX_RETRY_AFTER_S,
+    classify_status,
+    provider_message,
+    retry_after_s,
+)
 from tests.hardening.rawprovider import (
     CLIENT_FORMATS,
     RawProvider,
@@ -29,6 +35,7 @@ from tests.hardening.rawprovider import (
     provider_file,
     raw,
     sse,
+    stream_events,
 )
 from tests.proxy.fakes import openai_chunks, openai_reply, start_gateway
 
@@ -105,7 +112,9 @@ def test_classify_status_with_odd_retry_after(status, value):
     if failure.delay_s is not None:
         assert 0 <= failure.delay_s <= MAX_RETRY_AFTER_S
     if failure.error.retry_after_s is not None:
-        assert 1 <= failure.error.retry_after_s <= MAX_RETRY_AFTER_S
+        assert 1 <= failure.error.retry_after_s <= MAX_KEY_REST_S
+    if failure.rest_s is not None:
+        assert 0 <= failure.rest_s <= MAX_KEY_REST_S
 
 
 @pytest.mark.parametrize("value", ["NaN", "inf", "-1", "-1e999", "-5e-324", "garbage", "past"])
@@ -365,3 +374,136 @@ async def test_gateway_still_serves_after_the_faults(nursery, raw_provider, tmp_
     reply = await call(gw.url, "openai", False)
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["message"]["content"] == "fine"
+
+
+# -- the class: mutated answers never make a 500 or a cut connection --------------------------
+
+_ODD_VALUES = [None, 5, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, 10**30, "\ud800"]
+
+
+def _mutate(value, rnd):
+    """``value`` with random subtrees replaced by values of the wrong type."""
+    if rnd.random() < 0.12:
+        return rnd.choice(_ODD_VALUES)
+    if isinstance(value, dict):
+        return {k: _mutate(v, rnd) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mutate(v, rnd) for v in value]
+    return value
+
+
+def _replies():
+    from tests.proxy.fakes import anthropic_events, anthropic_reply, gemini_events, gemini_reply
+
+    return {
+        "openai": (openai_reply("hi"), openai_chunks(["a", "b"])),
+        "anthropic": (anthropic_reply("hi"), anthropic_events(["a", "b"])),
+        "gemini": (gemini_reply("hi"), gemini_events(["a", "b"])),
+    }
+
+
+def _mutated_events(events, rnd) -> list[bytes]:
+    out = []
+    for e in events:
+        head_, _, data = e.partition(b"data: ")
+        data = data.strip()
+        if data != b"[DONE]":
+            data = json.dumps(_mutate(json.loads(data), rnd)).encode()
+        out.append(head_ + b"data: " + data + b"\n\n")
+    return out
+
+
+@pytest.mark.parametrize("provider_fmt", ["openai", "anthropic", "gemini"])
+async def test_mutated_answers_never_500(nursery, raw_provider, tmp_path, provider_fmt):
+    import random
+
+    rnd = random.Random(f"item-10-{provider_fmt}")
+    whole, events = _replies()[provider_fmt]
+
+    async def mutated(stream):
+        wanted = raw_provider.requests[-1]
+        if b'"stream": true' in wanted or b'"stream":true' in wanted or b"streamGen" in wanted:
+            await sse(_mutated_events(events, rnd))(stream)
+        else:
+            await answer(200, _mutate(whole, rnd))(stream)
+
+    raw_provider.then(mutated)
+    provider_file(tmp_path, raw_provider.url, provider_fmt, retry={"retries": 0})
+    gw = await start_gateway(nursery, tmp_path)
+    for _ in range(12):
+        for fmt in CLIENT_FORMATS:
+            for stream in (False, True):
+                reply = await call(gw.url, fmt, stream)  # a cut body raises here
+                assert reply.status_code in (200, 502), (reply.status_code, reply.text[:300])
+                if reply.status_code == 502:
+                    assert_error_answer(reply, fmt, (502,))
+                elif stream:
+                    stream_events(reply)  # every event is JSON
+                else:
+                    assert isinstance(reply.json(), dict)
+
+
+# -- deep JSON inside provider strings -----------------------------------------------------------
+
+
+def test_error_readers_and_argument_parsing_survive_deep_json():
+    from gateway.convert import CODECS
+    from gateway.convert._util import args_object
+
+    assert args_object("[" * 100_000) == ({"raw_input": "[" * 100_000}, False)
+    for name in ("openai", "anthropic", "gemini"):
+        _kind, message = CODECS[name].parse_error(500, DEEP)
+        assert isinstance(message, str)
+
+
+def _deep_tool_call_reply() -> dict:
+    reply = openai_reply("")
+    reply["choices"][0]["message"]["tool_calls"] = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "f", "arguments": "[" * 50_000 + "]" * 50_000},
+        }
+    ]
+    reply["choices"][0]["finish_reason"] = "tool_calls"
+    return reply
+
+
+async def test_deeply_nested_tool_arguments(nursery, raw_provider, tmp_path):
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "up-model",
+        "choices": [
+            {
+                "index": 0,
+                "delta": _deep_tool_call_reply()["choices"][0]["message"],
+                "finish_reason": None,
+            }
+        ],
+    }
+    chunk["choices"][0]["delta"]["tool_calls"][0]["index"] = 0
+    done = openai_chunks([])[-2:]
+    events = [b"data: " + json.dumps(chunk).encode() + b"\n\n", *done]
+
+    async def either(stream):
+        wanted = raw_provider.requests[-1]
+        if b'"stream": true' in wanted or b'"stream":true' in wanted or b"streamGen" in wanted:
+            await sse(events)(stream)
+        else:
+            await answer(200, _deep_tool_call_reply())(stream)
+
+    raw_provider.then(either)
+    provider_file(tmp_path, raw_provider.url)
+    gw = await start_gateway(nursery, tmp_path)
+    for fmt in CLIENT_FORMATS:
+        for stream in (False, True):
+            reply = await call(gw.url, fmt, stream)
+            assert reply.status_code in (200, 502), reply.text[:300]
+            if reply.status_code == 502:
+                assert_error_answer(reply, fmt, (502,))
+            elif stream:
+                stream_events(reply)
+            else:
+                assert isinstance(reply.json(), dict)

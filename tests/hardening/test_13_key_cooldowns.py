@@ -186,3 +186,48 @@ async def test_ten_concurrent_429s_rest_the_key_for_its_retry_after(nursery, pro
         reply = await client.post("/v1/chat/completions", json=body)
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"] == "back"
+
+
+def test_a_429s_retry_after_is_the_keys_rest_up_to_the_cap():
+    from gateway.failures import MAX_RETRY_AFTER_S, classify_status
+
+    failure = classify_status("p", 429, b"{}", {"retry-after": "60"})
+    assert failure.delay_s == MAX_RETRY_AFTER_S  # the longest the request itself waits
+    assert failure.rest_s == 60.0  # the key rests as long as the provider said
+    assert failure.error.retry_after_s == 60
+    failure = classify_status("p", 429, b"{}", {"retry-after": "100000"})
+    assert failure.rest_s == MAX_REST_S
+    assert classify_status("p", 429, b"{}", {}).rest_s is None
+    assert classify_status("p", 429, b"{}", {"retry-after": "NaN"}).rest_s is None
+
+
+async def test_long_retry_after_rests_the_key_and_tells_the_client(nursery, provider, tmp_path):
+    write_transformer(
+        tmp_path,
+        "p",
+        {
+            "format": "openai",
+            "base_url": provider.url + "/v1",
+            "keys": ["${K1}"],
+            "models": {"m": "up-model"},
+            "retry": {"retries": 0, "backoff_s": 0.01},
+        },
+    )
+    provider.then(
+        Step(
+            "status",
+            status=429,
+            body={"error": {"message": "daily limit", "type": "rate_limit"}},
+            headers=[(b"retry-after", b"90")],
+        )
+    )
+    gw = await start_gateway(nursery, tmp_path, {"K1": "key-one-1111"})
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    async with httpx.AsyncClient(base_url=gw.url, timeout=30, trust_env=False) as client:
+        first = await client.post("/v1/chat/completions", json=body)
+        assert first.status_code == 429
+        assert first.headers["retry-after"] == "90"
+        again = await client.post("/v1/chat/completions", json=body)
+        assert again.status_code == 429  # the key rests: the provider is not asked again
+        assert 80 <= int(again.headers["retry-after"]) <= 90
+    assert len(provider.seen) == 1

@@ -56,6 +56,6 @@ def parse_error(status: int, body: bytes) -> tuple[ErrorKind, str]:
     """
     try:
         found = error_from_object(json.loads(body), status)
-    except ValueError:
+    except (ValueError, RecursionError):
         found = None
     return found or (kind_for_status(status), error_message_of(body))

@@ -66,6 +66,7 @@ __all__ = ["StreamParser", "StreamRenderer", "encode"]
 
 _ENDED_EARLY = "The upstream stream ended before the response was complete."
 _UNREADABLE = "The upstream stream sent an event that is not a JSON object."
+_BAD_INDEX = "The upstream stream sent a content block whose index is not an integer."
 
 
 def encode(name: str, payload: Mapping[str, Any]) -> bytes:
@@ -103,6 +104,10 @@ class StreamParser:
         if not isinstance(obj, dict):
             return self._unreadable(event.data)
         kind = obj.get("type") or event.event
+        index = obj.get("index")
+        if index is not None and type(index) is not int:  # it keys a dict: never a list/dict
+            self._done = True
+            return [StreamError(ErrorKind.API_ERROR, _BAD_INDEX, 502)]
         if kind == "content_block_delta":
             return self._delta(obj)
         if kind == "content_block_start":

@@ -59,7 +59,7 @@ def parse_error(status: int, body: bytes) -> tuple[ErrorKind, str]:
     """Read a Gemini-format upstream error response: ``(kind, provider's message)``."""
     try:
         found = error_from_object(json.loads(body), status)
-    except ValueError:
+    except (ValueError, RecursionError):
         found = None
     if found is None:
         return kind_for_status(status), error_message_of(body)

@@ -55,6 +55,6 @@ def parse_error(status: int, body: bytes) -> tuple[ErrorKind, str]:
     """Read an OpenAI-format upstream error response: ``(kind, provider's message)``."""
     try:
         found = error_from_object(json.loads(body), status)
-    except ValueError:
+    except (ValueError, RecursionError):
         found = None
     return found or (kind_for_status(status), error_message_of(body))
