@@ -10,16 +10,27 @@ trio/tcp_server.py; RFC 9112 for the protocol):
 2. *Head*: from the first byte, the whole request head must arrive within
    ``header_timeout_s`` (slowloris), else 408 and close. h11's
    ``max_incomplete_event_size`` caps the head at ``max_header_bytes`` (431).
+   A head with both ``content-length`` and ``transfer-encoding`` is a 400 and
+   the connection closes (RFC 9112 section 6.1: a smuggling attempt).
 3. *Body*: a declared ``content-length`` over ``max_body_bytes`` is a 413
    before a byte of it is read (no ``100 Continue`` is sent); a chunked body
-   is counted as it arrives. Each pause is bounded by ``body_timeout_s``
-   (408). The body is read whole: every gateway endpoint needs all of it.
-4. *Dispatch*: the router picks a handler. Handlers that wait on providers
-   run with a watchdog task, the only reader of the socket while the handler
-   runs: EOF cancels the handler's scope (client gone), other bytes are
-   pipelined requests and stay buffered in h11.
+   is counted as it arrives. Each pause is bounded by ``body_timeout_s`` and
+   the whole body by ``body_total_timeout_s`` (408 and close: a byte dripped
+   every 29 s would otherwise hold the slot forever). The body is read whole:
+   every gateway endpoint needs all of it. The request reserves its memory in
+   the server's admission counter (admission.py) as the body arrives, then
+   its estimated decoded size; past ``max_inflight_bytes``: 503.
+4. *Dispatch*: the router picks a handler (HEAD runs the GET route's and
+   the :class:`Exchange` sends the head only). Handlers that wait on
+   providers run with a watchdog task, the only reader of the socket while
+   the handler runs: a reset cancels the handler's scope (client gone), EOF
+   is probed first (a half-closed client still reads; see
+   :meth:`Connection._watch_client`), other bytes are pipelined requests and
+   stay buffered in h11.
 5. *Respond*: the handler answers through its :class:`Exchange`, whole or as a
    chunked stream; ``send_all`` waiting on a slow reader is the backpressure.
+   A failed send is :class:`ClientGone`, also when a handler's nursery
+   groups it with other errors of the same departure: never a traceback.
 6. After the response: close if h11 says ``MUST_CLOSE`` or the server drains,
    else ``start_next_cycle()`` and back to 1.
 
