@@ -62,22 +62,25 @@ def merge_messages(messages: Iterable[Message]) -> list[Message]:
     message at a time to a tuple would copy the run for every message).
     """
     out: list[Message] = []
-    run: list[Message] = []
+    runs: dict[int, list[Message]] = {}  # position in ``out`` -> the messages merged there
     for message in messages:
         if not message.content:
             continue
-        if run and (message.role != run[0].role or message.role == "system"):
-            out.append(_merge_run(run))
-            run = []
-        run.append(message)
-    if run:
-        out.append(_merge_run(run))
+        if out and out[-1].role == message.role and message.role != "system":
+            at = len(out) - 1
+            run = runs.get(at)
+            if run is None:
+                runs[at] = [out[at], message]
+            else:
+                run.append(message)
+        else:
+            out.append(message)
+    for at, run in runs.items():
+        out[at] = _merge_run(run)
     return out
 
 
 def _merge_run(run: list[Message]) -> Message:
-    if len(run) == 1:
-        return run[0]
     role = run[0].role
     last = 0  # the last merged message (after the first) that brings a tool result
     if role == "user":

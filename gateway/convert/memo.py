@@ -73,17 +73,15 @@ def mark(message: Any) -> bytes | None:
         return None
 
 
-def estimate(marks: Sequence[bytes]) -> int:
-    """The memory a kept conversation with these message marks holds, roughly (bytes).
+def estimate(whole: bytes, messages: int) -> int:
+    """The memory a kept conversation holds, roughly (bytes), from the mark of its message
+    list (``whole``) and its number of messages.
 
-    Linear and cheap: one ``bytes.count`` pass per kind of container (a ``{`` or ``[``
-    inside a string counts too, which only errs on the safe side).
+    Linear and cheap: two ``bytes.count`` passes in C (a ``{`` or ``[`` inside a string
+    counts too, which only errs on the safe side).
     """
-    total = 0
-    for m in marks:
-        objects = m.count(b"{") + m.count(b"[")
-        total += MESSAGE_COST + BYTE_COST * len(m) + OBJECT_COST * objects
-    return total
+    objects = whole.count(b"{") + whole.count(b"[")
+    return MESSAGE_COST * messages + BYTE_COST * len(whole) + OBJECT_COST * objects
 
 
 class _Conversation:
@@ -144,7 +142,7 @@ class Memo:
         *,
         max_bytes: int = 16 << 20,
         min_messages: int = 6,
-        cost: Callable[[Sequence[bytes]], int] = estimate,
+        cost: Callable[[bytes, int], int] = estimate,
     ) -> None:
         self.max_bytes = max_bytes
         self.min_messages = min_messages
@@ -192,25 +190,27 @@ class Memo:
             known = self._conversations.get(key)
             if known is not None:
                 self._conversations.move_to_end(key)
+        # One mark of the whole list (marshal writes a list as a 5-byte header and its
+        # items' marks one after the other, each self-delimiting), matched against the
+        # remembered messages' marks in place: exact, and one C call instead of one per
+        # message.
+        whole = mark(raw) if type(raw) is list else None
         marks: list[bytes] = []
-        exact = True
-        if known is not None:
-            old = known.marks
+        if known is not None and whole is not None:
+            old, offset = known.marks, 5
             for i in range(min(len(old), len(raw))):
-                m = mark(raw[i])
-                if m is None or m != old[i]:
-                    if m is None:
-                        exact = False
-                    else:
-                        marks.append(m)
+                m = old[i]
+                if not whole.startswith(m, offset):
                     break
+                offset += len(m)
                 marks.append(m)
                 parsed.append(known.parsed[i])
         reused = len(parsed)
         for i in range(reused, len(raw)):
             parsed.append(parse(i, raw[i], parsed))
+        exact = whole is not None
         if exact:
-            for i in range(len(marks), len(raw)):
+            for i in range(reused, len(raw)):
                 m = mark(raw[i])
                 if m is None:
                     exact = False
@@ -220,7 +220,7 @@ class Memo:
             self.reused += reused
             self.parsed += len(raw) - reused
             if exact and size > 0:
-                self._keep(key, known, marks, parsed)
+                self._keep(key, known, marks, parsed, self._cost(whole, len(raw)))
         return parsed
 
     def _keep(
@@ -229,8 +229,8 @@ class Memo:
         known: _Conversation | None,
         marks: list[bytes],
         parsed: list[Parsed],
+        cost: int,
     ) -> None:
-        cost = self._cost(marks)
         if cost > self.max_bytes // 4:
             return  # not worth keeping; what is kept stays as it was
         conv = _Conversation(marks, parsed, cost)
@@ -265,9 +265,8 @@ class Memo:
         """
         if not messages:
             return None
-        owner = self._owner
-        with self._lock:
-            return owner.get(id(messages[0])) or owner.get(id(messages[-1]))
+        owner = self._owner  # read without the lock: each look-up is atomic
+        return owner.get(id(messages[0])) or owner.get(id(messages[-1]))
 
     def keeps(self, messages: Sequence[Any]) -> bool:
         """Whether a request's canonical ``messages`` belong to a conversation kept here."""
@@ -283,9 +282,10 @@ class Memo:
         is shared, so callers must not modify it.
         """
         key = (fmt, id(message))
-        with self._lock:
-            conv = self._owner.get(id(message))
-            known = None if conv is None else conv.renders.get(key)
+        # Reads without the lock (each dict look-up is atomic): at worst a rendering goes
+        # into a conversation just released, which nothing reads again.
+        conv = self._owner.get(id(message))
+        known = None if conv is None else conv.renders.get(key)
         if known is not None:
             return known[1]
         result = render(message)

@@ -476,7 +476,8 @@ def _same(raw: bytes, client: str, provider: str, memo: Memo) -> bytes:
 
 def _cost(raw: bytes, fmt: str) -> int:
     """What the memo charges for keeping the conversation of request ``raw``."""
-    return estimate([mark(m) for m in json.loads(raw)[KEY[fmt]]])  # type: ignore[misc]
+    messages = json.loads(raw)[KEY[fmt]]
+    return estimate(mark(messages), len(messages))  # type: ignore[arg-type]
 
 
 def _parse(
@@ -895,7 +896,7 @@ def test_short_conversations_are_not_kept(client: str) -> None:
 
 def test_held_bytes_are_bounded_and_the_least_recently_used_goes_first() -> None:
     size = 1000
-    memo = Memo(max_bytes=4 * size, cost=lambda marks: size)
+    memo = Memo(max_bytes=4 * size, cost=lambda whole, n: size)
 
     def reused(seed: int, n: int) -> int:
         before = memo.reused

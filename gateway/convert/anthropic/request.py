@@ -784,14 +784,18 @@ def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
     place, or looking ids up in lists, would cost the square of a long history.
     """
     paired: list[list[Any]] = []
-    for role, blocks in turns:
+    for turn in turns:
+        role, blocks = turn
         if role != "user":
-            paired.append([role, blocks])
+            paired.append(turn)
             continue
         prev = paired[-1] if paired and paired[-1][0] == "assistant" else None
         wanted = [b["id"] for b in prev[1] if b["type"] == "tool_use"] if prev else []
-        wanted_ids = set(wanted)
         results = [b for b in blocks if b["type"] == "tool_result"]
+        if not wanted and not results:
+            paired.append(turn)
+            continue
+        wanted_ids = set(wanted)
         others = [b for b in blocks if b["type"] != "tool_result"]
         kept = [b for b in results if b["tool_use_id"] in wanted_ids]
         if len(kept) != len(results):
@@ -809,12 +813,14 @@ def _pair_tool_results(turns: list[list[Any]], notes: list[str]) -> None:
                 )
                 notes.append(f"added an error result for unanswered tool call {call_id}")
         if kept or others:
-            paired.append([role, kept + others])
+            turn[1] = kept + others
+            paired.append(turn)
     # An assistant tool turn followed by another assistant turn (or nothing user-side but
     # more history) gets a synthetic result turn.
     out: list[list[Any]] = []
-    for i, (role, blocks) in enumerate(paired):
-        out.append([role, blocks])
+    for i, turn in enumerate(paired):
+        out.append(turn)
+        role, blocks = turn
         if role == "assistant" and i + 1 < len(paired) and paired[i + 1][0] != "user":
             ids = [b["id"] for b in blocks if b["type"] == "tool_use"]
             if ids:

@@ -597,13 +597,17 @@ def _pair_tool_messages(msgs: list[dict[str, Any]], notes: list[str]) -> list[di
                     continue
                 out.append({"role": "tool", "tool_call_id": call_id, "content": _NO_RESULT})
                 notes.append(f"added an error result for unanswered tool call {call_id}")
-        pending = [c["id"] for c in msg.get("tool_calls") or ()]
+        out.append(msg)
+        tool_calls = msg.get("tool_calls")
+        if not tool_calls:
+            open_ids, unanswered = {}, 0
+            continue
+        pending = [c["id"] for c in tool_calls]
         calls = {}
         for call_id in pending:
             calls[call_id] = calls.get(call_id, 0) + 1
         open_ids = dict(calls)
         unanswered = len(pending)
-        out.append(msg)
     return out
 
 
