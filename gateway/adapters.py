@@ -22,6 +22,7 @@ echoes its key, whole or in part, never shows it to the client.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -135,13 +136,20 @@ _TERMINAL: dict[str, tuple[bytes, ...]] = {
 }
 
 
+#: Pieces of a same-format stream kept to look for its terminal event at the end: the
+#: event with the stop reason is at most third from last (OpenAI: finish chunk, usage
+#: chunk, ``[DONE]``), and a piece holds whole events.
+_TAIL_PIECES = 3
+
+
 class FramedRelay:
     """Same-format stream: whole upstream events, unchanged but for redacted secrets
     (their usage read on the way).
 
-    Events are not decoded, but each one is searched for the format's terminal
-    markers (:data:`_TERMINAL`, linear in the bytes) until one is seen, so that a
-    stream that ends without one ends with an error event instead of looking complete.
+    Events are not decoded, but the last pieces relayed are searched for the format's
+    terminal markers (:data:`_TERMINAL`) when the upstream ends (O(1) per event), so
+    that a stream that ends without one ends with an error event instead of looking
+    complete.
 
     Redaction runs on whole events (the framer's output), so a key split over two
     reads is still seen whole.
@@ -153,7 +161,8 @@ class FramedRelay:
         self._redact = redactor.data
         self._usage = UsageReader(fmt)
         self._terminal = _TERMINAL.get(fmt, ())
-        self._complete = not self._terminal
+        #: The last few pieces relayed: the terminal event is among the last ones.
+        self._tail: deque[bytes] = deque(maxlen=_TAIL_PIECES)
 
     ended = False  # the relay never ends a stream early itself
 
@@ -167,17 +176,22 @@ class FramedRelay:
 
     def finish(self) -> bytes:
         rest = self._redact(self._read(self._framer.flush()))
-        if self._complete:
+        if self._complete():
             return rest
         return rest + self.error(
             ErrorKind.API_ERROR, 502, "The upstream stream ended before the response was complete."
         )
 
+    def _complete(self) -> bool:
+        """Whether the stream's last pieces hold its terminal event (or an error event)."""
+        if not self._terminal:
+            return True
+        return any(marker in piece for piece in self._tail for marker in self._terminal)
+
     def _read(self, out: bytes) -> bytes:
         if out:
             self._usage.scan(out)
-            if not self._complete:
-                self._complete = any(marker in out for marker in self._terminal)
+            self._tail.append(out)
         return out
 
     def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
@@ -271,10 +285,10 @@ class Passthrough:
         to be a JSON object."""
         # count_tokens answers ({"input_tokens": n}) have none of a message's fields.
         count = self.call.op == "count_tokens"
-        read_answer(data, self.call.fmt, answer=not count)
+        obj = read_answer(data, self.call.fmt, answer=not count)
         if not count:
             reader = UsageReader(self.call.fmt)
-            reader.read_whole(data)
+            reader.read_object(obj)  # the answer is decoded already: no second scan
             self.usage = reader.usage
         return self.redactor.data(data)
 

@@ -43,6 +43,8 @@ MAX_MISSES = 64
 _MAX_COUNT = 2**53
 
 _MARKERS = {"openai": b'"usage"', "anthropic": b'"usage"', "gemini": b'"usageMetadata"'}
+#: The top-level key of a whole answer's usage object.
+_KEYS = {"openai": "usage", "anthropic": "usage", "gemini": "usageMetadata"}
 #: Keys one of which a real usage object of the format has.
 _EXPECTED = {
     "openai": ("prompt_tokens", "completion_tokens"),
@@ -127,6 +129,13 @@ class UsageReader:
             if obj is not None:
                 self._apply(obj)
             at = data.find(marker, end if end > 0 else after)
+
+    def read_object(self, answer: Mapping[str, Any]) -> None:
+        """Read a whole answer already decoded (its top-level usage object), in O(1)."""
+        key = _KEYS.get(self._fmt)
+        obj = answer.get(key) if key else None
+        if isinstance(obj, dict) and any(k in obj for k in self._expected):
+            self._apply(obj)
 
     def read_whole(self, data: bytes) -> None:
         """Read a whole (non-streamed) answer: its last well-formed usage object.
