@@ -78,9 +78,9 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
     brackets = _outside_strings(text)
     # A replace of "{}" (or "[]") removes the innermost pairs of its kind, lowering the
     # nesting by at most one; two in turn lower it by at least one. So emptied within
-    # ``limit`` replaces means no deeper than the limit. Ordinary bodies (nesting ~10) vanish in ~20 short C
-    # passes; the in-between case, or a big text peeling slowly (an adversarial shape),
-    # is settled by the exact count below.
+    # ``limit`` replaces means no deeper than the limit. Ordinary bodies (nesting ~10)
+    # vanish in ~20 short C passes; anything else (deeper, unbalanced, or a big text
+    # peeling slowly: an adversarial shape) is settled by the exact count below.
     rest = brackets
     for done in range(2 * limit):
         if not rest:
