@@ -35,7 +35,10 @@ def _depth(value: object) -> int:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:\n\t\u00e9', max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet='[]{}"\\ab,:\n\t\u00e9', max_size=6),
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(st.text(alphabet='[]{}"\\k\n', max_size=4), children, max_size=3)
