@@ -25,12 +25,17 @@ turns 28 MiB of ``{},`` into 10 million dicts (839 MiB), and a body nested
 
 from __future__ import annotations
 
+import re
 from itertools import accumulate
 
 __all__ = ["DEFAULT_MAX_JSON_DEPTH", "estimate_memory", "json_depth_over"]
 
 DEFAULT_MAX_JSON_DEPTH = 64
 
+#: The escapes ``\\`` and ``\"``, matched left to right as the decoder reads them (in
+#: ``\\\"`` both pairs go; in ``\\"`` the quote stays and closes its string); one
+#: ``re`` pass is ~3x quicker than two ``bytes.replace`` of two-byte needles.
+_QUOTING_ESCAPE = re.compile(rb'\\[\\"]')
 #: Every byte but brackets and quotes: deleted by ``translate``.
 _INSIGNIFICANT = bytes(range(256)).translate(None, b'[]{}"')
 #: Bracket texts larger than this must shrink quickly under peeling, or be counted exactly.
@@ -71,7 +76,7 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
     the decoder reports the syntax error after.
     """
     if b"\\" in raw:  # escapes go before anything is deleted (see _outside_strings)
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+        raw = _QUOTING_ESCAPE.sub(b"", raw)
     text = raw.translate(None, _INSIGNIFICANT)  # one more pass; the rest is small
     if text.count(b"[") + text.count(b"{") <= limit:
         return False
@@ -108,7 +113,7 @@ def _outside_strings(text: bytes) -> bytes:
     """``text`` (only ``[]{}"`` left in it, escapes already removed) without what string
     literals held.
 
-    The caller removes ``\\\\`` pairs, then ``\\"``, from the *whole* body first:
+    The caller removes ``\\\\`` and ``\\"`` escapes from the *whole* body first:
     once the letters are gone, the backslash of ``\\n`` would sit next to the one of
     a following ``\\"`` and read as an escaped backslash. Every quote left then opens
     or closes a string, so the even pieces between quotes are the text outside
