@@ -21,7 +21,6 @@ import trio
 from gateway.logs import flush_logging, setup_logging
 from gateway.redact import Redactor
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     anthropic_events,
     openai_chunks,
@@ -56,13 +55,6 @@ def _error_event(message: str) -> bytes:
 
 
 ECHO_TEXT = "Incorrect API key provided: " + ", ".join(echoes(KEY) + echoes(SECOND))
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
 
 
 @pytest.fixture

@@ -15,19 +15,11 @@ import socket
 import threading
 import time
 
-import pytest
 import trio
 
-from tests.proxy.fakes import FakeProvider, Step, anthropic_reply, start_gateway, write_transformer
+from tests.proxy.fakes import Step, anthropic_reply, start_gateway, write_transformer
 
 MESSAGES = 80_000
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
 
 
 async def _exchange(port: int, head: bytes, body: bytes = b"") -> bytes:

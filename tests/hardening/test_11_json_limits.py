@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.proxy.fakes import FakeProvider, Step, openai_reply, start_gateway, write_transformer
+from tests.proxy.fakes import Step, openai_reply, start_gateway, write_transformer
 
 #: (path, body: %s is the model, X the hostile value)
 ENDPOINTS = [
@@ -47,13 +47,6 @@ def _error_message(path: str, reply: httpx.Response) -> str:
         return body["error"]["message"]
     assert body["error"]["type"] == "invalid_request_error"
     return body["error"]["message"]
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
 
 
 @pytest.mark.parametrize("value", list(HOSTILE), ids=list(HOSTILE))

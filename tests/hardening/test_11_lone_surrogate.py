@@ -19,7 +19,6 @@ import pytest
 import trio
 
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     anthropic_events,
     anthropic_reply,
@@ -43,13 +42,6 @@ REPLIES = {
     ),
     "gemini": (lambda: gemini_reply(ANSWER), lambda: gemini_events(["answer ", "\udfff end"])),
 }
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
 
 
 def _request(fmt: str, model: str, stream: bool) -> tuple[str, dict[str, Any]]:

@@ -12,14 +12,7 @@ import trio
 from gateway.keys import MAX_REST_S, KeyPool
 from gateway.transformers.loader import TransformerError, parse_transformer
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
-from tests.proxy.fakes import FakeProvider, Step, openai_reply, start_gateway, write_transformer
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
+from tests.proxy.fakes import Step, openai_reply, start_gateway, write_transformer
 
 
 class Clock:

@@ -22,7 +22,6 @@ import trio
 from gateway.server.connection import Exchange
 from gateway.server.listen import open_listeners
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     eventually,
     openai_chunks,
@@ -33,13 +32,6 @@ from tests.proxy.fakes import (
 from tests.server.helpers import H11Client, Probe, make_server, read_until_closed
 
 CHAT = {"model": "p/up", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
 
 
 async def _gateway(nursery, tmp_path, provider):

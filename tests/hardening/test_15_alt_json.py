@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from tests.proxy.fakes import (
-    FakeProvider,
     Step,
     gemini_events,
     openai_chunks,
@@ -26,20 +25,6 @@ from tests.proxy.fakes import (
 ENV = {"UP_KEY": "sk-provider-key-123456"}
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 WORDS = ["Hel", "lo", " there"]
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-def tdir(tmp_path):
-    d = tmp_path / "transformers"
-    d.mkdir()
-    return d
 
 
 def _files(tdir, provider, idle_s=5.0):

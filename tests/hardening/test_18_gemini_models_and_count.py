@@ -16,23 +16,9 @@ from google import genai
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
-from tests.proxy.fakes import FakeProvider, Step, start_gateway, write_transformer
+from tests.proxy.fakes import Step, start_gateway, write_transformer
 
 ENV = {"UP_KEY": "sk-provider-key-123456"}
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-def tdir(tmp_path):
-    d = tmp_path / "transformers"
-    d.mkdir()
-    return d
 
 
 def _files(tdir, provider):

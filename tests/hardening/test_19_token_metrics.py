@@ -20,25 +20,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.usage import MAX_MISSES, UsageReader, clamp_tokens
-from tests.proxy.fakes import FakeProvider, Step, start_gateway, write_transformer
+from tests.proxy.fakes import Step, start_gateway, write_transformer
 
 ENV = {"UP_KEY": "sk-provider-key-123456"}
 FORMATS = ("openai", "anthropic", "gemini")
 IN, OUT = 13, 7
-
-
-@pytest.fixture
-async def provider(nursery) -> FakeProvider:
-    fake = FakeProvider()
-    await nursery.start(fake.serve)
-    return fake
-
-
-@pytest.fixture
-def tdir(tmp_path):
-    d = tmp_path / "transformers"
-    d.mkdir()
-    return d
 
 
 # -- what each provider format says ------------------------------------------------------------
