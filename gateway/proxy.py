@@ -184,7 +184,8 @@ class Proxy:
             )
         if call.op == "count_tokens" and t.format != call.fmt:
             # Only providers of the client's own format count tokens for us; elsewhere, estimate.
-            await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+            count = await off_loop(call.size, functools.partial(estimated_count, call))
+            await ex.respond_json(200, count, headers=_ESTIMATED)
             return
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
@@ -447,7 +448,8 @@ class Proxy:
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     """The built-in ``mock`` provider: a deterministic answer in the client's own format."""
     if call.op == "count_tokens":
-        await ex.respond_json(200, estimated_count(call), headers=_ESTIMATED)
+        count = await off_loop(call.size, functools.partial(estimated_count, call))
+        await ex.respond_json(200, count, headers=_ESTIMATED)
         return
     codec = CODECS[call.fmt]
     parse = functools.partial(codec.parse_request, call.body, model=call.model, stream=call.stream)

@@ -338,6 +338,9 @@ class Connection:
             # a group of nothing else is the same quiet ending, never a traceback.
             if not _only_client_gone(group):
                 raise
+            cancelled = group.subgroup(trio.Cancelled)
+            if cancelled is not None:  # the client's errors end quietly; a cancellation goes on
+                raise cancelled from None
         finally:
             await self._close()
 
