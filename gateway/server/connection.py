@@ -267,7 +267,6 @@ class Connection:
             h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
         )
         self.idle_scope: trio.CancelScope | None = None
-        self.idle_since = 0.0  # trio.current_time() when the idle wait began
         self.served = 0  # requests answered: idle with served > 0 is an idle keep-alive
         self.exchange: Exchange | None = None
         self._sending = False  # a send_events is writing
@@ -353,14 +352,13 @@ class Connection:
         timeout = self.config.header_timeout_s if first else self.config.keep_alive_s
         with trio.move_on_after(timeout) as scope:
             self.idle_scope = scope
-            self.idle_since = trio.current_time()
-            self.server.idle.add(self)
+            self.server.idle[self] = None
             if self.served and self.server.at_cap:
                 self.server.notify_room()  # reclaimable now
             try:
                 await self._receive()
             finally:
-                self.server.idle.discard(self)
+                self.server.idle.pop(self, None)
                 self.idle_scope = None
         return not scope.cancelled_caught and bool(self.conn.trailing_data[0])
 

@@ -132,7 +132,9 @@ class Server:
         self.router = router
         self.shutting_down = False
         self.draining = False
-        self.idle: set[Connection] = set()
+        #: Connections waiting between requests, in the order they became idle (a dict:
+        #: insertion-ordered), so the longest-idle one is found from the front.
+        self.idle: dict[Connection, None] = {}
         self.connections = 0
         self._shutdown = trio.Event()
         self._slots = trio.Semaphore(config.server.max_connections)
@@ -224,18 +226,18 @@ class Server:
         self._room = trio.Event()
 
     def reclaim_idle(self) -> bool:
-        """Close the longest-idle keep-alive connection (between requests); False if none."""
-        oldest: Connection | None = None
+        """Close the longest-idle keep-alive connection (between requests); False if none.
+
+        ``idle`` is in idle order, so the first keep-alive found is the oldest; only
+        fresh connections (no request served yet, gone within ``header_timeout_s``)
+        are passed over.
+        """
         for conn in self.idle:
-            reusable = conn.served and conn.idle_scope is not None
-            if reusable and (oldest is None or conn.idle_since < oldest.idle_since):
-                oldest = conn
-        if oldest is None:
-            return False
-        assert oldest.idle_scope is not None
-        oldest.idle_scope.cancel()
-        self.idle.discard(oldest)  # once: the next reclaim picks another
-        return True
+            if conn.served and conn.idle_scope is not None:
+                conn.idle_scope.cancel()
+                del self.idle[conn]  # once: the next reclaim picks another
+                return True
+        return False
 
     def _log_accept_error(self, exc: OSError) -> None:
         self._accept_errors += 1
