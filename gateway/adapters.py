@@ -339,10 +339,6 @@ class Converting:
             self.redactor,
         )
 
-    def estimated_input_tokens(self) -> int:
-        """A rough count for count_tokens on providers without one."""
-        return estimate_input_tokens(self.req)
-
 
 def whole_as_stream(
     call: Call, upstream_fmt: str, data: bytes, adapter: Passthrough | Converting

@@ -4,7 +4,7 @@ Each provider's keys are used in turn. A key the provider refused (401, 403)
 or rate-limited (429) cools down and is skipped until then. The rest is:
 
 - the provider's Retry-After when it gave one above 0 (capped at
-  :data:`MAX_REST_S`): it knows best when the key works again;
+  :data:`gateway.failures.MAX_KEY_REST_S`): it knows best when the key works again;
 - otherwise the transformer's ``cooldown_s`` step for this strike (default
   10 s, 30 s, 120 s; the last step repeats).
 
@@ -27,13 +27,7 @@ import attrs
 from gateway.failures import MAX_KEY_REST_S
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
-__all__ = ["COOLDOWN_STEPS_S", "MAX_REST_S", "KeyPool"]
-
-#: Cool-down after the 1st, 2nd, 3rd and later failures of one key in a row, unless
-#: the transformer sets ``cooldown_s``.
-COOLDOWN_STEPS_S = DEFAULT_COOLDOWN_S
-#: Longest rest a provider's Retry-After can ask for.
-MAX_REST_S = MAX_KEY_REST_S
+__all__ = ["KeyPool"]
 
 
 @attrs.define
@@ -95,12 +89,12 @@ class KeyPool:
         now = self._clock()
         state = self._state.setdefault((t.name, key), _KeyState())
         # "Retry-After: 0" on a refusal says nothing useful: the step applies.
-        asked = min(at_least_s, MAX_REST_S) if at_least_s and at_least_s > 0 else None
+        asked = min(at_least_s, MAX_KEY_REST_S) if at_least_s and at_least_s > 0 else None
         if state.until > now:  # already resting: the same event, not another strike
             if asked is not None:
                 state.until = max(state.until, now + asked)
             return state.until - now
-        steps = t.cooldown_s or COOLDOWN_STEPS_S
+        steps = t.cooldown_s or DEFAULT_COOLDOWN_S
         rest = asked if asked is not None else steps[min(state.strikes, len(steps) - 1)]
         state.strikes += 1
         state.why = why

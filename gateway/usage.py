@@ -77,7 +77,7 @@ class UsageReader:
     """The usage a provider reported in one answer of format ``fmt``.
 
     Feed a stream's bytes (whole events) to :meth:`scan`, or a whole answer to
-    :meth:`read_whole`; :attr:`usage` is the latest snapshot, None until one came.
+    :meth:`read_object` (a decoded one); :attr:`usage` is the latest snapshot, None until one came.
     """
 
     __slots__ = ("_expected", "_fmt", "_marker", "_misses", "usage")
@@ -136,25 +136,3 @@ class UsageReader:
         obj = answer.get(key) if key else None
         if isinstance(obj, dict) and any(k in obj for k in self._expected):
             self._apply(obj)
-
-    def read_whole(self, data: bytes) -> None:
-        """Read a whole (non-streamed) answer: its last well-formed usage object.
-
-        The answer's own usage comes after its content in every format, so the
-        search runs backwards and stops at the first object that reads as usage.
-        """
-        marker = self._marker
-        if marker is None:
-            return
-        end = len(data)
-        while self._misses < MAX_MISSES:
-            at = data.rfind(marker, 0, end)
-            if at < 0:
-                return
-            start = _value_start(data, at + len(marker))
-            if start >= 0:
-                obj, _ = self._decode(data, start)
-                if obj is not None:
-                    self._apply(obj)
-                    return
-            end = at

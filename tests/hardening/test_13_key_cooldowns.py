@@ -9,7 +9,8 @@ import httpx
 import pytest
 import trio
 
-from gateway.keys import MAX_REST_S, KeyPool
+from gateway.failures import MAX_KEY_REST_S
+from gateway.keys import KeyPool
 from gateway.transformers.loader import TransformerError, parse_transformer
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 from tests.proxy.fakes import Step, openai_reply, start_gateway, write_transformer
@@ -62,7 +63,7 @@ def test_retry_after_sets_the_rest_shorter_or_longer_than_the_step():
     pool.cool(t, "k1", 1.0)  # a shorter one never shortens it
     assert pool.wait_s(t) == pytest.approx(5.0)
     clock.now += 5
-    assert pool.cool(t, "k1", 10**6) == MAX_REST_S
+    assert pool.cool(t, "k1", 10**6) == MAX_KEY_REST_S
 
 
 def test_retry_after_zero_uses_the_step():
@@ -189,7 +190,7 @@ def test_a_429s_retry_after_is_the_keys_rest_up_to_the_cap():
     assert failure.rest_s == 60.0  # the key rests as long as the provider said
     assert failure.error.retry_after_s == 60
     failure = classify_status("p", 429, b"{}", {"retry-after": "100000"})
-    assert failure.rest_s == MAX_REST_S
+    assert failure.rest_s == MAX_KEY_REST_S
     assert classify_status("p", 429, b"{}", {}).rest_s is None
     assert classify_status("p", 429, b"{}", {"retry-after": "NaN"}).rest_s is None
 

@@ -292,12 +292,12 @@ def test_reader_takes_the_last_snapshot_and_skips_nulls_and_text():
     assert reader.usage is not None
     assert (reader.usage.input_tokens, reader.usage.output_tokens) == (IN, OUT)
     whole = UsageReader("openai")
-    whole.read_whole(json.dumps(_openai_reply(), indent=2).encode())  # pretty-printed too
+    whole.read_object(json.loads(json.dumps(_openai_reply(), indent=2)))  # a decoded answer
     assert whole.usage is not None
     assert whole.usage.input_tokens == IN
     nothing = UsageReader("gemini")
-    nothing.read_whole(
-        b'{"candidates": [{"content": {"parts": [{"text": "\\"usageMetadata\\""}]}}]}'
+    nothing.read_object(
+        json.loads(b'{"candidates": [{"content": {"parts": [{"text": "\\"usageMetadata\\""}]}}]}')
     )
     assert nothing.usage is None
 
