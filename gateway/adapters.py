@@ -29,13 +29,13 @@ from typing import Any, TypeVar
 import trio
 
 from gateway.call import Call
-from gateway.convert import CODECS, response_to_stream
+from gateway.convert.emulate import response_to_stream
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
-from gateway.convert.model import MessageStart, StreamError, Usage, UsageUpdate
+from gateway.convert.model import MessageStart, Response, StreamError, Usage, UsageUpdate
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
-from gateway.failures import provider_message
+from gateway.formats import FORMATS, Format
 from gateway.redact import NO_REDACTION, Redactor
 from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
@@ -77,63 +77,15 @@ async def off_loop(size: int, work: Callable[[], T]) -> T:
     return await trio.to_thread.run_sync(work)
 
 
-def clamp_max_tokens(body: dict[str, Any], fmt: str, limit: int) -> None:
-    """Clamp the body's max tokens (in ``fmt``'s field) to ``limit``, filling it in when absent."""
-    if fmt == "gemini":
-        config = dict(body.get("generationConfig") or {})
-        asked = config.get("maxOutputTokens")
-        config["maxOutputTokens"] = min(asked, limit) if isinstance(asked, int) else limit
-        body["generationConfig"] = config
-        return
-    field = "max_tokens"
-    if fmt == "openai" and "max_completion_tokens" in body:
-        field = "max_completion_tokens"
-    asked = body.get(field)
-    body[field] = min(asked, limit) if isinstance(asked, int) else limit
-
-
 def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
+    """The upstream body with the file's ``request`` edits and the entry's max-tokens clamp
+    (in the provider format's field)."""
     t = target.transformer
     body = t.request.apply(body)
     limit = target.entry.max_tokens if target.entry else None
     if limit is not None and call.op != "count_tokens":
-        clamp_max_tokens(body, t.format, limit)
+        FORMATS[t.format].wire.clamp_max_tokens(body, limit)
     return dumps_body(body)
-
-
-#: Bytes that only a stream's last event (or an error event) holds, per format: a
-#: same-format stream that ended without any of them was cut short (item 12 of
-#: issue 8). The event that carries the stop reason counts, as for the converting
-#: parsers (OpenAI's ``finish_reason`` without ``[DONE]``, which some compatible
-#: servers never send; Anthropic's ``message_delta`` without ``message_stop``): the
-#: answer is whole by then. Plain substrings: ``in`` is a fast scan.
-_TERMINAL: dict[str, tuple[bytes, ...]] = {
-    "openai": (
-        b"data: [DONE]",
-        b"data:[DONE]",
-        b'"finish_reason":"',
-        b'"finish_reason": "',
-        b'data: {"error"',
-        b'data:{"error"',
-    ),
-    "anthropic": (
-        b"event: message_stop",
-        b"event:message_stop",
-        b"event: error",
-        b"event:error",
-        b'"type":"message_stop"',
-        b'"type": "message_stop"',
-        b'"stop_reason":"',  # message_delta's, as for the converting parser
-        b'"stop_reason": "',
-    ),
-    "gemini": (
-        b'"finishReason":"',
-        b'"finishReason": "',
-        b'"blockReason"',
-        b'data: {"error"',
-        b'data:{"error"',
-    ),
-}
 
 
 #: Pieces of a same-format stream kept to look for its terminal event at the end: the
@@ -147,9 +99,13 @@ class FramedRelay:
     (their usage read on the way).
 
     Events are not decoded, but the last pieces relayed are searched for the format's
-    terminal markers (:data:`_TERMINAL`) when the upstream ends (O(1) per event), so
-    that a stream that ends without one ends with an error event instead of looking
-    complete.
+    terminal markers (its wire's ``TERMINAL_MARKERS``: bytes that only a stream's last
+    event, or an error event, holds) when the upstream ends (O(1) per event), so that
+    a stream that ends without one ends with an error event instead of looking
+    complete (item 12 of issue 8). The event that carries the stop reason counts, as
+    for the converting parsers (OpenAI's ``finish_reason`` without ``[DONE]``, which
+    some compatible servers never send; Anthropic's ``message_delta`` without
+    ``message_stop``): the answer is whole by then.
 
     Redaction runs on whole events (the framer's output), so a key split over two
     reads is still seen whole.
@@ -160,7 +116,8 @@ class FramedRelay:
         self._framer = EventFramer()
         self._redact = redactor.data
         self._usage = UsageReader(fmt)
-        self._terminal = _TERMINAL.get(fmt, ())
+        known = FORMATS.get(fmt)
+        self._terminal = known.wire.TERMINAL_MARKERS if known is not None else ()
         #: The last few pieces relayed: the terminal event is among the last ones.
         self._tail: deque[bytes] = deque(maxlen=_TAIL_PIECES)
 
@@ -245,20 +202,6 @@ class ConvertingRelay:
         return self._redact(self._renderer.render(StreamError(kind, message, status)))
 
 
-def _gemini_count_body(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
-    """A Gemini countTokens body for the provider.
-
-    Sent without the file's ``request`` edits: they are for generation, and
-    countTokens accepts only ``contents`` or ``generateContentRequest`` (Gemini
-    rejects any other field). A ``generateContentRequest`` names its model, so
-    that name becomes the upstream one.
-    """
-    inner = body.get("generateContentRequest")
-    if isinstance(inner, dict) and "model" in inner:
-        return {**body, "generateContentRequest": {**inner, "model": f"models/{upstream_model}"}}
-    return body
-
-
 class Passthrough:
     """Client and provider speak the same format."""
 
@@ -269,11 +212,14 @@ class Passthrough:
         self.redactor = redactor
         #: The usage the provider reported in its answer (None: none read yet).
         self.usage: Usage | None = None
-        if call.op == "count_tokens" and call.fmt == "gemini":
-            self.body = dumps_body(_gemini_count_body(call.body, target.upstream_model))
-            return
+        wire = FORMATS[call.fmt].wire
+        if call.op == "count_tokens":  # Gemini's goes upstream without the file's edits
+            count_body = wire.count_tokens_body(call.body, target.upstream_model)
+            if count_body is not None:
+                self.body = dumps_body(count_body)
+                return
         body = call.body
-        if call.fmt != "gemini":  # Gemini names the model and streaming in the URL
+        if wire.MODEL_IN_BODY:  # else the URL names the model and streaming (Gemini)
             body = {**body, "model": target.upstream_model}
             if not call.stream and body.get("stream"):  # "stream": "emulate" asks for it whole
                 body["stream"] = False
@@ -285,7 +231,7 @@ class Passthrough:
         to be a JSON object."""
         # count_tokens answers ({"input_tokens": n}) have none of a message's fields.
         count = self.call.op == "count_tokens"
-        obj = read_answer(data, self.call.fmt, answer=not count)
+        obj = read_answer(data, FORMATS[self.call.fmt], answer=not count)
         if not count:
             reader = UsageReader(self.call.fmt)
             reader.read_object(obj)  # the answer is decoded already: no second scan
@@ -308,8 +254,8 @@ class Converting:
     ) -> None:
         self.call = call
         self.redactor = redactor
-        self.client = CODECS[call.fmt]
-        self.upstream = CODECS[target.transformer.format]
+        self.client = FORMATS[call.fmt]
+        self.upstream = FORMATS[target.transformer.format]
         self.req, notes = self.client.parse_request(
             call.body, model=call.model, stream=call.stream, memo=memo, size=call.size
         )
@@ -331,7 +277,7 @@ class Converting:
 
     def relay(self) -> ConvertingRelay:
         options: dict[str, Any] = {"include_usage": self.req.include_usage}
-        if self.client.name == "anthropic":  # message_start wants input tokens up front
+        if self.client.announces_input_tokens:  # before the provider reported any usage
             options["input_tokens"] = estimate_input_tokens(self.req)
         return ConvertingRelay(
             self.upstream.stream_parser(tool_names=self.tool_names),
@@ -344,7 +290,7 @@ def whole_as_stream(
     call: Call, upstream_fmt: str, data: bytes, adapter: Passthrough | Converting
 ) -> bytes:
     """A provider's whole answer as the client's stream ("stream": "emulate")."""
-    upstream, client = CODECS[upstream_fmt], CODECS[call.fmt]
+    upstream, client = FORMATS[upstream_fmt], FORMATS[call.fmt]
     tool_names = adapter.tool_names if isinstance(adapter, Converting) else None
     resp = parse_answer(upstream, data, tool_names)
     adapter.usage = resp.usage
@@ -360,56 +306,55 @@ def whole_as_stream(
     return adapter.redactor.data(b"".join(out))
 
 
-def read_answer(data: bytes, fmt: str, *, answer: bool = True) -> dict[str, Any]:
+def read_answer(data: bytes, fmt: Format, *, answer: bool = True) -> dict[str, Any]:
     """A provider's whole answer as a JSON object, or UpstreamError (502) saying why not.
 
     With ``answer``, the object must also look like a generation answer of ``fmt``
-    (:data:`_ANSWER_FIELD`) and not be an error object.
+    (its wire's ``ANSWER_FIELD``: the array every answer of the format has, non-empty
+    unless ``EMPTY_ANSWER_OK``, since without it an answer would convert to a silently
+    empty one) and not be an error object.
 
     Provider bytes are untrusted: invalid UTF-8 or JSON, an HTML page, NaN, an
     integer over Python's digit limit or nesting deeper than the recursion
     limit (the C decoder stops there, so the cost stays linear in the body,
     which the caller caps) all end here as the provider's fault, never a 500.
     """
+    name = fmt.name
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-        raise UpstreamError(f"The provider's answer is not valid {fmt} JSON ({reason}).") from None
+        raise UpstreamError(f"The provider's answer is not valid {name} JSON ({reason}).") from None
     if not isinstance(obj, dict):
         raise UpstreamError(
-            f"The provider's answer is not a {fmt} JSON object (it is a {type(obj).__name__})."
+            f"The provider's answer is not a {name} JSON object (it is a {type(obj).__name__})."
         )
     if not answer:
         return obj
     if obj.get("error") is not None:  # some providers (OpenRouter) answer 200 with an error
-        message, _reason = provider_message(data)
+        message = fmt.read_error(200, data).message
         raise UpstreamError(f"The provider answered 200 with an error: {message}")
-    field = _ANSWER_FIELD.get(fmt)
-    if field is None or (fmt == "gemini" and isinstance(obj.get("promptFeedback"), dict)):
+    wire = fmt.wire
+    if wire.BLOCKED_FIELD is not None and isinstance(obj.get(wire.BLOCKED_FIELD), dict):
         return obj  # a Gemini answer to a blocked prompt has only promptFeedback
+    field = wire.ANSWER_FIELD
     items = obj.get(field)
-    if not isinstance(items, list) or (fmt != "anthropic" and not items):
+    if not isinstance(items, list) or (not wire.EMPTY_ANSWER_OK and not items):
         raise UpstreamError(
-            f"The provider's answer is not a valid {fmt} answer: {field!r} is missing or empty."
+            f"The provider's answer is not a valid {name} answer: {field!r} is missing or empty."
         )
     if items and not isinstance(items[0], dict):
-        raise UpstreamError(f"The provider's answer is not a valid {fmt} answer: bad {field!r}.")
+        raise UpstreamError(f"The provider's answer is not a valid {name} answer: bad {field!r}.")
     return obj
 
 
-#: The array every answer of a format has, non-empty but for Anthropic's ``content``
-#: (a model may say nothing): without it an answer would convert to a silently empty one.
-_ANSWER_FIELD = {"openai": "choices", "anthropic": "content", "gemini": "candidates"}
-
-
-def parse_answer(upstream: Any, data: bytes, tool_names: Any) -> Any:
+def parse_answer(upstream: Format, data: bytes, tool_names: dict[str, str] | None) -> Response:
     """``upstream``'s whole answer as a canonical Response, or UpstreamError (502).
 
     Any failure of the converter on provider data (a field of the wrong type
     included) is the provider's answer being unreadable, not a gateway fault.
     """
-    obj = read_answer(data, upstream.name)
+    obj = read_answer(data, upstream)
     try:
         return upstream.parse_response(obj, tool_names=tool_names)
     except GatewayError as exc:

@@ -14,30 +14,18 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from gateway.call import Call
 from gateway.config import Config
-from gateway.errors import GatewayError, MethodNotAllowed, ModelNotFound, error_status
-from gateway.frontends import (
-    GEMINI_METHODS,
-    anthropic_call,
-    gemini_call,
-    gemini_list_page,
-    gemini_page_token,
-    gemini_stream_alt,
-    openai_call,
-)
+from gateway.errors import GatewayError
+from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
 from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
 from gateway.proxy import Proxy
-from gateway.relay import stream_error
-from gateway.routing import gemini_model, get_model, list_gemini_models, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
@@ -45,7 +33,10 @@ from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
+    from gateway.call import Call
+    from gateway.formats.format import Endpoint, Format
     from gateway.server.connection import Exchange
+    from gateway.server.routes import Handler
 
 __all__ = ["App", "StartupError", "run"]
 
@@ -117,46 +108,41 @@ class App:
         ]
         if self.proxy is None:
             return routes
-        return [
-            *routes,
-            Route("GET", "/v1/models", self.models),
-            Route("GET", "/v1/models/{model:path}", self.model),
-            Route("POST", "/v1/chat/completions", self.chat, "openai", watch_disconnect=True),
-            Route("POST", "/v1/messages", self.messages, "anthropic", watch_disconnect=True),
-            Route(
-                "POST",
-                "/v1/messages/count_tokens",
-                self.count_tokens,
-                "anthropic",
-                watch_disconnect=True,
-            ),
-            Route("GET", "/v1beta/models", self.gemini_models, "gemini"),
-            Route("GET", "/v1beta/models/{model:path}", self.gemini_model, "gemini"),
-            Route("POST", "/v1beta/models/{rest:path}", self.gemini, "gemini", True),
-            Route("POST", "/v1/models/{rest:path}", self.gemini, "gemini", True),
-        ]
+        # Every format's client endpoints (gateway/formats/<fmt>/__init__.py lists them);
+        # errors on a route are written in its format.
+        for fmt in FORMATS.values():
+            for endpoint in fmt.endpoints:
+                handler: Handler
+                if endpoint.read is not None:  # forwarded to providers: may wait on them
+                    handler = partial(self._proxy, fmt=fmt, endpoint=endpoint)
+                else:
+                    handler = partial(self._answer, endpoint=endpoint)
+                watch = endpoint.read is not None
+                routes.append(Route(endpoint.method, endpoint.path, handler, fmt.name, watch))
+        return routes
 
     # -- proxied endpoints -----------------------------------------------------------------
 
-    async def _proxy(self, ex: Exchange, parse: Callable[[Exchange], Call]) -> None:
+    async def _proxy(self, ex: Exchange, *, fmt: Format, endpoint: Endpoint) -> None:
         assert self.proxy is not None
+        assert endpoint.read is not None
         ex.log["client_format"] = ex.fmt  # marks a proxied request for the metrics
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
-                call = await trio.to_thread.run_sync(parse, ex)
+                call = await trio.to_thread.run_sync(endpoint.read, ex.request)
             else:
-                call = parse(ex)
+                call = endpoint.read(ex.request)
             ex.log["model"] = call.model
-            if call.fmt == "gemini" and call.stream and gemini_stream_alt(ex) == "json":
-                await self._json_array(ex, call)
+            if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
+                await self._json_array(ex, fmt, call)
             else:
                 await self.proxy.handle(ex, call)
         finally:
             self.metrics.inflight.dec()
 
-    async def _json_array(self, ex: Exchange, call: Call) -> None:
-        """A Gemini stream without ``alt=sse``: the same stream, as one JSON array."""
+    async def _json_array(self, ex: Exchange, fmt: Format, call: Call) -> None:
+        """A stream the client wants as one JSON array (Gemini without ``alt=sse``)."""
         assert self.proxy is not None
         array = JsonArrayExchange(ex)
         try:
@@ -164,21 +150,15 @@ class App:
         except GatewayError as exc:
             if not ex.started:
                 raise  # a whole error response, as for any request
-            status = error_status("gemini", exc.kind, exc.status_hint)
-            await array.send(stream_error("gemini", exc.kind, status, exc.message))
+            status = fmt.error_status(exc.kind, exc.status_hint)
+            await array.send(fmt.stream_error(exc.kind, exc.message, status=status))
         await array.close()
 
-    async def chat(self, ex: Exchange) -> None:
-        await self._proxy(ex, openai_call)
-
-    async def messages(self, ex: Exchange) -> None:
-        await self._proxy(ex, anthropic_call)
-
-    async def count_tokens(self, ex: Exchange) -> None:
-        await self._proxy(ex, partial(anthropic_call, count_tokens=True))
-
-    async def gemini(self, ex: Exchange) -> None:
-        await self._proxy(ex, gemini_call)
+    async def _answer(self, ex: Exchange, *, endpoint: Endpoint) -> None:
+        """An endpoint the gateway answers itself from the transformer snapshot (model lists)."""
+        assert self.registry is not None
+        assert endpoint.answer is not None
+        await ex.respond_json(200, endpoint.answer(ex.request, self.registry.current))
 
     def _observe(self, ex: Exchange) -> None:
         """Per-request metrics, after the access-log line (only proxied endpoints count)."""
@@ -203,42 +183,6 @@ class App:
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
-
-    async def models(self, ex: Exchange) -> None:
-        assert self.registry is not None
-        await ex.respond_json(200, {"object": "list", "data": list_models(self.registry.current)})
-
-    async def model(self, ex: Exchange) -> None:
-        assert self.registry is not None
-        model_id = ex.request.params["model"]
-        found = get_model(self.registry.current, model_id)
-        if found is None:
-            raise ModelNotFound(model_id)
-        await ex.respond_json(200, found)
-
-    async def gemini_models(self, ex: Exchange) -> None:
-        """Gemini's models.list: ``{"models": [...], "nextPageToken": ...}``, paged."""
-        assert self.registry is not None
-        offset, size = gemini_list_page(ex)
-        models = list_gemini_models(self.registry.current)
-        body: dict[str, Any] = {"models": models[offset : offset + size]}
-        if offset + size < len(models):
-            body["nextPageToken"] = gemini_page_token(offset + size)
-        await ex.respond_json(200, body)
-
-    async def gemini_model(self, ex: Exchange) -> None:
-        """Gemini's models.get: ``GET /v1beta/models/{id}`` (``models/`` is the path's)."""
-        assert self.registry is not None
-        model_id = ex.request.params["model"]
-        _, colon, method = model_id.rpartition(":")
-        if colon and method in GEMINI_METHODS:
-            raise MethodNotAllowed(
-                f"GET is not allowed on {ex.request.path[:300]}; use POST.", allowed=("POST",)
-            )
-        found = gemini_model(self.registry.current, model_id)
-        if found is None:
-            raise ModelNotFound(model_id)
-        await ex.respond_json(200, found)
 
     # -- health ----------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""The gateway's exception tree and the error bodies of the three wire formats.
+"""The gateway's exception tree.
 
 Theory of operation: everything the gateway refuses is a :class:`GatewayError`
 carrying an *error kind* (what went wrong, independent of format) and a
 ``status_hint``. The edge that talks to a client renders it in the client's
-own format with :func:`error_response`, so an OpenAI SDK sees an OpenAI error,
-an Anthropic SDK an Anthropic one and google-genai a google.rpc.Status.
+own format (``FORMATS[fmt].error_response(exc)``, gateway.formats), so an OpenAI
+SDK sees an OpenAI error, an Anthropic SDK an Anthropic one and google-genai a
+google.rpc.Status.
 
     GatewayError (abstract)
     ├── BadRequest            400 invalid_request
@@ -18,7 +19,8 @@ an Anthropic SDK an Anthropic one and google-genai a google.rpc.Status.
     ├── RateLimited           429 rate_limit (carries retry_after_s)
     └── UpstreamError         502/503/504 api_error / overloaded / timeout
 
-wire-formats.md §1.6, §2.6, §3.6 and §4.15 give the tables used below.
+The error bodies of each format (wire-formats.md §1.6, §2.6, §3.6, §4.15) are in
+its folder: ``gateway/formats/<fmt>/errors.py``.
 """
 
 from __future__ import annotations
@@ -189,86 +191,34 @@ class UpstreamError(GatewayError):
         self.kind = kind  # type: ignore[misc]
 
 
-# -- bodies --------------------------------------------------------------------------------
-
-_OPENAI_TYPE = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTHENTICATION: "authentication_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "invalid_request_error",
-    ErrorKind.REQUEST_TOO_LARGE: "invalid_request_error",
-    ErrorKind.RATE_LIMIT: "rate_limit_error",
-    ErrorKind.OVERLOADED: "server_error",
-    ErrorKind.API_ERROR: "server_error",
-    ErrorKind.TIMEOUT: "server_error",
-}
-_OPENAI_CODE = {
-    ErrorKind.AUTHENTICATION: "invalid_api_key",
-    ErrorKind.RATE_LIMIT: "rate_limit_exceeded",
-}
-_ANTHROPIC_TYPE = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTHENTICATION: "authentication_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.REQUEST_TOO_LARGE: "request_too_large",
-    ErrorKind.RATE_LIMIT: "rate_limit_error",
-    ErrorKind.OVERLOADED: "overloaded_error",
-    ErrorKind.API_ERROR: "api_error",
-    ErrorKind.TIMEOUT: "timeout_error",
-}
-_GEMINI_STATUS_BY_KIND = {
-    ErrorKind.AUTHENTICATION: "UNAUTHENTICATED",
-    ErrorKind.PERMISSION: "PERMISSION_DENIED",
-    ErrorKind.NOT_FOUND: "NOT_FOUND",
-    ErrorKind.RATE_LIMIT: "RESOURCE_EXHAUSTED",
-    ErrorKind.OVERLOADED: "UNAVAILABLE",
-    ErrorKind.TIMEOUT: "DEADLINE_EXCEEDED",
-}
-_GEMINI_STATUS_BY_CODE = {
-    400: "INVALID_ARGUMENT",
-    404: "NOT_FOUND",
-    405: "INVALID_ARGUMENT",
-    408: "DEADLINE_EXCEEDED",
-    413: "INVALID_ARGUMENT",
-    500: "INTERNAL",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
+# -- transitional -------------------------------------------------------------------------
+# The error bodies of each wire format live in its folder (gateway/formats/<fmt>/errors.py)
+# and are reached through its Format (``FORMATS[fmt].error_response(exc)``). These three
+# remain for gateway/server/connection.py, which renders errors by format name until the
+# app hands the server its error renderers; delete them then, with their import of
+# gateway.formats (the one import that makes gateway.errors depend on the formats).
 
 
 def error_status(fmt: str, kind: ErrorKind, status: int) -> int:
-    """The HTTP status a client of ``fmt`` gets for ``kind`` (overload is 529 for Anthropic)."""
-    if kind is ErrorKind.OVERLOADED:
-        return 529 if fmt == "anthropic" else 503
-    return status
+    """The HTTP status a client of ``fmt`` gets for ``kind`` (Format.error_status)."""
+    from gateway.formats import format_for
+
+    return format_for(fmt).error_status(kind, status)
 
 
 def error_body(
     fmt: str, kind: ErrorKind, status: int, message: str, *, code: str | None = None
 ) -> dict[str, Any]:
-    """The JSON error body of wire format ``fmt`` (``openai``, ``anthropic`` or ``gemini``).
+    """The JSON error body of wire format ``fmt`` (Format.error_body); any other ``fmt``
+    (plain gateway endpoints such as /health) gets the OpenAI shape."""
+    from gateway.formats import format_for
 
-    Any other ``fmt`` (plain gateway endpoints such as /health) gets the OpenAI
-    shape, which is the most widely understood.
-    """
-    if fmt == "anthropic":
-        return {"type": "error", "error": {"type": _ANTHROPIC_TYPE[kind], "message": message}}
-    if fmt == "gemini":
-        gstatus = _GEMINI_STATUS_BY_KIND.get(kind) or _GEMINI_STATUS_BY_CODE.get(status, "UNKNOWN")
-        return {"error": {"code": status, "message": message, "status": gstatus}}
-    return {
-        "error": {
-            "message": message,
-            "type": _OPENAI_TYPE[kind],
-            "param": None,
-            "code": code or _OPENAI_CODE.get(kind),
-        }
-    }
+    return format_for(fmt).error_body(kind, status, message, code=code)
 
 
 def error_response(fmt: str, exc: GatewayError) -> tuple[int, dict[str, Any]]:
-    """``(status, body)`` for ``exc`` answered to a client of format ``fmt``."""
-    status = error_status(fmt, exc.kind, exc.status_hint)
-    return status, error_body(fmt, exc.kind, status, exc.message, code=exc.code)
+    """``(status, body)`` for ``exc`` answered to a client of format ``fmt``
+    (Format.error_response)."""
+    from gateway.formats import format_for
+
+    return format_for(fmt).error_response(exc)

@@ -14,32 +14,36 @@ and the decision for the next try:
 | connect / TLS error              | yes               | no       | yes       | 502              |
 | timeout before any byte          | yes               | no       | yes       | 504              |
 
-Provider messages are passed on (they describe the client's request), but every
-configured key, whole or as the prefix and suffix providers print
-(gateway.redact), and anything shaped like an API key, is redacted first.
+What the provider said comes read by its own format (``Format.read_error``, one
+reader per format: gateway/formats/<fmt>/errors.py): its message, and whether it
+refused the key (Gemini's ``API_KEY_INVALID``). Provider messages are passed on
+(they describe the client's request), but every configured key, whole or as the
+prefix and suffix providers print (gateway.redact), and anything shaped like an
+API key, is redacted first.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
-import json
 import math
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from gateway.errors import ErrorKind, GatewayError, UpstreamError
 from gateway.redact import Redactor
 
+if TYPE_CHECKING:
+    from gateway.convert.provider_errors import ProviderError
+
 __all__ = [
     "Failure",
     "classify_status",
     "connect_failure",
-    "provider_message",
     "redact",
     "retry_after_s",
     "timeout_failure",
@@ -49,8 +53,6 @@ __all__ = [
 MAX_RETRY_AFTER_S = 30.0
 #: Longest rest a provider's Retry-After gives a rate-limited key (gateway.keys).
 MAX_KEY_REST_S = 300.0
-#: Longest provider message passed on.
-MAX_MESSAGE_CHARS = 2000
 
 _KEYLIKE = re.compile(
     r"(sk-(?:ant-|proj-|or-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{20,})"
@@ -147,57 +149,25 @@ def _capped(value: float, cap: float) -> float:
     return min(max(value, 0.0), cap)
 
 
-def provider_message(body: bytes) -> tuple[str, str | None]:
-    """(message, Gemini error reason) from an error body of any of the three formats.
-
-    Total: any bytes give a non-empty message (an undecodable, too deeply nested
-    or wrongly typed body is shown as text or compact JSON, cut short).
-    """
-    try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        text = body.decode("utf-8", "replace").strip()
-        return (text[:MAX_MESSAGE_CHARS] or "no error message"), None
-    if isinstance(data, list) and data:  # Gemini sometimes wraps its error in a list
-        data = data[0]
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        message = _text(err.get("message")) or _text(err.get("type")) or _compact(err)
-        reason = None
-        details = err.get("details")
-        if isinstance(details, list):
-            for detail in details[:100]:
-                if isinstance(detail, dict) and _text(detail.get("reason")):
-                    reason = detail["reason"]
-        return message[:MAX_MESSAGE_CHARS], reason
-    if _text(err):
-        return err[:MAX_MESSAGE_CHARS], None
-    return _compact(data)[:MAX_MESSAGE_CHARS], None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) and value.strip() else ""
-
-
-def _compact(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)[: MAX_MESSAGE_CHARS * 2]
-    except (ValueError, RecursionError):  # pragma: no cover (json.loads gave it)
-        return "no error message"
-
-
 def classify_status(
     provider: str,
     status: int,
-    body: bytes,
+    said: ProviderError,
     headers: Mapping[str, str],
     secrets: Iterable[str] | Redactor = (),
 ) -> Failure:
-    """The meaning of a non-2xx answer from ``provider``."""
-    raw_message, reason = provider_message(body)
-    message = f"{provider}: {redact(raw_message, secrets)}"
+    """The meaning of a non-2xx answer from ``provider``.
+
+    Args:
+        provider: the provider's name, for messages.
+        status: the HTTP status it answered.
+        said: its error body as its format read it (``Format.read_error``).
+        headers: its response headers (``retry-after``, ``retry-after-ms``).
+        secrets: what to redact from its message.
+    """
+    message = f"{provider}: {redact(said.message, secrets)}"
     delay = retry_after_s(headers)
-    if status in (401, 403) or reason == "API_KEY_INVALID":
+    if status in (401, 403) or said.key_refused:
         return Failure(
             UpstreamError(
                 f"Provider {provider!r} refused the gateway's API key for it ({status}); "

@@ -1,48 +1,52 @@
-"""The client-facing endpoints: read a request of one wire format into a :class:`Call`.
+"""What every front end shares: the client's request, its JSON body, its query.
 
-Bodies are read leniently (design.md): fields the gateway does not know pass
-through untouched; only what it needs and cannot find is a 400 (a body that
-is not a JSON object, no ``model``, no ``messages`` / ``contents``), and the
-message says what to fix. The route's format decides the error body's shape.
+A front end reads a client request of one wire format into a
+:class:`~gateway.call.Call` (``gateway/formats/<fmt>/frontend.py``, listed as
+that format's endpoints). Bodies are read leniently (design.md): fields the
+gateway does not know pass through untouched; only what it needs and cannot
+find is a 400 (a body that is not a JSON object, no ``model``, no ``messages``
+/ ``contents``), and the message says what to fix. The route's format decides
+the error body's shape.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
-from gateway.call import Call
-from gateway.errors import BadRequest, NotFound, echo
-from gateway.routing import check_model_name, split_gemini_target
+from gateway.errors import BadRequest
 from gateway.server.jsonscan import DEFAULT_MAX_JSON_DEPTH, json_depth_over
 
-if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+__all__ = ["ClientRequest", "parse_json_object", "query_params", "require"]
 
-__all__ = [
-    "anthropic_call",
-    "gemini_call",
-    "gemini_generate_request",
-    "gemini_list_page",
-    "gemini_page_token",
-    "gemini_stream_alt",
-    "openai_call",
-    "parse_json_object",
-]
-
-#: Gemini method -> whether it streams.
-GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True, "countTokens": False}
-#: ``pageSize`` of ``GET /v1beta/models`` when the client gives none (Gemini's default).
-GEMINI_PAGE_SIZE = 50
-#: The largest ``pageSize`` honoured; larger ones are lowered to it (Gemini does the same).
-GEMINI_MAX_PAGE_SIZE = 1000
-_TOKEN_PREFIX = "gw1:"
 #: Bodies over this size are decoded so that other threads (the event loop) get turns.
 YIELDING_DECODE_BYTES = 64 * 1024
+
+
+class ClientRequest(Protocol):
+    """What a front end reads of a client's request (the server's ``Request``)."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def query(self) -> str:
+        """The query string, undecoded (no ``?``)."""
+        ...
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The route's path parameter (``{name:path}``), by name."""
+        ...
+
+    @property
+    def max_json_depth(self) -> int: ...
 
 
 def parse_json_object(raw: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> dict[str, Any]:
@@ -103,7 +107,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number; send a number or null.")
 
 
-def _require(body: dict[str, Any], field: str, kind: type, what: str) -> Any:
+def require(body: Mapping[str, Any], field: str, kind: type, what: str) -> Any:
+    """``body[field]`` if it is a ``kind`` (a non-empty one for strings), else a 400
+    naming the field and ``what`` it must be."""
     value = body.get(field)
     if value is None:
         raise BadRequest(f"The request needs {field!r} ({what}).")
@@ -112,121 +118,9 @@ def _require(body: dict[str, Any], field: str, kind: type, what: str) -> Any:
     return value
 
 
-def openai_call(ex: Exchange) -> Call:
-    """POST /v1/chat/completions."""
-    body = parse_json_object(ex.request.body, ex.request.max_json_depth)
-    model = check_model_name(_require(body, "model", str, "a model name string"))
-    _require(body, "messages", list, "a list of messages")
-    return Call("openai", "chat", model, bool(body.get("stream")), body, len(ex.request.body))
-
-
-def anthropic_call(ex: Exchange, *, count_tokens: bool = False) -> Call:
-    """POST /v1/messages and /v1/messages/count_tokens."""
-    body = parse_json_object(ex.request.body, ex.request.max_json_depth)
-    model = check_model_name(_require(body, "model", str, "a model name string"))
-    _require(body, "messages", list, "a list of messages")
-    if count_tokens:
-        return Call("anthropic", "count_tokens", model, False, body, len(ex.request.body))
-    size = len(ex.request.body)
-    return Call("anthropic", "messages", model, bool(body.get("stream")), body, size)
-
-
-def _query(ex: Exchange) -> dict[str, str]:
+def query_params(request: ClientRequest) -> dict[str, str]:
     """The query parameters (the first of repeated ones), percent-decoded."""
     out: dict[str, str] = {}
-    for name, value in parse_qsl(ex.request.query, keep_blank_values=True):
+    for name, value in parse_qsl(request.query, keep_blank_values=True):
         out.setdefault(name, value)
     return out
-
-
-def gemini_stream_alt(ex: Exchange) -> str:
-    """How a ``streamGenerateContent`` answer is framed: ``"sse"`` or ``"json"``.
-
-    ``alt=sse`` asks for server-sent events (what google-genai sends); ``alt=json``,
-    or no ``alt`` at all (Gemini's default), for one JSON array written element by
-    element. Anything else is a 400 naming both.
-    """
-    query = _query(ex)
-    alt = query.get("alt", query.get("$alt", "json"))
-    if alt not in ("sse", "json"):
-        raise BadRequest(
-            f"Unsupported alt={alt[:40]!r}: use alt=sse (server-sent events) or alt=json "
-            "(a JSON array, the default)."
-        )
-    return alt
-
-
-def gemini_generate_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The generateContent-shaped request inside a countTokens body.
-
-    ``countTokens`` takes either ``contents`` or a whole ``generateContentRequest``.
-    """
-    inner = body.get("generateContentRequest")
-    if "contents" not in body and isinstance(inner, dict):
-        return inner
-    return body
-
-
-def gemini_call(ex: Exchange) -> Call:
-    """POST /v1beta/models/{model}:{method} (and the same under /v1/models/)."""
-    model, method = split_gemini_target(ex.request.params["rest"])
-    if method not in GEMINI_METHODS:
-        names = sorted(GEMINI_METHODS)
-        raise NotFound(
-            f"Unknown method {echo(method)}; this gateway serves "
-            + ", ".join(names[:-1])
-            + f" and {names[-1]}."
-        )
-    check_model_name(model)
-    stream = GEMINI_METHODS[method]
-    if stream:
-        gemini_stream_alt(ex)  # a 400 for an alt it cannot frame
-    body = parse_json_object(ex.request.body, ex.request.max_json_depth)
-    if method == "countTokens":
-        if "contents" not in body and isinstance(body.get("generateContentRequest"), dict):
-            _require(body["generateContentRequest"], "contents", list, "a list of contents")
-        else:
-            _require(body, "contents", list, "a list of contents")
-        return Call("gemini", "count_tokens", model, False, body, len(ex.request.body))
-    _require(body, "contents", list, "a list of contents")
-    return Call("gemini", "generate", model, stream, body, len(ex.request.body))
-
-
-def gemini_page_token(offset: int) -> str:
-    """The opaque ``nextPageToken`` for the page that starts at ``offset``."""
-    return base64.urlsafe_b64encode(f"{_TOKEN_PREFIX}{offset}".encode()).decode().rstrip("=")
-
-
-def gemini_list_page(ex: Exchange) -> tuple[int, int]:
-    """``(offset, page_size)`` of a ``GET /v1beta/models`` request (``pageSize``, ``pageToken``).
-
-    No ``pageSize`` (or 0) means :data:`GEMINI_PAGE_SIZE`; larger than
-    :data:`GEMINI_MAX_PAGE_SIZE` is lowered to it; negative or not a number is a 400.
-    A ``pageToken`` must be one this gateway issued (:func:`gemini_page_token`).
-    """
-    query = _query(ex)
-    raw_size = query.get("pageSize", "").strip()
-    if not raw_size:
-        size = 0
-    elif raw_size.isascii() and raw_size.isdigit() and len(raw_size) <= 9:
-        size = int(raw_size)
-    else:
-        raise BadRequest(
-            f"pageSize must be a whole number from 0 to {GEMINI_MAX_PAGE_SIZE}, "
-            f"not {raw_size[:40]!r}."
-        )
-    size = min(size or GEMINI_PAGE_SIZE, GEMINI_MAX_PAGE_SIZE)
-    token = query.get("pageToken", "")
-    if not token:
-        return 0, size
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        text = ""
-    digits = text[len(_TOKEN_PREFIX) :]
-    if not (text.startswith(_TOKEN_PREFIX) and digits.isdigit() and len(digits) <= 9):
-        raise BadRequest(
-            "pageToken is not one this gateway issued; send the nextPageToken of the "
-            "previous page, or none for the first page."
-        )
-    return int(digits), size

@@ -40,7 +40,6 @@ import trio
 
 from gateway.adapters import Converting, make_adapter, off_loop, whole_as_stream
 from gateway.call import Call
-from gateway.convert import CODECS
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
 from gateway.convert.mock import mock_response, mock_stream
@@ -55,7 +54,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
-from gateway.frontends import gemini_generate_request
+from gateway.formats import FORMATS
 from gateway.keys import KeyPool
 from gateway.logs import set_log_redactor
 from gateway.redact import Redactor, redactor_for
@@ -65,7 +64,6 @@ from gateway.server.connection import ClientGone
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
-from gateway.urls import path_segment
 from gateway.usage import clamp_tokens
 
 if TYPE_CHECKING:
@@ -92,7 +90,6 @@ RESPONSE_BODY_CAP = 64 * 1024 * 1024
 KEEPALIVE_SEND_S = 5.0
 #: Aliases whose round-robin turn is remembered (each a few bytes).
 MAX_TURNS = 10_000
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 class _Exhausted(Exception):
@@ -326,8 +323,9 @@ class Proxy:
                 async with self.upstream.stream(request) as resp:
                     if not 200 <= resp.status_code < 300:
                         data = await _read_capped(resp, ERROR_BODY_CAP)
+                        said = FORMATS[t.format].read_error(resp.status_code, data)
                         return classify_status(
-                            t.name, resp.status_code, data, resp.headers, adapter.redactor
+                            t.name, resp.status_code, said, resp.headers, adapter.redactor
                         )
                     if not call.stream:
                         data = await _read_body(resp, t.timeouts.idle)
@@ -451,7 +449,7 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
         count = await off_loop(call.size, functools.partial(estimated_count, call))
         await ex.respond_json(200, count, headers=_ESTIMATED)
         return
-    codec = CODECS[call.fmt]
+    codec = FORMATS[call.fmt]
     parse = functools.partial(codec.parse_request, call.body, model=call.model, stream=call.stream)
     req, _notes = await off_loop(call.size, parse)
     if not call.stream:
@@ -482,10 +480,10 @@ def note_usage(ex: Exchange, usage: Usage | None) -> None:
 
 def estimated_count(call: Call) -> dict[str, int]:
     """The gateway's own token count for a count-tokens call, in the client's format."""
-    body = gemini_generate_request(call.body) if call.fmt == "gemini" else call.body
-    req, _notes = CODECS[call.fmt].parse_request(body, model=call.model, stream=False)
-    count = estimate_input_tokens(req)
-    return {"totalTokens": count} if call.fmt == "gemini" else {"input_tokens": count}
+    fmt = FORMATS[call.fmt]
+    body = fmt.wire.count_request(call.body)
+    req, _notes = fmt.parse_request(body, model=call.model, stream=False)
+    return fmt.wire.count_answer(estimate_input_tokens(req))
 
 
 async def _next_or_none(chunks: Any) -> bytes | None:
@@ -610,29 +608,21 @@ def client_credential(ex: Exchange) -> str | None:
 def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tuple[str, str]]:
     """Headers towards ``t`` (design.md, "Headers towards a provider").
 
-    The client's ``anthropic-version``, ``anthropic-beta`` and ``OpenAI-Beta`` are
-    forwarded only as plain ASCII: anything else is a 400 naming the header.
+    The client headers its format forwards (its wire's ``FORWARDED_HEADERS``:
+    ``anthropic-version``, ``anthropic-beta``, ``OpenAI-Beta``) go only as plain
+    ASCII: anything else is a 400 naming the header.
     """
     headers = [
         ("content-type", "application/json"),
         ("accept-encoding", "identity"),
         ("x-request-id", ex.request.request_id),
     ]
-    if t.format == "anthropic":
-        version = ex.request.header(b"anthropic-version")
-        headers.append(
-            (
-                "anthropic-version",
-                _header_text(version, "anthropic-version header") if version else ANTHROPIC_VERSION,
-            )
-        )
-        beta = ex.request.header(b"anthropic-beta")
-        if beta:
-            headers.append(("anthropic-beta", _header_text(beta, "anthropic-beta header")))
-    elif t.format == "openai":
-        beta = ex.request.header(b"openai-beta")
-        if beta:
-            headers.append(("openai-beta", _header_text(beta, "OpenAI-Beta header")))
+    for forwarded in FORMATS[t.format].wire.FORWARDED_HEADERS:
+        value = ex.request.header(forwarded.name.encode("ascii"))
+        if value:
+            headers.append((forwarded.name, _header_text(value, forwarded.label)))
+        elif forwarded.default is not None:
+            headers.append((forwarded.name, forwarded.default))
     headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
     if key:
         name, prefix = t.key_header_parts()
@@ -643,22 +633,13 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
 def upstream_url(t: Transformer, call: Call, model: str) -> str:
     """``base_url`` plus the format's path (design.md, Routing) and the file's query.
 
-    The model is one percent-encoded path segment (gateway.urls): a client's
-    model name can never reach another path or change the query.
+    The model is one percent-encoded path segment (gateway.urls, in the format's
+    wire): a client's model name can never reach another path or change the query.
     """
-    query = list(t.query)
-    if t.format == "openai":
-        path = "/chat/completions"
-    elif t.format == "anthropic":
-        path = "/messages/count_tokens" if call.op == "count_tokens" else "/messages"
-    elif call.op == "count_tokens":
-        path = f"/models/{path_segment(model)}:countTokens"
-    else:
-        if call.stream:
-            path = f"/models/{path_segment(model)}:streamGenerateContent"
-            query.append(("alt", "sse"))
-        else:
-            path = f"/models/{path_segment(model)}:generateContent"
+    path, extra = FORMATS[t.format].wire.upstream_target(
+        model, stream=call.stream, count_tokens=call.op == "count_tokens"
+    )
+    query = [*t.query, *extra]
     url = t.base_url + path
     if query:
         url += ("&" if "?" in url else "?") + urlencode(query)

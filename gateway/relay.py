@@ -6,10 +6,9 @@ after the last blank line. So when the provider breaks off mid-event, the
 client never sees half an event followed by our error event (which would
 corrupt its parser), and keep-alives are only ever written between events.
 
-Keep-alives (design.md, "Response status and keep-alives"): an SSE comment to
-OpenAI clients, ``event: ping`` to Anthropic clients, and a bare empty line to
-Gemini clients (google-genai parses any non-``data:`` line as JSON).
-In-stream errors follow wire-formats.md §4.15 "Mid-stream".
+Keep-alives (design.md, "Response status and keep-alives") and in-stream errors
+(wire-formats.md §4.15 "Mid-stream") are each format's own: its wire module's
+``KEEPALIVE`` and its stream renderer's error event (gateway.formats).
 """
 
 from __future__ import annotations
@@ -17,17 +16,14 @@ from __future__ import annotations
 import re
 
 from gateway import sse
-from gateway.convert import CODECS
 from gateway.errors import ErrorKind
+from gateway.formats import FORMATS
 from gateway.sse import SSEError
 
 __all__ = ["KEEPALIVE", "EventFramer", "stream_error"]
 
-KEEPALIVE = {
-    "openai": b": keep-alive\n\n",
-    "anthropic": b'event: ping\ndata: {"type":"ping"}\n\n',
-    "gemini": b"\r\n",
-}
+#: Each client format's keep-alive bytes, by format name (its wire's ``KEEPALIVE``).
+KEEPALIVE = {name: fmt.wire.KEEPALIVE for name, fmt in FORMATS.items()}
 
 _BOUNDARIES = (b"\n\n", b"\r\r", b"\n\r\n")
 _BOUNDARY = re.compile(b"|".join(re.escape(b) for b in _BOUNDARIES))
@@ -37,7 +33,7 @@ _OVERLAP = max(len(b) for b in _BOUNDARIES) - 1
 
 def stream_error(fmt: str, kind: ErrorKind, status: int, message: str) -> bytes:
     """The in-stream error event of ``fmt`` (the stream then ends): the format's renderer's."""
-    return CODECS[fmt].stream_error(kind, message, status=status)
+    return FORMATS[fmt].stream_error(kind, message, status=status)
 
 
 class EventFramer:

@@ -30,28 +30,17 @@ function spreads the load without keeping state.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
-from gateway.errors import BadRequest, ModelNotFound, NotFound, echo
+from gateway.errors import BadRequest, ModelNotFound
 from gateway.transformers.model import ModelEntry, Transformer
 
 if TYPE_CHECKING:
     from gateway.transformers.registry import Registry
 
-__all__ = [
-    "GEMINI_MODEL_METHODS",
-    "MAX_MODEL_CHARS",
-    "Target",
-    "check_model_name",
-    "gemini_model",
-    "get_model",
-    "list_gemini_models",
-    "list_models",
-    "route",
-    "split_gemini_target",
-]
+__all__ = ["MAX_MODEL_CHARS", "Target", "check_model_name", "route"]
 
 #: Longest model name accepted (real ones are well under 100 characters).
 MAX_MODEL_CHARS = 256
@@ -63,7 +52,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 def check_model_name(model: str) -> str:
     """``model`` if it is a usable model name, else a 400 that says what is wrong.
 
-    Every endpoint that takes a model (the three front ends, ``/v1/models/{id}``)
+    Every endpoint that takes a model (the front ends, ``/v1/models/{id}``)
     checks it here before routing, logging or echoing it.
     """
     if len(model) > MAX_MODEL_CHARS:
@@ -177,103 +166,3 @@ def route(model: str, registry: Registry, *, turn: int = 0) -> tuple[Target, ...
                 seen.add(target.key)
                 out.append(target)
     return tuple(out)
-
-
-def _model_object(model_id: str, owner: str, created: int) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
-
-
-def list_models(registry: Registry) -> list[dict[str, Any]]:
-    """Every alias once, as OpenAI model objects (``GET /v1/models``'s ``data``).
-
-    An alias several providers share is owned by the first in file order;
-    wildcard entries are not listed.
-    """
-    return [
-        _model_object(alias, names[0], registry.loaded_at)
-        for alias, names in registry.aliases.items()
-    ]
-
-
-def get_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
-    """The model object for ``GET /v1/models/{model_id}``, or None (404).
-
-    Raises BadRequest for a name :func:`check_model_name` refuses.
-
-    A listed alias gives its listed object; any other routable name (through
-    a provider prefix or the default provider) gives an object owned by the
-    provider it routes to.
-    """
-    check_model_name(model_id)
-    names = registry.aliases.get(model_id)
-    if names:
-        return _model_object(model_id, names[0], registry.loaded_at)
-    try:
-        targets = route(model_id, registry)
-    except ModelNotFound:
-        return None
-    return _model_object(model_id, targets[0].transformer.name, registry.loaded_at)
-
-
-#: What a Gemini client may call on every model this gateway lists (the Gemini front end's
-#: methods; ``supportedGenerationMethods`` in the Gemini list format).
-GEMINI_MODEL_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
-
-
-def _gemini_model_object(model_id: str, owner: str, entry: ModelEntry | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": f"models/{model_id}",
-        "displayName": model_id,
-        "description": f"Served through the gateway by provider {owner!r}.",
-        "supportedGenerationMethods": list(GEMINI_MODEL_METHODS),
-    }
-    if entry is not None and entry.max_tokens is not None:
-        out["outputTokenLimit"] = entry.max_tokens
-    return out
-
-
-def list_gemini_models(registry: Registry) -> list[dict[str, Any]]:
-    """Every alias once, as Gemini ``Model`` objects (``GET /v1beta/models``' ``models``).
-
-    The same names, in the same order, as :func:`list_models`: a Gemini client sees what
-    an OpenAI client sees, named ``models/<alias>`` as the Gemini API names its models.
-    """
-    return [
-        _gemini_model_object(alias, names[0], registry.transformers[names[0]].models.get(alias))
-        for alias, names in registry.aliases.items()
-    ]
-
-
-def gemini_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
-    """The Gemini ``Model`` for ``GET /v1beta/models/{model_id}``, or None (404).
-
-    Like :func:`get_model`: a listed alias, or any name that routes somewhere.
-    """
-    names = registry.aliases.get(model_id)
-    if names:
-        entry = registry.transformers[names[0]].models.get(model_id)
-        return _gemini_model_object(model_id, names[0], entry)
-    try:
-        first = route(model_id, registry)[0]
-    except ModelNotFound:
-        return None
-    return _gemini_model_object(model_id, first.transformer.name, first.entry)
-
-
-def split_gemini_target(rest: str) -> tuple[str, str]:
-    """Split the part of a Gemini path after ``models/`` into (model, method).
-
-    The model may itself hold ``/`` and ``:``; the method is what follows the
-    last colon: ``"openrouter/qwen2.5:7b:generateContent"`` gives
-    ``("openrouter/qwen2.5:7b", "generateContent")``.
-
-    Raises:
-        NotFound: there is no ``:method``, or no model before it.
-    """
-    model, colon, method = rest.rpartition(":")
-    if not colon or not model or not method:
-        raise NotFound(
-            f"Unknown path {echo('models/' + rest)}: expected models/{{model}}:{{method}}, "
-            "e.g. models/gemini-2.5-flash:generateContent."
-        )
-    return model, method

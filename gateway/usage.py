@@ -4,10 +4,11 @@ Same-format answers go to the client as the provider's bytes, undecoded (the
 gateway's fast path), so usage is read the cheap way: the format's usage key
 (OpenAI ``"usage"``, Anthropic ``"usage"`` at the top of ``message_delta`` and
 inside ``message_start``'s message, Gemini ``"usageMetadata"``) is looked for
-in the bytes, and only the JSON object right after it is decoded, through the
-format's own ``parse_usage`` so the counts mean what the converters' counts
-mean (the whole prompt in, reasoning included out). Converted answers need
-none of this: their canonical events and responses carry :class:`Usage`.
+in the bytes (the format's wire ``USAGE_MARKER``), and only the JSON object right
+after it is decoded, through the format's own ``read_usage`` so the counts mean
+what the converters' counts mean (the whole prompt in, reasoning included out).
+Converted answers need none of this: their canonical events and responses carry
+:class:`Usage`.
 
 Usage objects are snapshots, not increments: OpenAI's final chunk, Gemini's
 cumulative ``usageMetadata`` on the last chunks, Anthropic's ``message_delta``
@@ -26,13 +27,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from gateway.convert.anthropic.response import parse_usage as anthropic_usage
-from gateway.convert.gemini.response import parse_usage as gemini_usage
 from gateway.convert.model import Usage
-from gateway.convert.openai.response import parse_usage as openai_usage
+from gateway.formats import FORMATS
 
 __all__ = ["MAX_MISSES", "WINDOW", "UsageReader", "clamp_tokens"]
 
@@ -42,15 +41,6 @@ WINDOW = 4096
 MAX_MISSES = 64
 _MAX_COUNT = 2**53
 
-_MARKERS = {"openai": b'"usage"', "anthropic": b'"usage"', "gemini": b'"usageMetadata"'}
-#: The top-level key of a whole answer's usage object.
-_KEYS = {"openai": "usage", "anthropic": "usage", "gemini": "usageMetadata"}
-#: Keys one of which a real usage object of the format has.
-_EXPECTED = {
-    "openai": ("prompt_tokens", "completion_tokens"),
-    "anthropic": ("input_tokens", "output_tokens"),
-    "gemini": ("promptTokenCount", "candidatesTokenCount", "totalTokenCount"),
-}
 #: ``: {`` after a key, with the little whitespace pretty-printed JSON puts around the colon.
 _OBJECT_AFTER_KEY = re.compile(rb"[ \t\r\n]{0,256}:[ \t\r\n]{0,256}\{")
 
@@ -80,12 +70,14 @@ class UsageReader:
     :meth:`read_object` (a decoded one); :attr:`usage` is the latest snapshot, None until one came.
     """
 
-    __slots__ = ("_expected", "_fmt", "_marker", "_misses", "usage")
+    __slots__ = ("_expected", "_key", "_marker", "_misses", "_wire", "usage")
 
     def __init__(self, fmt: str) -> None:
-        self._fmt = fmt
-        self._marker = _MARKERS.get(fmt)
-        self._expected = _EXPECTED.get(fmt, ())
+        known = FORMATS.get(fmt)
+        self._wire = known.wire if known is not None else None
+        self._marker = self._wire.USAGE_MARKER if self._wire is not None else None
+        self._key = self._wire.USAGE_KEY if self._wire is not None else None
+        self._expected = self._wire.USAGE_FIELDS if self._wire is not None else ()
         self._misses = 0
         self.usage: Usage | None = None
 
@@ -103,13 +95,10 @@ class UsageReader:
         return obj, start + len(text[:end].encode("utf-8", "replace"))
 
     def _apply(self, obj: Mapping[str, Any]) -> None:
-        parse: Callable[..., Usage]
-        try:
-            if self._fmt == "anthropic":  # message_delta updates what message_start said
-                self.usage = anthropic_usage(obj, self.usage)
-                return
-            parse = openai_usage if self._fmt == "openai" else gemini_usage
-            self.usage = parse(obj)
+        if self._wire is None:
+            return
+        try:  # Anthropic's message_delta updates what message_start said
+            self.usage = self._wire.read_usage(obj, self.usage)
         except (ValueError, OverflowError, TypeError):
             self._misses += 1
 
@@ -132,7 +121,7 @@ class UsageReader:
 
     def read_object(self, answer: Mapping[str, Any]) -> None:
         """Read a whole answer already decoded (its top-level usage object), in O(1)."""
-        key = _KEYS.get(self._fmt)
+        key = self._key
         obj = answer.get(key) if key else None
         if isinstance(obj, dict) and any(k in obj for k in self._expected):
             self._apply(obj)

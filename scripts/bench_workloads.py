@@ -265,7 +265,7 @@ def tool_response(model: str = "bench-model") -> dict[str, Any]:
 
 def in_format(body: dict[str, Any], fmt: str) -> dict[str, Any]:
     """An Anthropic request body in ``fmt`` (openai, gemini), by the gateway's converters."""
-    from gateway.convert import convert_request
+    from gateway.formats import convert_request
 
     if fmt == "anthropic":
         return body
@@ -274,7 +274,7 @@ def in_format(body: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 def response_in_format(body: dict[str, Any], fmt: str) -> dict[str, Any]:
-    from gateway.convert import convert_response
+    from gateway.formats import convert_response
 
     if fmt == "anthropic":
         return body

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from gateway.errors import ModelNotFound, NotFound
-from gateway.routing import Target, get_model, list_models, route, split_gemini_target
+from gateway.formats.gemini.wire import split_target as split_gemini_target
+from gateway.formats.openai.models import get_model, list_models
+from gateway.routing import Target, route
 from gateway.transformers.model import ModelEntry, Transformer
 from gateway.transformers.registry import Registry, make_registry
 

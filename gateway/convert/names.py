@@ -24,10 +24,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+import attrs
+
 __all__ = [
     "DUMMY_GEMINI_SIGNATURE",
     "GEMINI_SIG_PREFIX",
     "SYNTH_ID_PREFIX",
+    "ToolNameRule",
     "embed_signature",
     "split_signature",
     "synth_call_id",
@@ -46,27 +49,33 @@ DUMMY_GEMINI_SIGNATURE = "skip_thought_signature_validator"
 # Conservative limits: 64 characters everywhere (OpenAI's documented limit;
 # Anthropic and Gemini limits are reported as 64 or 128, wire-formats §4.5).
 _MAX_NAME = 64
-_VALID = {
-    "openai": re.compile(r"[a-zA-Z0-9_-]{1,64}"),
-    "anthropic": re.compile(r"[a-zA-Z0-9_-]{1,64}"),
-    "gemini": re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}"),
-}
-_BAD_CHAR = {
-    "openai": re.compile(r"[^a-zA-Z0-9_-]"),
-    "anthropic": re.compile(r"[^a-zA-Z0-9_-]"),
-    "gemini": re.compile(r"[^a-zA-Z0-9_.:-]"),
-}
+
+
+@attrs.frozen(eq=False)  # compared and hashed by identity: each format has one
+class ToolNameRule:
+    """What one wire format accepts as a tool name (its ``wire`` module has one).
+
+    Attributes:
+        valid: a whole name the format accepts.
+        bad_char: one character it does not accept.
+        letter_first: the name must start with a letter or ``_``.
+    """
+
+    valid: re.Pattern[str]
+    bad_char: re.Pattern[str]
+    letter_first: bool = False
+
+
 _BAD_ID_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 @functools.lru_cache(maxsize=4096)  # the same few dozen names, every request and stream
-def wire_tool_name(name: str, fmt: str) -> str:
-    """``name`` as format ``fmt`` accepts it (unchanged when already valid)."""
-    valid = _VALID[fmt]
-    if valid.fullmatch(name):
+def wire_tool_name(name: str, rule: ToolNameRule) -> str:
+    """``name`` as a format with ``rule`` accepts it (unchanged when already valid)."""
+    if rule.valid.fullmatch(name):
         return name
-    out = _BAD_CHAR[fmt].sub("_", name) or "tool"
-    if fmt == "gemini" and not (out[0].isalpha() or out[0] == "_"):
+    out = rule.bad_char.sub("_", name) or "tool"
+    if rule.letter_first and not (out[0].isalpha() or out[0] == "_"):
         out = "_" + out
     if len(out) > _MAX_NAME or out != name:
         digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -74,11 +83,11 @@ def wire_tool_name(name: str, fmt: str) -> str:
     return out
 
 
-def tool_name_map(names: Iterable[str], fmt: str) -> dict[str, str]:
-    """``{wire name: canonical name}`` for every name that ``fmt`` renames."""
+def tool_name_map(names: Iterable[str], rule: ToolNameRule) -> dict[str, str]:
+    """``{wire name: canonical name}`` for every name that a format with ``rule`` renames."""
     out: dict[str, str] = {}
     for name in names:
-        wire = wire_tool_name(name, fmt)
+        wire = wire_tool_name(name, rule)
         if wire != name:
             out[wire] = name
     return out

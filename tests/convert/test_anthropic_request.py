@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from gateway.convert import anthropic as ant
 from gateway.convert.model import (
     Audio,
     Document,
@@ -25,6 +24,7 @@ from gateway.convert.model import (
 )
 from gateway.convert.names import GEMINI_SIG_PREFIX
 from gateway.errors import BadRequest
+from gateway.formats.anthropic import FORMAT as ant
 
 WEATHER = {
     "name": "get_weather",
@@ -409,7 +409,7 @@ def test_unknown_blocks_are_dropped_with_a_note() -> None:
 
 def test_extra_fields_are_dropped_for_other_formats() -> None:
     req, _ = ant.parse_request(DOC_EXAMPLE)
-    from gateway.convert import openai
+    from gateway.formats.openai import FORMAT as openai
 
     _, notes = openai.render_request(req, upstream_model="gpt-4o")
     assert any("context_management" in n for n in notes)

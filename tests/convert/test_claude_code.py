@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from google.genai import types as gtypes
 
-from gateway.convert import CODECS, convert_request
 from gateway.convert.model import StreamEvent
+from gateway.formats import FORMATS, convert_request
 from gateway.sse import SSEDecoder
 from tests.convert import sdk
 
@@ -130,9 +130,9 @@ def test_to_gemini() -> None:
 
 
 def relay(upstream: str, sse: bytes, req_body: dict[str, Any]) -> bytes:
-    req, _ = CODECS["anthropic"].parse_request(req_body)
-    parser = CODECS[upstream].stream_parser(tool_names=CODECS[upstream].tool_name_map(req))
-    renderer = CODECS["anthropic"].stream_renderer(req.model)
+    req, _ = FORMATS["anthropic"].parse_request(req_body)
+    parser = FORMATS[upstream].stream_parser(tool_names=FORMATS[upstream].tool_name_map(req))
+    renderer = FORMATS["anthropic"].stream_renderer(req.model)
     decoder = SSEDecoder()
     out: list[bytes] = []
     events: list[StreamEvent] = []
@@ -147,8 +147,8 @@ def relay(upstream: str, sse: bytes, req_body: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("upstream", ["openai", "gemini"])
 def test_tool_loop_round_trip(upstream: str) -> None:
     long_name = "mcp__github__search_repositories_with_a_really_long_descriptive_name"
-    req, _ = CODECS["anthropic"].parse_request(CLAUDE_CODE_REQUEST)
-    wire_name = next(k for k, v in CODECS[upstream].tool_name_map(req).items() if v == long_name)
+    req, _ = FORMATS["anthropic"].parse_request(CLAUDE_CODE_REQUEST)
+    wire_name = next(k for k, v in FORMATS[upstream].tool_name_map(req).items() if v == long_name)
     if upstream == "openai":
         sse = (
             'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":"Plan."},"finish_reason":null}]}\n\n'

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.convert import CODECS, FORMATS, accumulate, response_to_stream
-from gateway.convert.emulate import split_text
+from gateway.convert.emulate import accumulate, response_to_stream, split_text
 from gateway.convert.model import (
     RedactedThinking,
     Response,
@@ -18,6 +17,7 @@ from gateway.convert.model import (
     Usage,
 )
 from gateway.errors import ErrorKind, UpstreamError
+from gateway.formats import FORMAT_NAMES, FORMATS
 from tests.convert import sdk
 
 RESP = Response(
@@ -53,9 +53,9 @@ def test_accumulate_raises_stream_errors() -> None:
     assert info.value.status_hint == 503
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
 def test_emulated_stream_is_read_by_the_sdk(fmt: str) -> None:
-    renderer = CODECS[fmt].stream_renderer("client", include_usage=True)
+    renderer = FORMATS[fmt].stream_renderer("client", include_usage=True)
     data = (
         b"".join(renderer.render(e) for e in response_to_stream(RESP, text_pieces=2))
         + renderer.finish()

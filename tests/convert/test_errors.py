@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.convert import CODECS
 from gateway.errors import ErrorKind
+from gateway.formats import FORMATS
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ from gateway.errors import ErrorKind
     ],
 )
 def test_parse_error(fmt: str, status: int, body: object, kind: ErrorKind, message: str) -> None:
-    assert CODECS[fmt].parse_error(status, json.dumps(body).encode()) == (kind, message)
+    assert FORMATS[fmt].parse_error(status, json.dumps(body).encode()) == (kind, message)
 
 
 @pytest.mark.parametrize("fmt", ["openai", "anthropic", "gemini"])
@@ -215,28 +215,28 @@ def test_parse_error(fmt: str, status: int, body: object, kind: ErrorKind, messa
     ],
 )
 def test_non_json_bodies_fall_back_to_the_status(fmt: str, status: int, kind: ErrorKind) -> None:
-    assert CODECS[fmt].parse_error(status, b"<html>Bad Gateway</html>") == (
+    assert FORMATS[fmt].parse_error(status, b"<html>Bad Gateway</html>") == (
         kind,
         "<html>Bad Gateway</html>",
     )
 
 
 def test_empty_and_binary_bodies() -> None:
-    assert CODECS["openai"].parse_error(500, b"") == (ErrorKind.API_ERROR, "(empty error body)")
-    kind, message = CODECS["gemini"].parse_error(500, b"\xff\xfe{")
+    assert FORMATS["openai"].parse_error(500, b"") == (ErrorKind.API_ERROR, "(empty error body)")
+    kind, message = FORMATS["gemini"].parse_error(500, b"\xff\xfe{")
     assert kind is ErrorKind.API_ERROR
     assert message
 
 
 def test_codec_error_body_uses_the_shared_shapes() -> None:
-    assert CODECS["anthropic"].error_body(ErrorKind.OVERLOADED, 529, "busy") == {
+    assert FORMATS["anthropic"].error_body(ErrorKind.OVERLOADED, 529, "busy") == {
         "type": "error",
         "error": {"type": "overloaded_error", "message": "busy"},
     }
-    assert CODECS["gemini"].error_body(ErrorKind.RATE_LIMIT, 429, "slow down") == {
+    assert FORMATS["gemini"].error_body(ErrorKind.RATE_LIMIT, 429, "slow down") == {
         "error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}
     }
     assert (
-        CODECS["openai"].error_body(ErrorKind.NOT_FOUND, 404, "no")["error"]["type"]
+        FORMATS["openai"].error_body(ErrorKind.NOT_FOUND, 404, "no")["error"]["type"]
         == "invalid_request_error"
     )

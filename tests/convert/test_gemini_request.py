@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from gateway.convert import gemini as gem
 from gateway.convert.model import (
     Document,
     Image,
@@ -23,6 +22,7 @@ from gateway.convert.model import (
 )
 from gateway.convert.names import DUMMY_GEMINI_SIGNATURE
 from gateway.errors import BadRequest
+from gateway.formats.gemini import FORMAT as gem
 
 # Shaped after wire-formats.md §3.2.
 DOC_EXAMPLE: dict[str, Any] = {
@@ -424,8 +424,8 @@ def test_several_candidates_are_refused() -> None:
 
 
 def test_gemini_file_uris_do_not_travel_to_other_providers() -> None:
-    from gateway.convert import anthropic as ant
-    from gateway.convert import openai as oai
+    from gateway.formats.anthropic import FORMAT as ant
+    from gateway.formats.openai import FORMAT as oai
 
     req, _ = gem.parse_request(DOC_EXAMPLE, model="g")
     for mod in (ant, oai):

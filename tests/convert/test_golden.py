@@ -24,7 +24,7 @@ from google.genai import errors as gerrors
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.convert import CODECS, FORMATS
+from gateway.formats import FORMAT_NAMES, FORMATS
 from gateway.sse import SSEDecoder
 from tests.convert import sdk
 
@@ -34,22 +34,22 @@ CREATED = 1700000000
 
 INPUTS = sorted(
     (fmt, path.name[: -len(".sse")])
-    for fmt in FORMATS
+    for fmt in FORMAT_NAMES
     for path in (GOLDEN / fmt).glob("*.sse")
     if ".to_" not in path.name
 )
-PAIRS = [(up, case, client) for up, case in INPUTS for client in FORMATS]
+PAIRS = [(up, case, client) for up, case in INPUTS for client in FORMAT_NAMES]
 
 
 def renderer(client: str):  # type: ignore[no-untyped-def]
     if client == "openai":
-        return CODECS[client].stream_renderer("client-model", include_usage=True, created=CREATED)
-    return CODECS[client].stream_renderer("client-model", include_usage=True)
+        return FORMATS[client].stream_renderer("client-model", include_usage=True, created=CREATED)
+    return FORMATS[client].stream_renderer("client-model", include_usage=True)
 
 
 def convert(upstream: str, pieces: list[bytes], client: str) -> bytes:
     decoder = SSEDecoder()
-    parser = CODECS[upstream].stream_parser()
+    parser = FORMATS[upstream].stream_parser()
     render = renderer(client)
     out: list[bytes] = []
     for piece in pieces:
@@ -65,7 +65,7 @@ def convert(upstream: str, pieces: list[bytes], client: str) -> bytes:
 def test_every_format_pair_is_covered() -> None:
     cases = {case for _, case in INPUTS}
     assert {"text", "tools_parallel", "thinking", "error_mid"} <= cases
-    for fmt in FORMATS:
+    for fmt in FORMAT_NAMES:
         have = {case for up, case in INPUTS if up == fmt}
         assert {"text", "tools_parallel", "thinking", "error_mid"} <= have, fmt
 
@@ -145,7 +145,7 @@ def test_any_split_gives_the_same_output(upstream: str, case: str, data: st.Data
     raw = (GOLDEN / upstream / f"{case}.sse").read_bytes()
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=12)))
     pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
-    for client in FORMATS:
+    for client in FORMAT_NAMES:
         assert convert(upstream, pieces, client) == convert(upstream, [raw], client)
 
 

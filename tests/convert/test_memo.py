@@ -38,10 +38,10 @@ from hypothesis import strategies as st
 
 from gateway.adapters import Converting, make_adapter
 from gateway.call import Call
-from gateway.convert import CODECS, FORMATS, convert_request
 from gateway.convert.memo import Memo, estimate, mark
 from gateway.convert.model import Message, Notes, Request, Text
 from gateway.errors import BadRequest
+from gateway.formats import FORMAT_NAMES, FORMATS, convert_request
 from gateway.routing import Target
 from gateway.transformers.loader import parse_transformer
 
@@ -50,7 +50,7 @@ UPSTREAM = "up-model"
 OPS = {"openai": "chat", "anthropic": "messages", "gemini": "generate"}
 #: Where each format keeps its conversation.
 KEY = {"openai": "messages", "anthropic": "messages", "gemini": "contents"}
-PAIRS = [(client, provider) for client in FORMATS for provider in FORMATS]
+PAIRS = [(client, provider) for client in FORMAT_NAMES for provider in FORMAT_NAMES]
 
 # == fixtures: a realistic coding session ====================================================
 
@@ -446,8 +446,8 @@ def _target(fmt: str, variant: int = 0) -> Target:
     return Target(t, UPSTREAM if not variant else "other-model", t.models[MODEL], MODEL)
 
 
-TARGETS = {fmt: _target(fmt) for fmt in FORMATS}
-OTHER_TARGETS = {fmt: _target(fmt, 1) for fmt in FORMATS}
+TARGETS = {fmt: _target(fmt) for fmt in FORMAT_NAMES}
+OTHER_TARGETS = {fmt: _target(fmt, 1) for fmt in FORMAT_NAMES}
 
 
 def _convert(
@@ -483,7 +483,7 @@ def _cost(raw: bytes, fmt: str) -> int:
 def _parse(
     raw: bytes, fmt: str, memo: Memo | None, *, size: int | None = None
 ) -> tuple[Request, Notes]:
-    return CODECS[fmt].parse_request(
+    return FORMATS[fmt].parse_request(
         json.loads(raw), model=MODEL, memo=memo, size=len(raw) if size is None else size
     )
 
@@ -622,7 +622,7 @@ def test_cache_control_moving_to_the_newest_message() -> None:
             messages[-1]["content"] = content = [{"type": "text", "text": content}]
         content[-1]["cache_control"] = {"type": "ephemeral"}
 
-    for provider in FORMATS:
+    for provider in FORMAT_NAMES:
         memo = Memo()
         deltas = []
         for n in range(8, 30, 2):
@@ -739,7 +739,7 @@ def test_random_conversations_parse_as_without_a_memo(
 
     def parse_and_render(raw: bytes, memo: Memo | None) -> Any:
         req, notes = _parse(raw, "anthropic", memo)
-        body, more = CODECS["openai"].render_request(req, upstream_model=UPSTREAM, memo=memo)
+        body, more = FORMATS["openai"].render_request(req, upstream_model=UPSTREAM, memo=memo)
         return req, notes, json.dumps(body), more
 
     for i, (messages, tool_list) in enumerate([(first, tools), (first, tools), (second, tools2)]):
@@ -782,7 +782,7 @@ def _unmerged(fmt: str, messages: list[Any]) -> list[bool]:
     return [s == 1 for s in sizes]
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_appended_messages_are_the_only_ones_parsed(client: str) -> None:
     memo = Memo()
     n = 20
@@ -811,12 +811,12 @@ def _rendered_tools(provider: str, body: dict[str, Any]) -> Any:
     return body["tools"][0]["functionDeclarations"] if provider == "gemini" else body["tools"]
 
 
-@pytest.mark.parametrize("client", [c for c in FORMATS if c != "gemini"])
+@pytest.mark.parametrize("client", [c for c in FORMAT_NAMES if c != "gemini"])
 def test_gemini_tool_declarations_are_rendered_once_per_conversation(client: str) -> None:
     """Cleaning tool schemas for Gemini walks them all: an equal tool list of the same
     conversation reuses the declarations; another conversation renders its own."""
     memo = Memo()
-    render = CODECS["gemini"].render_request
+    render = FORMATS["gemini"].render_request
     req1, _ = _parse(_raw(client, 12), client, memo)
     body1, notes1 = render(req1, upstream_model=UPSTREAM, memo=memo)
     req2, _ = _parse(_raw(client, 14), client, memo)  # the conversation's next request
@@ -848,12 +848,12 @@ def test_gemini_tool_declarations_are_rendered_once_per_conversation(client: str
     assert _rendered_tools("gemini", again) is not _rendered_tools("gemini", first)
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_unchanged_history_is_rendered_once_for_openai(client: str) -> None:
     """The OpenAI renderer keeps each canonical message's rendering: a message handed out
     again by the parse memo comes out as the very same dicts."""
     memo = Memo()
-    render = CODECS["openai"].render_request
+    render = FORMATS["openai"].render_request
     req1, _ = _parse(_raw(client, 20), client, memo)
     req2, _ = _parse(_raw(client, 22), client, memo)
     body1, _ = render(req1, upstream_model=UPSTREAM, memo=memo)
@@ -876,7 +876,7 @@ def test_unchanged_history_is_rendered_once_for_openai(client: str) -> None:
 # == 4. bounds ===============================================================================
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_short_conversations_are_not_kept(client: str) -> None:
     memo = Memo(min_messages=6)
     _parse(_raw(client, 5), client, memo)
@@ -947,7 +947,7 @@ def test_adapter_charges_the_estimated_memory() -> None:
     assert memo.held_bytes == _cost(raw, "openai") > 4 * len(raw)
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_unknown_size_reuses_but_is_never_kept(client: str) -> None:
     memo = Memo()
     _parse(_raw(client, 10), client, memo, size=0)
@@ -983,7 +983,7 @@ def _evicted_messages(render_to: str | None) -> list[Any]:
     for seed in range(6):
         req, _ = _parse(_raw("anthropic", 12, seed=seed), "anthropic", memo, size=1000)
         if render_to is not None:
-            CODECS[render_to].render_request(req, upstream_model=UPSTREAM, memo=memo)
+            FORMATS[render_to].render_request(req, upstream_model=UPSTREAM, memo=memo)
         if seed == 0:
             refs = [weakref.ref(m) for m in req.messages]
         del req
@@ -1057,7 +1057,7 @@ def test_renderings_live_with_their_conversation() -> None:
     assert calls == [req.messages[-1], req.messages[-1]]
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_evictions_still_render_the_same(client: str) -> None:
     memo = Memo(max_bytes=4 * len(_raw(client, 12)))
     for n in range(6, 30, 2):
@@ -1133,7 +1133,7 @@ def test_malformed_message_raises_as_without_a_memo(client: str, bad: Any, where
     assert memo.reused - before == n
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_malformed_tool_list_raises_as_without_a_memo(client: str) -> None:
     def spoil(body: dict[str, Any]) -> None:
         body["tools"] = (
@@ -1172,7 +1172,7 @@ def test_request_a_then_b_then_a_again(client: str, provider: str) -> None:
     assert again == _convert(raw_a, client, provider, None)
     assert json.dumps(call_a.body) == json.dumps(json.loads(raw_a))  # nor the client's body
     # and the bodies the edits apply to, taken before json encoding
-    render = CODECS[provider].render_request
+    render = FORMATS[provider].render_request
     req_a, _ = _parse(raw_a, client, memo)
     body_a, _ = render(req_a, upstream_model=UPSTREAM, memo=memo)
     snapshot = json.dumps(body_a)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.convert import CODECS, FORMATS, accumulate
+from gateway.convert.emulate import accumulate
 from gateway.convert.mock import mock_response, mock_stream, placeholder
 from gateway.convert.model import (
     Message,
@@ -21,6 +21,7 @@ from gateway.convert.model import (
     ToolChoice,
     ToolResult,
 )
+from gateway.formats import FORMAT_NAMES, FORMATS
 from tests.convert import sdk
 
 WEATHER = Tool(
@@ -136,10 +137,10 @@ def test_stream_matches_response_and_has_several_deltas() -> None:
     assert accumulate(events) == mock_response(req, model="m")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
 def test_mock_stream_renders_for_every_client(fmt: str) -> None:
     for req in (_req("hello mock world"), _req("call get_weather", tools=(WEATHER,))):
-        renderer = CODECS[fmt].stream_renderer("mock", include_usage=True)
+        renderer = FORMATS[fmt].stream_renderer("mock", include_usage=True)
         data = (
             b"".join(renderer.render(e) for e in mock_stream(req, model="mock")) + renderer.finish()
         )

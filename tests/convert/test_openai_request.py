@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from gateway.convert import openai as oai
 from gateway.convert.model import (
     Audio,
     Document,
@@ -23,6 +22,7 @@ from gateway.convert.model import (
     ToolResult,
 )
 from gateway.errors import BadRequest
+from gateway.formats.openai import FORMAT as oai
 
 PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
@@ -278,7 +278,7 @@ def test_long_tool_names_are_shortened_consistently() -> None:
     assert body["tool_choice"]["function"]["name"] == wire
     from gateway.convert.names import tool_name_map
 
-    assert tool_name_map([long], "openai") == {wire: long}
+    assert tool_name_map([long], oai.wire.TOOL_NAMES) == {wire: long}
 
 
 def test_documents() -> None:
@@ -395,7 +395,7 @@ def test_system_message_between_calls_and_results_moves_after_the_results() -> N
     body, notes = oai.render_request(req, upstream_model="m")
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "system"]
     assert notes == ()
-    from gateway.convert import anthropic as ant
+    from gateway.formats.anthropic import FORMAT as ant
 
     body, notes = ant.render_request(req, upstream_model="m", system_messages=True)
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "system"]

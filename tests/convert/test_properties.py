@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.convert import CODECS
 from gateway.convert._util import dumps
 from gateway.convert.model import (
     Image,
@@ -24,6 +23,7 @@ from gateway.convert.model import (
     ToolResult,
 )
 from gateway.convert.schema import to_gemini_schema
+from gateway.formats import FORMATS
 
 NAME = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 TEXT = st.text(
@@ -116,9 +116,9 @@ def view(req: Request) -> dict[str, Any]:
 
 
 def round_trip(fmt: str, req: Request, **options: Any) -> Request:
-    body, _ = CODECS[fmt].render_request(req, upstream_model=req.model, **options)
+    body, _ = FORMATS[fmt].render_request(req, upstream_model=req.model, **options)
     body = json.loads(json.dumps(body))  # what goes over the wire
-    back, notes = CODECS[fmt].parse_request(body, model=req.model)
+    back, notes = FORMATS[fmt].parse_request(body, model=req.model)
     assert notes == ()
     return back
 
@@ -167,7 +167,7 @@ def test_gemini_keeps_everything_but_tool_result_names(req: Request) -> None:
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(req=requests())
 def test_any_pair_converts_without_crashing(src: str, dst: str, req: Request) -> None:
-    body, _ = CODECS[src].render_request(req, upstream_model="m")
-    parsed, _ = CODECS[src].parse_request(json.loads(json.dumps(body)), model="m")
-    out, _ = CODECS[dst].render_request(parsed, upstream_model="m")
+    body, _ = FORMATS[src].render_request(req, upstream_model="m")
+    parsed, _ = FORMATS[src].parse_request(json.loads(json.dumps(body)), model="m")
+    out, _ = FORMATS[dst].render_request(parsed, upstream_model="m")
     json.dumps(out)

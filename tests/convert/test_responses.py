@@ -9,9 +9,6 @@ import openai.types.chat
 import pytest
 from google.genai import types as gtypes
 
-from gateway.convert import anthropic as ant
-from gateway.convert import gemini as gem
-from gateway.convert import openai as oai
 from gateway.convert.model import (
     Response,
     StopReason,
@@ -21,6 +18,9 @@ from gateway.convert.model import (
     Usage,
 )
 from gateway.convert.names import GEMINI_SIG_PREFIX
+from gateway.formats.anthropic import FORMAT as ant
+from gateway.formats.gemini import FORMAT as gem
+from gateway.formats.openai import FORMAT as oai
 
 # Shaped after wire-formats.md §2.4 / §1.4 / §3.4.
 ANT_BODY = {

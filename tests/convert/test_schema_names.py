@@ -15,6 +15,7 @@ from gateway.convert.names import (
     wire_tool_name,
 )
 from gateway.convert.schema import from_gemini_schema, to_gemini_schema
+from gateway.formats import FORMATS
 
 
 def obj(**props: Any) -> dict[str, Any]:
@@ -178,15 +179,17 @@ def test_from_gemini_schema() -> None:
     ],
 )
 def test_wire_tool_name(name: str, fmt: str, expected: str) -> None:
-    wire = wire_tool_name(name, fmt)
+    rule = FORMATS[fmt].wire.TOOL_NAMES
+    wire = wire_tool_name(name, rule)
     assert wire.startswith(expected)
     assert len(wire) <= 64
-    assert wire_tool_name(name, fmt) == wire  # deterministic
+    assert wire_tool_name(name, rule) == wire  # deterministic
 
 
 def test_tool_name_map_lists_only_renamed_tools() -> None:
     long = "x" * 70
-    assert tool_name_map(["ok", long], "openai") == {wire_tool_name(long, "openai"): long}
+    rule = FORMATS["openai"].wire.TOOL_NAMES
+    assert tool_name_map(["ok", long], rule) == {wire_tool_name(long, rule): long}
 
 
 def test_call_ids_and_signatures() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.convert import CODECS, FORMATS, accumulate
+from gateway.convert.emulate import accumulate
 from gateway.convert.model import (
     MessageStart,
     RedactedThinkingDelta,
@@ -29,6 +29,7 @@ from gateway.convert.model import (
     UsageUpdate,
 )
 from gateway.errors import ErrorKind
+from gateway.formats import FORMAT_NAMES, FORMATS
 from gateway.sse import Event, SSEDecoder
 from tests.convert import sdk
 
@@ -40,7 +41,7 @@ def ev(data: Any, event: str | None = None) -> Event:
 
 
 def parse_all(fmt: str, events: list[Event], **kw: Any) -> list[StreamEvent]:
-    parser = CODECS[fmt].stream_parser(**kw)
+    parser = FORMATS[fmt].stream_parser(**kw)
     out: list[StreamEvent] = []
     for e in events:
         out.extend(parser.feed(e))
@@ -49,7 +50,7 @@ def parse_all(fmt: str, events: list[Event], **kw: Any) -> list[StreamEvent]:
 
 
 def render_all(fmt: str, events: list[StreamEvent], **kw: Any) -> bytes:
-    renderer = CODECS[fmt].stream_renderer("m", **kw)
+    renderer = FORMATS[fmt].stream_renderer("m", **kw)
     return b"".join(renderer.render(e) for e in events) + renderer.finish()
 
 
@@ -322,7 +323,7 @@ def test_anthropic_renderer_always_sends_message_delta_with_usage() -> None:
 
 
 def test_renderers_end_with_an_error_when_the_stream_never_completes() -> None:
-    for fmt in FORMATS:
+    for fmt in FORMAT_NAMES:
         data = render_all(fmt, [MessageStart("m", "u"), TextDelta("x")])
         assert b"ended before the response was complete" in data
         assert b"[DONE]" not in data
@@ -359,11 +360,11 @@ def test_gemini_renderer_drops_foreign_signatures_and_keeps_its_own() -> None:
 
 
 def test_stream_error_helper() -> None:
-    assert CODECS["anthropic"].stream_error(ErrorKind.OVERLOADED, "busy") == (
+    assert FORMATS["anthropic"].stream_error(ErrorKind.OVERLOADED, "busy") == (
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n'
     )
-    assert CODECS["openai"].stream_error(ErrorKind.TIMEOUT, "slow").startswith(b'data: {"error":')
-    assert CODECS["gemini"].stream_error(ErrorKind.TIMEOUT, "slow") == (
+    assert FORMATS["openai"].stream_error(ErrorKind.TIMEOUT, "slow").startswith(b'data: {"error":')
+    assert FORMATS["gemini"].stream_error(ErrorKind.TIMEOUT, "slow") == (
         b'data: {"error":{"code":504,"message":"slow","status":"DEADLINE_EXCEEDED"}}\r\n\r\n'
     )
 
@@ -409,7 +410,7 @@ def canonical_streams(draw: st.DrawFn) -> list[StreamEvent]:
     return [MessageStart("id1", "up", None, 1), *merged, UsageUpdate(usage), Stop(reason)]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(events=canonical_streams())
 def test_any_canonical_stream_round_trips_through_a_format(

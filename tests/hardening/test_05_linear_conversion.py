@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 
 from gateway.adapters import ConvertingRelay
-from gateway.convert import CODECS, FORMATS, convert_response
 from gateway.convert.emulate import accumulate
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
@@ -40,13 +39,14 @@ from gateway.convert.model import (
     Usage,
     UsageUpdate,
 )
+from gateway.formats import FORMAT_NAMES, FORMATS, convert_response
 from gateway.sse import SSEDecoder
 
 MAX_RATIO = 3.2
 MIN_SECONDS = 0.03
 MAX_N = 1 << 17
 ROUNDS = 5
-PAIRS = [(c, p) for c in FORMATS for p in FORMATS]
+PAIRS = [(c, p) for c in FORMAT_NAMES for p in FORMAT_NAMES]
 
 
 def _timed(run: Callable[[Any], Any], arg: Any) -> float:
@@ -273,8 +273,8 @@ SHAPES = [same_role, many_blocks, many_calls, results_apart, orphans, unanswered
 
 def _convert(client: str, provider: str, memo: Memo | None = None) -> Callable[[Any], Any]:
     def run(body: dict[str, Any]) -> bytes:
-        req, _ = CODECS[client].parse_request(body, model="m", memo=memo, size=1)
-        out, _ = CODECS[provider].render_request(req, upstream_model="up", memo=memo)
+        req, _ = FORMATS[client].parse_request(body, model="m", memo=memo, size=1)
+        out, _ = FORMATS[provider].render_request(req, upstream_model="up", memo=memo)
         return dumps_body(out)
 
     return run
@@ -287,7 +287,7 @@ def test_requests_convert_in_linear_time(client: str, provider: str, shape: Any)
 
 
 @pytest.mark.parametrize("shape", [same_role, many_calls, results_apart], ids=lambda s: s.__name__)
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_the_memo_keeps_conversions_linear(client: str, shape: Any) -> None:
     """With a memo that keeps the conversation (marks, estimate, bookkeeping), and with
     one that reuses it (the same body resent)."""
@@ -307,9 +307,9 @@ def test_the_memo_keeps_conversions_linear(client: str, shape: Any) -> None:
 
 
 @pytest.mark.parametrize("shape", [same_role, many_blocks, many_calls], ids=lambda s: s.__name__)
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_the_mock_provider_answers_in_linear_time(client: str, shape: Any) -> None:
-    codec = CODECS[client]
+    codec = FORMATS[client]
 
     def run(body: dict[str, Any]) -> None:
         req, _ = codec.parse_request(body, model="m")
@@ -338,7 +338,7 @@ def _events(n: int) -> list[Any]:
 
 
 def _provider_sse(provider: str, n: int) -> bytes:
-    renderer = CODECS[provider].stream_renderer("up", include_usage=True)
+    renderer = FORMATS[provider].stream_renderer("up", include_usage=True)
     return b"".join([*(renderer.render(e) for e in _events(n)), renderer.finish()])
 
 
@@ -393,8 +393,8 @@ def _chunks(data: bytes, size: int = 16384) -> list[bytes]:
 def test_streams_convert_in_linear_time(client: str, provider: str) -> None:
     def run(chunks: list[bytes]) -> bytes:
         relay = ConvertingRelay(
-            CODECS[provider].stream_parser(),
-            CODECS[client].stream_renderer("m", include_usage=True),
+            FORMATS[provider].stream_parser(),
+            FORMATS[client].stream_renderer("m", include_usage=True),
         )
         out = [relay.feed(c) for c in chunks]
         out.append(relay.finish())
@@ -409,11 +409,11 @@ def test_streams_accumulate_in_linear_time(client: str, provider: str) -> None:
     that only streams): text deltas once grew a str delta by delta."""
 
     def run(chunks: list[bytes]) -> bytes:
-        decoder, parser = SSEDecoder(), CODECS[provider].stream_parser()
+        decoder, parser = SSEDecoder(), FORMATS[provider].stream_parser()
         events = [c for chunk in chunks for ev in decoder.feed(chunk) for c in parser.feed(ev)]
         events.extend(c for ev in decoder.close() for c in parser.feed(ev))
         events.extend(parser.finish())
-        return dumps_body(CODECS[client].render_response(accumulate(events), model="m"))
+        return dumps_body(FORMATS[client].render_response(accumulate(events), model="m"))
 
     assert_linear(lambda n: _chunks(_provider_sse(provider, n)), run)
 
@@ -434,7 +434,7 @@ def _ref_bomb(depth: int) -> dict[str, Any]:
     return {"type": "object", "properties": {"root": {"$ref": "#/$defs/d0"}}, "$defs": defs}
 
 
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_schema_refs_that_multiply_are_inlined_within_a_budget(client: str) -> None:
     """Cleaning schemas for Gemini inlines ``$ref``; definitions that use each other twice
     over once grew exponentially (a few hundred bytes, 2**20 nodes, seconds of CPU)."""

@@ -21,9 +21,9 @@ from gateway.failures import (
     MAX_KEY_REST_S,
     MAX_RETRY_AFTER_S,
     classify_status,
-    provider_message,
     retry_after_s,
 )
+from gateway.formats import FORMAT_NAMES, FORMATS
 from tests.hardening.rawprovider import (
     CLIENT_FORMATS,
     RawProvider,
@@ -108,7 +108,9 @@ def test_retry_after_http_dates():
 @pytest.mark.parametrize("value", ["NaN", "inf", "-1", "1e999", "-1e999", "9" * 400, "x"])
 @pytest.mark.parametrize("status", [429, 503, 500])
 def test_classify_status_with_odd_retry_after(status, value):
-    failure = classify_status("p", status, b"{}", {"retry-after": value})
+    failure = classify_status(
+        "p", status, FORMATS["openai"].read_error(status, b"{}"), {"retry-after": value}
+    )
     if failure.delay_s is not None:
         assert 0 <= failure.delay_s <= MAX_RETRY_AFTER_S
     if failure.error.retry_after_s is not None:
@@ -194,13 +196,15 @@ WRONG_TYPED_ERRORS = [
 ]
 
 
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @pytest.mark.parametrize("body", WRONG_TYPED_ERRORS, ids=lambda b: json.dumps(b)[:40])
-def test_provider_message_never_raises(body):
-    message, reason = provider_message(json.dumps(body).encode())
+def test_provider_message_never_raises(body, fmt):
+    said = FORMATS[fmt].read_error(500, json.dumps(body).encode())
+    message = said.message
     assert isinstance(message, str)
     assert message
     assert len(message) <= 2000
-    assert reason is None or isinstance(reason, str)
+    assert isinstance(said.key_refused, bool)
 
 
 @pytest.mark.parametrize("status", [400, 401, 429, 500])
@@ -447,12 +451,12 @@ async def test_mutated_answers_never_500(nursery, raw_provider, tmp_path, provid
 
 
 def test_error_readers_and_argument_parsing_survive_deep_json():
-    from gateway.convert import CODECS
     from gateway.convert._util import args_object
+    from gateway.formats import FORMATS
 
     assert args_object("[" * 100_000) == ({"raw_input": "[" * 100_000}, False)
     for name in ("openai", "anthropic", "gemini"):
-        _kind, message = CODECS[name].parse_error(500, DEEP)
+        _kind, message = FORMATS[name].parse_error(500, DEEP)
         assert isinstance(message, str)
 
 

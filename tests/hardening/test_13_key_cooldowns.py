@@ -184,15 +184,18 @@ async def test_ten_concurrent_429s_rest_the_key_for_its_retry_after(nursery, pro
 
 def test_a_429s_retry_after_is_the_keys_rest_up_to_the_cap():
     from gateway.failures import MAX_RETRY_AFTER_S, classify_status
+    from gateway.formats import FORMATS
 
-    failure = classify_status("p", 429, b"{}", {"retry-after": "60"})
+    read_error = FORMATS["openai"].read_error
+
+    failure = classify_status("p", 429, read_error(429, b"{}"), {"retry-after": "60"})
     assert failure.delay_s == MAX_RETRY_AFTER_S  # the longest the request itself waits
     assert failure.rest_s == 60.0  # the key rests as long as the provider said
     assert failure.error.retry_after_s == 60
-    failure = classify_status("p", 429, b"{}", {"retry-after": "100000"})
+    failure = classify_status("p", 429, read_error(429, b"{}"), {"retry-after": "100000"})
     assert failure.rest_s == MAX_KEY_REST_S
-    assert classify_status("p", 429, b"{}", {}).rest_s is None
-    assert classify_status("p", 429, b"{}", {"retry-after": "NaN"}).rest_s is None
+    assert classify_status("p", 429, read_error(429, b"{}"), {}).rest_s is None
+    assert classify_status("p", 429, read_error(429, b"{}"), {"retry-after": "NaN"}).rest_s is None
 
 
 async def test_long_retry_after_rests_the_key_and_tells_the_client(nursery, provider, tmp_path):

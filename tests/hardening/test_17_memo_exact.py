@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from gateway.convert import FORMATS
 from gateway.convert.memo import Memo
+from gateway.formats import FORMAT_NAMES
 from tests.convert.test_memo import KEY, _raw, _same
 
 #: A tool input and what it is resent as: each pair is ``==`` but not the same JSON.
@@ -57,7 +57,7 @@ def _with_args(fmt: str, value: dict[str, Any]) -> Callable[[list[Any]], None]:
 
 
 @pytest.mark.parametrize(("first", "then"), SWAPS)
-@pytest.mark.parametrize("provider", FORMATS)
+@pytest.mark.parametrize("provider", FORMAT_NAMES)
 @pytest.mark.parametrize("client", ["anthropic", "gemini"])
 def test_a_resent_tool_input_that_only_equals_the_first_is_parsed_anew(
     client: str, provider: str, first: dict[str, Any], then: dict[str, Any]
@@ -103,7 +103,7 @@ SCHEMA_SWAPS = [
 
 
 @pytest.mark.parametrize(("first", "then"), SCHEMA_SWAPS)
-@pytest.mark.parametrize("client", FORMATS)
+@pytest.mark.parametrize("client", FORMAT_NAMES)
 def test_a_resent_tool_schema_that_only_equals_the_first_is_rendered_anew_for_gemini(
     client: str, first: Any, then: Any
 ) -> None:

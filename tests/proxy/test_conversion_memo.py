@@ -10,7 +10,7 @@ from __future__ import annotations
 import anthropic
 import trio
 
-from gateway.convert import convert_request
+from gateway.formats import convert_request
 from tests.proxy.fakes import Step, start_gateway, write_transformer
 
 TOOLS = [

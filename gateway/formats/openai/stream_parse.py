@@ -1,9 +1,7 @@
-"""OpenAI Chat Completions SSE <-> canonical stream events (wire-formats §1.5, §4.14).
+"""OpenAI Chat Completions SSE -> canonical stream events (wire-formats §1.5, §4.14).
 
-Contract. One :class:`StreamParser` and one :class:`StreamRenderer` per stream;
-both are pure state machines fed one event at a time.
-
-:class:`StreamParser` reads choice 0 of an OpenAI-compatible upstream: text,
+Contract. One :class:`StreamParser` per stream, a pure state machine fed one
+event at a time. It reads choice 0 of an OpenAI-compatible upstream: text,
 refusal and the ``reasoning_content``/``reasoning`` extension; tool-call
 fragments keyed strictly by ``tool_calls[].index`` (interleaved parallel calls
 stay apart, §5.2 item 5), held back until the fragment that carries both id
@@ -12,24 +10,15 @@ and name (§5.2 item 15); content before finish in a combined chunk (§5.2 item
 chunk) becomes a UsageUpdate; ``[DONE]`` or the end of the body gives the
 Stop. A body that ends with no ``finish_reason`` is an error, not an end_turn.
 An upstream that answers ``stop`` after making tool calls is read as tool_use.
-
-:class:`StreamRenderer` writes chunks ``openai.types.chat.ChatCompletionChunk``
-validates: a first chunk with the role, one chunk per delta, tool calls with
-their canonical index, the finish chunk, the usage chunk only when the client
-asked for it (``stream_options.include_usage``), then ``data: [DONE]``. After
-an in-stream error there is no ``[DONE]`` (§5.2 item 10). Chunks are built
-from a prefix made once per stream, so the per-event cost is one small
-``json.dumps``.
+The renderer is :mod:`gateway.formats.openai.stream_render`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gateway.convert import _util as u
 from gateway.convert.model import (
     MessageStart,
     Stop,
@@ -41,30 +30,23 @@ from gateway.convert.model import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
-    Usage,
     UsageUpdate,
 )
-from gateway.convert.names import embed_signature, split_signature
-from gateway.convert.openai.errors import error_from_object
-from gateway.convert.openai.response import (
+from gateway.convert.names import split_signature
+from gateway.errors import ErrorKind
+from gateway.formats.openai.errors import error_from_object
+from gateway.formats.openai.response import (
     STOP_FROM_OPENAI,
-    STOP_TO_OPENAI,
-    completion_id,
     parse_usage,
-    render_usage,
 )
-from gateway.errors import ErrorKind, error_body
 
 if TYPE_CHECKING:
     from gateway.sse import Event
 
-__all__ = ["StreamParser", "StreamRenderer"]
+__all__ = ["StreamParser"]
 
 _ENDED_EARLY = "The upstream stream ended before the response was complete."
 _UNREADABLE = "The upstream stream sent an event that is not a JSON object."
-
-
-# == upstream -> canonical ===================================================================
 
 
 class _Call:
@@ -231,125 +213,3 @@ class StreamParser:
                 self._start_call(call, out)  # an id-less call still reaches the client
             out.append(ToolCallEnd(call.ordinal))
         self._calls.clear()
-
-
-# == canonical -> client =====================================================================
-
-
-class StreamRenderer:
-    """Canonical stream events -> OpenAI ``chat.completion.chunk`` SSE bytes for a client.
-
-    Args:
-        model: the model name the client asked for.
-        include_usage: send the usage chunk (``stream_options.include_usage``).
-        reasoning: send thinking as the ``reasoning_content`` extension.
-        created: the ``created`` stamp (default: the upstream's, else now).
-    """
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        include_usage: bool = False,
-        reasoning: bool = False,
-        created: int | None = None,
-    ) -> None:
-        self._model = model
-        self._include_usage = include_usage
-        self._reasoning = reasoning
-        self._created = created
-        self._prefix = ""
-        self._base = ""
-        self._done = False
-        self._usage = Usage()
-
-    def render(self, event: StreamEvent) -> bytes:
-        """SSE bytes for one canonical event (b"" when it produces nothing)."""
-        if self._done:
-            return b""
-        kind = type(event)
-        head = b""
-        if not self._prefix and kind is not StreamError:
-            head = self._begin(event if kind is MessageStart else None)  # type: ignore[arg-type]
-            if kind is MessageStart:
-                return head
-        if kind is TextDelta:
-            text = u.jstr(event.text)  # type: ignore[union-attr]
-            return (
-                head
-                + f'data: {self._prefix}{{"content":{text}}},"finish_reason":null}}]}}\n\n'.encode(
-                    "utf-8", "backslashreplace"
-                )
-            )
-        if kind is ToolCallDelta:
-            if not event.arguments:  # type: ignore[union-attr]
-                return head
-            frag = {"index": event.index, "function": {"arguments": event.arguments}}  # type: ignore[union-attr]
-            return head + self._chunk({"tool_calls": [frag]})
-        if kind is ToolCallStart:
-            frag = {
-                "index": event.index,  # type: ignore[union-attr]
-                "id": embed_signature(event.id, event.signature),  # type: ignore[union-attr]
-                "type": "function",
-                "function": {"name": event.name, "arguments": ""},  # type: ignore[union-attr]
-            }
-            return head + self._chunk({"tool_calls": [frag]})
-        if kind is ThinkingDelta:
-            if self._reasoning:
-                return head + self._chunk({"reasoning_content": event.text})  # type: ignore[union-attr]
-            return head
-        if kind is UsageUpdate:
-            self._usage = event.usage  # type: ignore[union-attr]
-            return head
-        if kind is Stop:
-            return head + self._stop(event)  # type: ignore[arg-type]
-        if kind is StreamError:
-            return self._error(event.kind, event.message)  # type: ignore[union-attr]
-        return head  # signatures, redacted thinking, tool ends: nothing to say
-
-    def finish(self) -> bytes:
-        """Bytes owed at the end: an error if the stream never completed."""
-        if self._done:
-            return b""
-        return self._error(ErrorKind.API_ERROR, _ENDED_EARLY)
-
-    def _begin(self, start: MessageStart | None) -> bytes:
-        created = self._created
-        if created is None:
-            created = (
-                start.created
-                if start is not None and start.created is not None
-                else int(time.time())
-            )
-        cid = completion_id(start.id if start is not None else "")
-        self._base = (
-            f'{{"id":{u.dumps(cid)},"object":"chat.completion.chunk","created":{created},'
-            f'"model":{u.dumps(self._model)},'
-        )
-        self._prefix = self._base + '"choices":[{"index":0,"delta":'
-        return self._chunk({"role": "assistant", "content": ""})
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        tail = "null" if finish is None else f'"{finish}"'
-        return f'data: {self._prefix}{u.dumps(delta)},"finish_reason":{tail}}}]}}\n\n'.encode(
-            "utf-8", "backslashreplace"
-        )
-
-    def _stop(self, event: Stop) -> bytes:
-        self._done = True
-        out = [self._chunk({}, STOP_TO_OPENAI[event.reason])]
-        if self._include_usage:
-            usage = u.dumps(render_usage(self._usage))
-            out.append(
-                f'data: {self._base}"choices":[],"usage":{usage}}}\n\n'.encode(
-                    "utf-8", "backslashreplace"
-                )
-            )
-        out.append(b"data: [DONE]\n\n")
-        return b"".join(out)
-
-    def _error(self, kind: ErrorKind, message: str) -> bytes:
-        self._done = True
-        return f"data: {u.dumps(error_body('openai', kind, 500, message))}\n\n".encode(
-            "utf-8", "backslashreplace"
-        )
