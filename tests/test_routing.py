@@ -1,4 +1,8 @@
-"""Tests for gateway.routing: design.md "Routing", rule by rule, table-driven."""
+"""Tests for gateway.routing: design.md "Routing", rule by rule, table-driven.
+
+The model lists (``GET /v1/models``) are checked here too, on the same registries
+(gateway.formats.openai.models).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ModelNotFound, NotFound
-from gateway.formats.gemini.wire import split_target as split_gemini_target
+from gateway.errors import ModelNotFound
 from gateway.formats.openai.models import get_model, list_models
 from gateway.routing import Target, route
 from gateway.transformers.model import ModelEntry, Transformer
@@ -242,25 +245,3 @@ def test_empty_registry_routes_nothing() -> None:
     assert list_models(empty) == []
     with pytest.raises(ModelNotFound):
         route("gpt-4o", empty)
-
-
-# -- Gemini paths ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("rest", "expected"),
-    [
-        ("gemini-2.5-flash:generateContent", ("gemini-2.5-flash", "generateContent")),
-        ("gemini-2.5-flash:streamGenerateContent", ("gemini-2.5-flash", "streamGenerateContent")),
-        ("openrouter/qwen2.5:7b:generateContent", ("openrouter/qwen2.5:7b", "generateContent")),
-        ("a:b:c:countTokens", ("a:b:c", "countTokens")),
-    ],
-)
-def test_split_gemini_target(rest: str, expected: tuple[str, str]) -> None:
-    assert split_gemini_target(rest) == expected
-
-
-@pytest.mark.parametrize("rest", ["gemini-2.5-flash", ":generateContent", "gemini-2.5-flash:", ""])
-def test_split_gemini_target_rejects(rest: str) -> None:
-    with pytest.raises(NotFound, match="expected models/"):
-        split_gemini_target(rest)

@@ -211,15 +211,15 @@ class Memo:
         exact = whole is not None
         if exact:
             for i in range(reused, len(raw)):
-                m = mark(raw[i])
-                if m is None:
+                item = mark(raw[i])
+                if item is None:
                     exact = False
                     break
-                marks.append(m)
+                marks.append(item)
         with self._lock:
             self.reused += reused
             self.parsed += len(raw) - reused
-            if exact and size > 0:
+            if exact and whole is not None and size > 0:
                 self._keep(key, known, marks, parsed, self._cost(whole, len(raw)))
         return parsed
 

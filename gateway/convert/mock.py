@@ -74,7 +74,9 @@ def placeholder(schema: Any, depth: int = 0) -> Any:
         )
     if kind == "object":
         props = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
-        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        required = schema.get("required")
+        if not isinstance(required, list):
+            required = []
         return {k: placeholder(props.get(k), depth + 1) for k in required if isinstance(k, str)}
     return _PLACEHOLDER.get(str(kind).lower(), "example")
 

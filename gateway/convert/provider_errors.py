@@ -94,10 +94,8 @@ def error_message(data: Any) -> str:
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         message = _text(err.get("message")) or _text(err.get("type")) or _compact(err)
-    elif _text(err):
-        message = err
     else:
-        message = _compact(data)
+        message = _text(err) or _compact(data)
     return message[:MAX_MESSAGE_CHARS]
 
 

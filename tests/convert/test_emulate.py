@@ -18,7 +18,7 @@ from gateway.convert.model import (
 )
 from gateway.errors import ErrorKind, UpstreamError
 from gateway.formats import FORMAT_NAMES, FORMATS
-from tests.convert import sdk
+from tests import sdk
 
 RESP = Response(
     id="r9",

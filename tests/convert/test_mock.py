@@ -22,7 +22,7 @@ from gateway.convert.model import (
     ToolResult,
 )
 from gateway.formats import FORMAT_NAMES, FORMATS
-from tests.convert import sdk
+from tests import sdk
 
 WEATHER = Tool(
     "get_weather",

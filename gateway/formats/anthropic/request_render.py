@@ -301,14 +301,14 @@ def _render_messages(
             block = {"type": "text", "text": "<system>\n" + "\n\n".join(texts) + "\n</system>"}
             _add_turn(turns, "user", [block])
             continue
-        blocks = []
+        blocks: list[dict[str, Any]] = []
         for p in m.content:
-            block = _render_part(p, m.role, notes)
-            if block is None:
+            part = _render_part(p, m.role, notes)
+            if part is None:
                 if isinstance(p, Thinking):
                     dropped_thinking = True
                 continue
-            blocks.append(block)
+            blocks.append(part)
         _add_turn(turns, m.role, blocks)
     if dropped_thinking:
         notes.append("dropped thinking blocks that no Anthropic model signed")

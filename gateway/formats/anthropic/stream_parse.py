@@ -93,7 +93,9 @@ class StreamParser:
         if kind == "message_delta":
             return self._message_delta(obj)
         if kind == "message_start":
-            msg = obj.get("message") if isinstance(obj.get("message"), dict) else {}
+            msg = obj.get("message")
+            if not isinstance(msg, dict):
+                msg = {}
             usage = msg.get("usage")
             self._usage = parse_usage(usage if isinstance(usage, dict) else None)
             return [

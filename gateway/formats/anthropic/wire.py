@@ -28,7 +28,7 @@ NAME = "anthropic"
 ANTHROPIC_VERSION = "2023-06-01"
 KEEPALIVE = b'event: ping\ndata: {"type":"ping"}\n\n'
 #: Plain substrings (``in`` is a fast scan).
-TERMINAL_MARKERS = (
+TERMINAL_MARKERS: tuple[bytes, ...] = (
     b"event: message_stop",
     b"event:message_stop",
     b"event: error",
@@ -44,8 +44,8 @@ BLOCKED_FIELD: str | None = None
 #: At the top of ``message_delta`` and inside ``message_start``'s message.
 USAGE_KEY = "usage"
 USAGE_MARKER = b'"usage"'
-USAGE_FIELDS = ("input_tokens", "output_tokens")
-FORWARDED_HEADERS = (
+USAGE_FIELDS: tuple[str, ...] = ("input_tokens", "output_tokens")
+FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = (
     ForwardedHeader("anthropic-version", "anthropic-version header", ANTHROPIC_VERSION),
     ForwardedHeader("anthropic-beta", "anthropic-beta header"),
 )

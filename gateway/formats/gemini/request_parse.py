@@ -121,7 +121,7 @@ def parse_request(
         if more:
             notes.extend(more)
     messages = merge_messages(m for m, _ in parsed)
-    system = ()
+    system: tuple[Text, ...] = ()
     si = gk(body, "systemInstruction")
     if isinstance(si, str):
         system = (Text(si),) if si else ()
@@ -309,7 +309,7 @@ def _parse_function_response(
     else:
         value = response
     text = value if isinstance(value, str) else u.dumps(value if value is not None else {})
-    content: list[ContentPart] = [Text(text)] if text else []
+    content: list[Text | Image | Document] = [Text(text)] if text else []
     for j, raw in enumerate(_glist(fr, "parts", path)):
         where = f"{path}.parts[{j}]"
         part = u.expect_dict(raw, where)

@@ -159,7 +159,9 @@ def parse_response(body: Any, *, tool_names: Mapping[str, str] | None = None) ->
     parts: list[ContentPart] = []
     calls = 0
     if cand is not None:
-        content = cand.get("content") if isinstance(cand.get("content"), dict) else {}
+        content = cand.get("content")
+        if not isinstance(content, dict):
+            content = {}
         for raw in u.items(content.get("parts")):
             if not isinstance(raw, dict):
                 continue

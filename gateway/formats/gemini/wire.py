@@ -35,7 +35,7 @@ from gateway.urls import path_segment
 NAME = "gemini"
 KEEPALIVE = b"\r\n"
 #: Plain substrings (``in`` is a fast scan).
-TERMINAL_MARKERS = (
+TERMINAL_MARKERS: tuple[bytes, ...] = (
     b'"finishReason":"',
     b'"finishReason": "',
     b'"blockReason"',
@@ -47,7 +47,7 @@ EMPTY_ANSWER_OK = False
 BLOCKED_FIELD: str | None = "promptFeedback"
 USAGE_KEY = "usageMetadata"
 USAGE_MARKER = b'"usageMetadata"'
-USAGE_FIELDS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
+USAGE_FIELDS: tuple[str, ...] = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ()
 MODEL_IN_BODY = False
 TOOL_NAMES = ToolNameRule(

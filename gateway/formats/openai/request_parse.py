@@ -327,8 +327,9 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
             fn = t.get("function") if isinstance(t, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("name"), str):
                 names.append(fn["name"])
-        mode = "any" if allowed.get("mode") == "required" else "auto"
-        return ToolChoice(mode, allowed=tuple(names))
+        return ToolChoice(
+            "any" if allowed.get("mode") == "required" else "auto", allowed=tuple(names)
+        )
     raise BadRequest(f"`tool_choice.type` {kind!r} cannot be converted to another format.")
 
 

@@ -102,7 +102,9 @@ def parse_response(body: Any, *, tool_names: Mapping[str, str] | None = None) ->
     choice = (
         choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     )
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        message = {}
     parts: list[ContentPart] = []
     for key in ("reasoning_content", "reasoning"):
         value = message.get(key)

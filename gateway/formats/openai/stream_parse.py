@@ -174,7 +174,9 @@ class StreamParser:
     def _fragment(self, frag: dict[str, Any], pos: int, out: list[StreamEvent]) -> None:
         index = frag.get("index")
         index = index if isinstance(index, int) else pos
-        fn = frag.get("function") if isinstance(frag.get("function"), dict) else {}
+        fn = frag.get("function")
+        if not isinstance(fn, dict):
+            fn = {}
         frag_id = frag.get("id") if isinstance(frag.get("id"), str) else ""
         call = self._calls.get(index)
         if call is not None and frag_id and call.id and frag_id != call.id:

@@ -26,7 +26,7 @@ from gateway.formats.openai.response import parse_usage
 NAME = "openai"
 KEEPALIVE = b": keep-alive\n\n"
 #: Plain substrings (``in`` is a fast scan): the finish chunk, ``[DONE]``, an error event.
-TERMINAL_MARKERS = (
+TERMINAL_MARKERS: tuple[bytes, ...] = (
     b"data: [DONE]",
     b"data:[DONE]",
     b'"finish_reason":"',
@@ -39,8 +39,10 @@ EMPTY_ANSWER_OK = False
 BLOCKED_FIELD: str | None = None
 USAGE_KEY = "usage"
 USAGE_MARKER = b'"usage"'
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens")
-FORWARDED_HEADERS = (ForwardedHeader("openai-beta", "OpenAI-Beta header"),)
+USAGE_FIELDS: tuple[str, ...] = ("prompt_tokens", "completion_tokens")
+FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = (
+    ForwardedHeader("openai-beta", "OpenAI-Beta header"),
+)
 MODEL_IN_BODY = True
 TOOL_NAMES = ToolNameRule(re.compile(r"[a-zA-Z0-9_-]{1,64}"), re.compile(r"[^a-zA-Z0-9_-]"))
 #: The client paths whose errors are OpenAI's (also the default for every other path).

@@ -16,7 +16,7 @@ from google.genai import types as gtypes
 from gateway.convert.model import StreamEvent
 from gateway.formats import FORMATS, convert_request
 from gateway.sse import SSEDecoder
-from tests.convert import sdk
+from tests import sdk
 
 BASH_SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",

@@ -31,7 +31,7 @@ from gateway.convert.model import (
 from gateway.errors import ErrorKind
 from gateway.formats import FORMAT_NAMES, FORMATS
 from gateway.sse import Event, SSEDecoder
-from tests.convert import sdk
+from tests import sdk
 
 
 def ev(data: Any, event: str | None = None) -> Event:

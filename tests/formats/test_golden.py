@@ -3,7 +3,7 @@
 Each ``golden/streams/<upstream>/<case>.sse`` is a provider's stream (written by
 hand after the providers' documented examples); ``<case>.to_<client>.sse`` is
 exactly what the gateway must send a client of that format. A new case is a
-new input file: run ``GOLDEN_UPDATE=1 pytest tests/convert/test_golden.py`` to
+new input file: run ``GOLDEN_UPDATE=1 pytest tests/formats/test_golden.py`` to
 write its expected outputs, read them, and commit them.
 
 Besides the exact bytes, the official SDK of the client format reads every
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from gateway.formats import FORMAT_NAMES, FORMATS
 from gateway.sse import SSEDecoder
-from tests.convert import sdk
+from tests import sdk
 
 GOLDEN = Path(__file__).parent / "golden" / "streams"
 UPDATE = os.environ.get("GOLDEN_UPDATE") == "1"
