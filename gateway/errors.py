@@ -93,7 +93,7 @@ class GatewayError(Exception):
         retry_after_s: whole seconds for a ``Retry-After`` header, if any.
     """
 
-    kind: ClassVar[ErrorKind] = ErrorKind.API_ERROR
+    kind: ErrorKind = ErrorKind.API_ERROR
     default_status: ClassVar[int] = 500
     closes_connection: ClassVar[bool] = False
 
@@ -188,7 +188,7 @@ class UpstreamError(GatewayError):
         retry_after_s: int | None = None,
     ) -> None:
         super().__init__(message, status_hint=status_hint, code=code, retry_after_s=retry_after_s)
-        self.kind = kind  # type: ignore[misc]
+        self.kind = kind
 
 
 # -- transitional -------------------------------------------------------------------------

@@ -43,6 +43,10 @@ class JsonArrayExchange:
     """
 
     __slots__ = tuple(_OWN)
+    _ex: Exchange
+    _decoder: SSEDecoder
+    _opened: bool
+    _closed: bool
 
     def __init__(self, ex: Exchange) -> None:
         object.__setattr__(self, "_ex", ex)

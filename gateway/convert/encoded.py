@@ -26,7 +26,7 @@ __all__ = ["EncodedList", "dumps_body", "encode"]
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class EncodedList(list):  # type: ignore[type-arg]
+class EncodedList(list[Any]):
     """A list whose elements may come with their JSON text: ``encodings[i]`` or None.
 
     Made by a renderer and not modified afterwards; if its length no longer matches

@@ -73,7 +73,9 @@ def placeholder(schema: Any, depth: int = 0) -> Any:
             else []
         )
     if kind == "object":
-        props = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        props = schema.get("properties")
+        if not isinstance(props, Mapping):
+            props = {}
         required = schema.get("required")
         if not isinstance(required, list):
             required = []

@@ -66,7 +66,7 @@ def to_gemini_schema(schema: Any, *, root: bool = True) -> dict[str, Any] | None
     return out
 
 
-class _Defs(dict):  # type: ignore[type-arg]
+class _Defs(dict[str, Any]):
     """A schema's definitions by name, with what is left of its budget for inlining them.
 
     Inlining ``$ref`` copies a definition at every use, so definitions that use each other

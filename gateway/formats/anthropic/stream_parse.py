@@ -61,7 +61,8 @@ class StreamParser:
 
     def __init__(self, *, tool_names: Mapping[str, str] | None = None) -> None:
         self._names = tool_names or {}
-        self._tool_of_block: dict[int, int] = {}
+        #: Block index (an int, or None when the event has none) -> tool ordinal.
+        self._tool_of_block: dict[int | None, int] = {}
         self._next_tool = 0
         self._usage = Usage()
         self._stop: StopReason | None = None
@@ -88,7 +89,7 @@ class StreamParser:
         if kind == "content_block_start":
             return self._start(obj)
         if kind == "content_block_stop":
-            tool = self._tool_of_block.get(obj.get("index"))  # type: ignore[arg-type]
+            tool = self._tool_of_block.get(obj.get("index"))
             return [ToolCallEnd(tool)] if tool is not None else []
         if kind == "message_delta":
             return self._message_delta(obj)
@@ -136,7 +137,7 @@ class StreamParser:
             text = delta.get("text")
             return [TextDelta(text)] if isinstance(text, str) and text else []
         if kind == "input_json_delta":
-            tool = self._tool_of_block.get(obj.get("index"))  # type: ignore[arg-type]
+            tool = self._tool_of_block.get(obj.get("index"))
             part = delta.get("partial_json")
             if tool is None or not isinstance(part, str) or not part:
                 return []
@@ -165,7 +166,7 @@ class StreamParser:
         if kind == "tool_use":
             tool = self._next_tool
             self._next_tool += 1
-            self._tool_of_block[obj.get("index")] = tool  # type: ignore[index]
+            self._tool_of_block[obj.get("index")] = tool
             call_id, sig = split_signature(str(block.get("id") or ""))
             name = str(block.get("name") or "")
             out: list[StreamEvent] = [

@@ -112,31 +112,30 @@ class StreamRenderer:
             self._message_start(event if isinstance(event, MessageStart) else None, out)
             if isinstance(event, MessageStart):
                 return b"".join(out)
-        kind = type(event)
-        if kind is TextDelta:
-            self._write("text", {"type": "text", "text": ""}, event.text, out)  # type: ignore[union-attr]
-        elif kind is ToolCallDelta:
-            self._tool_delta(event, out)  # type: ignore[arg-type]
-        elif kind is ThinkingDelta:
+        if isinstance(event, TextDelta):
+            self._write("text", {"type": "text", "text": ""}, event.text, out)
+        elif isinstance(event, ToolCallDelta):
+            self._tool_delta(event, out)
+        elif isinstance(event, ThinkingDelta):
             self._write(
                 "thinking", {"type": "thinking", "thinking": "", "signature": ""}, event.text, out
-            )  # type: ignore[union-attr]
-        elif kind is ToolCallStart:
-            self._tool_start(event, out)  # type: ignore[arg-type]
-        elif kind is ToolCallEnd:
-            self._tool_end(event.index, out)  # type: ignore[union-attr]
-        elif kind is SignatureDelta:
-            self._signature(event, out)  # type: ignore[arg-type]
-        elif kind is RedactedThinkingDelta:
-            blk = self._target("redacted", {"type": "redacted_thinking", "data": event.data}, out)  # type: ignore[union-attr]
+            )
+        elif isinstance(event, ToolCallStart):
+            self._tool_start(event, out)
+        elif isinstance(event, ToolCallEnd):
+            self._tool_end(event.index, out)
+        elif isinstance(event, SignatureDelta):
+            self._signature(event, out)
+        elif isinstance(event, RedactedThinkingDelta):
+            blk = self._target("redacted", {"type": "redacted_thinking", "data": event.data}, out)
             if blk is self._live:
                 self._close_live(out)
-        elif kind is UsageUpdate:
-            self._usage = event.usage  # type: ignore[union-attr]
-        elif kind is Stop:
-            self._stop(event, out)  # type: ignore[arg-type]
-        elif kind is StreamError:
-            self._error(event.kind, event.message, out)  # type: ignore[union-attr]
+        elif isinstance(event, UsageUpdate):
+            self._usage = event.usage
+        elif isinstance(event, Stop):
+            self._stop(event, out)
+        elif isinstance(event, StreamError):
+            self._error(event.kind, event.message, out)
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -155,7 +154,7 @@ class StreamRenderer:
         if usage is None or not usage.input_tokens:
             usage = Usage(input_tokens=self._input_estimate or 0)
         self._usage = usage
-        message = {
+        message: dict[str, Any] = {
             "id": message_id(start.id if start is not None else ""),
             "type": "message",
             "role": "assistant",

@@ -78,42 +78,41 @@ class StreamRenderer:
         """SSE bytes for one canonical event (b"" when it produces nothing yet)."""
         if self._done:
             return b""
-        kind = type(event)
         if not self._suffix:
-            self._begin(event if kind is MessageStart else None)  # type: ignore[arg-type]
-        if kind is TextDelta:
-            if not event.text:  # type: ignore[union-attr]
+            self._begin(event if isinstance(event, MessageStart) else None)
+        if isinstance(event, TextDelta):
+            if not event.text:
                 return b""
-            text = u.jstr(event.text)  # type: ignore[union-attr]
+            text = u.jstr(event.text)
             return (
                 f'data: {{"candidates":[{{"content":{{"role":"model","parts":[{{"text":{text}}}]}},'
                 f'"index":0}}]{self._suffix}\r\n\r\n'
             ).encode("utf-8", "backslashreplace")
-        if kind is ToolCallDelta:
-            call = self._calls.get(event.index)  # type: ignore[union-attr]
+        if isinstance(event, ToolCallDelta):
+            call = self._calls.get(event.index)
             if call is not None:
-                call.args.append(event.arguments)  # type: ignore[union-attr]
+                call.args.append(event.arguments)
             return b""
-        if kind is ThinkingDelta:
-            return self._chunk([{"text": event.text, "thought": True}])  # type: ignore[union-attr]
-        if kind is ToolCallStart:
-            self._calls[event.index] = _Call(event)  # type: ignore[arg-type,union-attr]
+        if isinstance(event, ThinkingDelta):
+            return self._chunk([{"text": event.text, "thought": True}])
+        if isinstance(event, ToolCallStart):
+            self._calls[event.index] = _Call(event)
             return b""
-        if kind is ToolCallEnd:
-            call = self._calls.pop(event.index, None)  # type: ignore[union-attr]
+        if isinstance(event, ToolCallEnd):
+            call = self._calls.pop(event.index, None)
             return self._chunk([call.part()]) if call is not None else b""
-        if kind is SignatureDelta:
-            if event.origin != "gemini":  # type: ignore[union-attr]
+        if isinstance(event, SignatureDelta):
+            if event.origin != "gemini":
                 return b""  # another provider's signature means nothing to Gemini
-            part = {"text": "", "thought": True, "thoughtSignature": event.signature}  # type: ignore[union-attr]
+            part = {"text": "", "thought": True, "thoughtSignature": event.signature}
             return self._chunk([part])
-        if kind is UsageUpdate:
-            self._usage = event.usage  # type: ignore[union-attr]
+        if isinstance(event, UsageUpdate):
+            self._usage = event.usage
             return b""
-        if kind is Stop:
-            return self._stop(event)  # type: ignore[arg-type]
-        if kind is StreamError:
-            return self._error(event.kind, event.message, event.status)  # type: ignore[union-attr]
+        if isinstance(event, Stop):
+            return self._stop(event)
+        if isinstance(event, StreamError):
+            return self._error(event.kind, event.message, event.status)
         return b""  # MessageStart, redacted thinking
 
     def finish(self) -> bytes:

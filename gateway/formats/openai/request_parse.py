@@ -11,7 +11,7 @@ The renderer is :mod:`gateway.formats.openai.request_render`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from gateway.convert import _util as u
 from gateway.convert._common import (
@@ -307,14 +307,22 @@ def _parse_tool(raw: Any, path: str) -> Tool:
     )
 
 
+#: OpenAI's ``tool_choice`` strings -> canonical modes.
+_CHOICE_MODES: dict[str, Literal["auto", "any", "none"]] = {
+    "auto": "auto",
+    "required": "any",
+    "none": "none",
+}
+
+
 def _parse_tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
     if isinstance(raw, str):
-        mode = {"auto": "auto", "required": "any", "none": "none"}.get(raw)
+        mode = _CHOICE_MODES.get(raw)
         if mode is None:
             raise BadRequest("`tool_choice` must be 'auto', 'required', 'none' or an object.")
-        return ToolChoice(mode)  # type: ignore[arg-type]
+        return ToolChoice(mode)
     raw = u.expect_dict(raw, "tool_choice")
     kind = raw.get("type")
     if kind == "function":
@@ -324,9 +332,9 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
         allowed = u.opt_dict(raw, "allowed_tools", "tool_choice") or {}
         names = []
         for t in u.opt_list(allowed, "tools", "tool_choice.allowed_tools") or ():
-            fn = t.get("function") if isinstance(t, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-                names.append(fn["name"])
+            function = t.get("function") if isinstance(t, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                names.append(function["name"])
         return ToolChoice(
             "any" if allowed.get("mode") == "required" else "auto", allowed=tuple(names)
         )

@@ -73,44 +73,43 @@ class StreamRenderer:
         """SSE bytes for one canonical event (b"" when it produces nothing)."""
         if self._done:
             return b""
-        kind = type(event)
         head = b""
-        if not self._prefix and kind is not StreamError:
-            head = self._begin(event if kind is MessageStart else None)  # type: ignore[arg-type]
-            if kind is MessageStart:
+        if not self._prefix and not isinstance(event, StreamError):
+            head = self._begin(event if isinstance(event, MessageStart) else None)
+            if isinstance(event, MessageStart):
                 return head
-        if kind is TextDelta:
-            text = u.jstr(event.text)  # type: ignore[union-attr]
+        if isinstance(event, TextDelta):
+            text = u.jstr(event.text)
             return (
                 head
                 + f'data: {self._prefix}{{"content":{text}}},"finish_reason":null}}]}}\n\n'.encode(
                     "utf-8", "backslashreplace"
                 )
             )
-        if kind is ToolCallDelta:
-            if not event.arguments:  # type: ignore[union-attr]
+        if isinstance(event, ToolCallDelta):
+            if not event.arguments:
                 return head
-            frag = {"index": event.index, "function": {"arguments": event.arguments}}  # type: ignore[union-attr]
+            frag = {"index": event.index, "function": {"arguments": event.arguments}}
             return head + self._chunk({"tool_calls": [frag]})
-        if kind is ToolCallStart:
+        if isinstance(event, ToolCallStart):
             frag = {
-                "index": event.index,  # type: ignore[union-attr]
-                "id": embed_signature(event.id, event.signature),  # type: ignore[union-attr]
+                "index": event.index,
+                "id": embed_signature(event.id, event.signature),
                 "type": "function",
-                "function": {"name": event.name, "arguments": ""},  # type: ignore[union-attr]
+                "function": {"name": event.name, "arguments": ""},
             }
             return head + self._chunk({"tool_calls": [frag]})
-        if kind is ThinkingDelta:
+        if isinstance(event, ThinkingDelta):
             if self._reasoning:
-                return head + self._chunk({"reasoning_content": event.text})  # type: ignore[union-attr]
+                return head + self._chunk({"reasoning_content": event.text})
             return head
-        if kind is UsageUpdate:
-            self._usage = event.usage  # type: ignore[union-attr]
+        if isinstance(event, UsageUpdate):
+            self._usage = event.usage
             return head
-        if kind is Stop:
-            return head + self._stop(event)  # type: ignore[arg-type]
-        if kind is StreamError:
-            return self._error(event.kind, event.message)  # type: ignore[union-attr]
+        if isinstance(event, Stop):
+            return head + self._stop(event)
+        if isinstance(event, StreamError):
+            return self._error(event.kind, event.message)
         return head  # signatures, redacted thinking, tool ends: nothing to say
 
     def finish(self) -> bytes:
