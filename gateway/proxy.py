@@ -449,17 +449,17 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
         count = await off_loop(call.size, functools.partial(estimated_count, call))
         await ex.respond_json(200, count, headers=_ESTIMATED)
         return
-    codec = FORMATS[call.fmt]
-    parse = functools.partial(codec.parse_request, call.body, model=call.model, stream=call.stream)
+    client = FORMATS[call.fmt]
+    parse = functools.partial(client.parse_request, call.body, model=call.model, stream=call.stream)
     req, _notes = await off_loop(call.size, parse)
     if not call.stream:
         resp = mock_response(req, model=target.upstream_model)
         note_usage(ex, resp.usage)
         # dumps_body: a lone surrogate the client sent goes back as the same escape.
-        answer = dumps_body(codec.render_response(resp, model=call.model))
+        answer = dumps_body(client.render_response(resp, model=call.model))
         await ex.respond(200, answer, content_type=JSON)
         return
-    renderer = codec.stream_renderer(call.model, include_usage=req.include_usage)
+    renderer = client.stream_renderer(call.model, include_usage=req.include_usage)
     await ex.start(200, content_type=SSE, headers=_SSE_HEADERS)
     for event in mock_stream(req, model=target.upstream_model):
         if isinstance(event, (MessageStart, UsageUpdate)):

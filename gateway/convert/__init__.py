@@ -21,6 +21,6 @@ Everything here is pure: no I/O, no logging, no clock except the OpenAI
 notes for the caller to log at debug level; what would change the meaning of
 a request is a :class:`~gateway.errors.BadRequest`.
 
-Nothing is imported here, so a module of this package never imports another
-through the package (no cycle with the format folders).
+Nothing is imported here: the format folders import these modules, and this
+package imports no format (no cycle).
 """

@@ -4,7 +4,8 @@ Contract:
 
 - :func:`wire_tool_name` is deterministic: the same canonical name always maps to
   the same wire name, so tool definitions, history calls and forced
-  ``tool_choice`` agree. Names already valid pass unchanged. The reverse map for
+  ``tool_choice`` agree. Names already valid pass unchanged. What a format
+  accepts is its :class:`ToolNameRule` (each format's ``wire.TOOL_NAMES``). The reverse map for
   a request comes from :func:`tool_name_map`; response and stream parsers take it
   to restore the client's own names (§5.4 item 25).
 - :func:`wire_call_id` makes an id acceptable to Anthropic (``^[a-zA-Z0-9_-]+$``),
