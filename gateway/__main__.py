@@ -154,17 +154,9 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.transformers.loader import check_directory
+    from gateway.check import run_check
 
-    problems, warnings = check_directory(args.transformers, os.environ)
-    for line in problems:
-        print(line)
-    for line in warnings:
-        print(f"warning: {line}")
-    if problems:
-        return 1
-    print(f"{args.transformers}: ok")
-    return 0
+    return run_check(args.transformers, os.environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
