@@ -76,7 +76,7 @@ _KIND_NAMES: Mapping[type, str] = {
 }
 
 
-def kind(value: object) -> str:
+def _kind(value: object) -> str:
     """The JSON name of ``value``'s type (``"string"``, ``"array"``, ...)."""
     return _KIND_NAMES.get(type(value), type(value).__name__)
 
@@ -92,7 +92,7 @@ class Invalid(ValueError):
 
     def __init__(self, expected: str, value: object) -> None:
         self.expected = expected
-        self.got = kind(value)
+        self.got = _kind(value)
         self.value_repr = repr(value)
         super().__init__(f"expected {expected}, got {self.got}")
 
@@ -155,34 +155,34 @@ def unknown_key(path: KeyPath, key: str, known: list[str]) -> Problem:
 # -- the converter -----------------------------------------------------------------------------
 
 
-def _expect(ok: bool, value: object, expected: str) -> None:
-    if not ok:
-        raise Invalid(expected, value)
-
-
 def _structure_str(value: object, _: type) -> str:
-    _expect(isinstance(value, str), value, "a string")
-    return value  # type: ignore[return-value]  # checked just above
+    if not isinstance(value, str):
+        raise Invalid("a string", value)
+    return value
 
 
 def _structure_bool(value: object, _: type) -> bool:
-    _expect(isinstance(value, bool), value, "true or false")
-    return value  # type: ignore[return-value]  # checked just above
+    if not isinstance(value, bool):
+        raise Invalid("true or false", value)
+    return value
 
 
 def _structure_int(value: object, _: type) -> int:
-    _expect(isinstance(value, int) and not isinstance(value, bool), value, "an integer")
-    return value  # type: ignore[return-value]  # checked just above
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid("an integer", value)
+    return value
 
 
 def _structure_float(value: object, _: type) -> float:
-    _expect(isinstance(value, (int, float)) and not isinstance(value, bool), value, "a number")
-    return float(value)  # type: ignore[arg-type]  # checked just above
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid("a number", value)
+    return float(value)
 
 
 def _structure_bool_or_str(value: object, _: type) -> bool | str:
-    _expect(isinstance(value, (bool, str)), value, "true, false or a file path")
-    return value  # type: ignore[return-value]  # checked just above
+    if not isinstance(value, (bool, str)):
+        raise Invalid("true, false or a file path", value)
+    return value
 
 
 def _is_bool_or_str(tp: Any) -> bool:
@@ -206,7 +206,8 @@ def _literal_hook(tp: Any) -> StructureHook:
     expected = "one of " + ", ".join(repr(c) for c in choices)
 
     def structure_literal(value: object, _: type) -> object:
-        _expect(isinstance(value, str) and value in choices, value, expected)
+        if not isinstance(value, str) or value not in choices:
+            raise Invalid(expected, value)
         return value
 
     return structure_literal
@@ -216,7 +217,8 @@ def _requiring(kind_: type, expected: str, base: StructureHook) -> StructureHook
     """Wrap a cattrs hook so that only values of type ``kind_`` reach it."""
 
     def structure_checked(value: object, tp: Any) -> Any:
-        _expect(isinstance(value, kind_), value, expected)
+        if not isinstance(value, kind_):
+            raise Invalid(expected, value)
         return base(value, tp)
 
     return structure_checked
@@ -243,8 +245,9 @@ def _attrs_hook(shorthands: Mapping[type, str]) -> Callable[[Any, cattrs.Convert
         def structure_shorthand(value: object, tp_: Any) -> Any:
             if isinstance(value, str):
                 return tp(**{field: value})
-            _expect(isinstance(value, dict), value, expected)
-            return from_dict(value, tp_)  # type: ignore[arg-type]  # a dict, checked above
+            if not isinstance(value, dict):
+                raise Invalid(expected, value)
+            return from_dict(value, tp_)
 
         return structure_shorthand
 
