@@ -56,7 +56,7 @@ from gateway.errors import (
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
 from gateway.frontends import gemini_generate_request
-from gateway.keys import KeyPool
+from gateway.keys import NO_KEY, AllResting, KeyChoice, KeyPool, UseKey
 from gateway.logs import set_log_redactor
 from gateway.redact import Redactor, redactor_for
 from gateway.relay import KEEPALIVE, stream_error
@@ -244,13 +244,15 @@ class Proxy:
         """Up to ``retry.retries + 1`` tries on ``t``; raises _Exhausted when none succeeds."""
         last: Failure | None = None
         for attempt in range(t.retry.retries + 1):
-            key = self._key(ex, t)
-            if key is False:  # every key is resting
-                raise _Exhausted(last or self._resting(t))
-            failure = await self._attempt(ex, call, t, url, adapter, key or None, collect)
+            choice = self._key(ex, t)
+            if isinstance(choice, AllResting):
+                raise _Exhausted(last or self._resting(t, choice))
+            key = choice.key if isinstance(choice, UseKey) else None
+            failure = await self._attempt(ex, call, t, url, adapter, key, collect)
+            pooled = key if isinstance(choice, UseKey) and choice.pooled else None
             if failure is None:
-                if key:
-                    self.keys.succeeded(t, key)
+                if pooled:
+                    self.keys.succeeded(t, pooled)
                 return
             ex.log["retries"] = attempt
             if self.metrics is not None:
@@ -262,8 +264,8 @@ class Proxy:
                 failure.kind,
                 extra={"request_id": ex.request.request_id},
             )
-            if failure.cool_key and key:
-                self.keys.cool(t, key, failure.rest_s, why=failure)
+            if failure.cool_key and pooled:
+                self.keys.cool(t, pooled, failure.rest_s, why=failure)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -272,12 +274,12 @@ class Proxy:
         assert last is not None
         raise _Exhausted(last)
 
-    def _resting(self, t: Transformer) -> Failure:
+    def _resting(self, t: Transformer, resting: AllResting) -> Failure:
         """The failure to report when every key of ``t`` rests: the refusal, or a 429."""
-        why = self.keys.resting_reason(t)
-        if isinstance(why, Failure) and why.error.kind is not ErrorKind.RATE_LIMIT:
+        why = resting.why
+        if why is not None and why.error.kind is not ErrorKind.RATE_LIMIT:
             return why
-        return _keys_resting(t, self.keys.wait_s(t))
+        return _keys_resting(t, resting.wait_s)
 
     def _delay(self, t: Transformer, failure: Failure, attempt: int) -> float:
         if failure.delay_s is not None:
@@ -286,13 +288,12 @@ class Proxy:
             return 0.0  # another key is ready: no need to wait
         return t.retry.backoff_s * (2**attempt)
 
-    def _key(self, ex: Exchange, t: Transformer) -> str | bool:
-        """The credential for this try: a key, "" for none needed, False if all are resting."""
+    def _key(self, ex: Exchange, t: Transformer) -> KeyChoice:
+        """The credential for this try: the client's own when forwarded, else the pool's."""
         if t.forward_client_key:
-            return client_credential(ex) or ""
-        if not t.keys:
-            return ""
-        return self.keys.pick(t) or False
+            credential = client_credential(ex)
+            return UseKey(credential, pooled=False) if credential else NO_KEY
+        return self.keys.choose(t)
 
     # -- one try ---------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ from gateway.call import Call
 from gateway.convert.memo import Memo
 from gateway.frontends import parse_json_object
 from gateway.routing import Target
-from gateway.transformers.loader import parse_transformer
+from gateway.transformers import parse_transformer
 
 FORMATS = ("openai", "anthropic", "gemini")
 DIRECTIONS = (
