@@ -10,7 +10,9 @@ import trio
 import trio.testing
 
 from gateway.config import Config, ServerConfig
-from gateway.server.connection import Exchange, handle_connection
+from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
+from gateway.server.connection import handle_connection
+from gateway.server.exchange import Exchange
 from gateway.server.listen import Server
 from gateway.server.routes import Route, Router
 
@@ -69,10 +71,10 @@ def make_server(probe: Probe, **server_settings: Any) -> Server:
         Route("GET", "/wait", wait, watch_disconnect=True),
         Route("GET", "/stream", stream, watch_disconnect=True),
         Route("GET", "/mute", mute),
-        Route("POST", "/gemini/{rest:path}", echo, fmt="gemini"),
+        Route("POST", "/gemini/{rest:path}", echo, dialect=DIALECTS["gemini"]),
     ]
     config = Config(server=ServerConfig(**server_settings))
-    return Server(config, Router(routes))
+    return Server(config, Router(routes), dialect=DEFAULT, dialect_for_path=dialect_for_path)
 
 
 @attrs.define
@@ -161,5 +163,5 @@ def connect_memory(
     """
     pair = trio.testing.lockstep_stream_pair if lockstep else trio.testing.memory_stream_pair
     client, server_end = pair()
-    nursery.start_soon(handle_connection, server, server_end)
+    nursery.start_soon(handle_connection, server.context, server_end)
     return client
