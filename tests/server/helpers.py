@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
@@ -12,7 +13,7 @@ import trio.testing
 from gateway.config import Config, ServerConfig
 from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
 from gateway.server.connection import handle_connection
-from gateway.server.exchange import Exchange
+from gateway.server.exchange import ClientGone, Exchange, Request
 from gateway.server.listen import Server
 from gateway.server.routes import Route, Router
 
@@ -75,6 +76,32 @@ def make_server(probe: Probe, **server_settings: Any) -> Server:
     ]
     config = Config(server=ServerConfig(**server_settings))
     return Server(config, Router(routes), dialect=DEFAULT, dialect_for_path=dialect_for_path)
+
+
+@attrs.define
+class FakeWire:
+    """Records what an Exchange sends; ``gone`` makes every send fail as a departed client."""
+
+    draining: bool = False
+    gone: bool = False
+    sent: list[h11.Event] = attrs.Factory(list)
+
+    async def send_events(self, *events: h11.Event) -> None:
+        if self.gone:
+            raise ClientGone
+        self.sent.extend(events)
+
+
+def make_request(method: str = "GET", target: str = "/x?a=1") -> Request:
+    return Request(
+        method=method,
+        target=target,
+        headers=[(b"x-one", b"1"), (b"x-two", b"2"), (b"x-one", b"again")],
+        body=b"",
+        request_id="rid",
+        client="127.0.0.1:5",
+        started=time.perf_counter(),
+    )
 
 
 @attrs.define
