@@ -157,16 +157,18 @@ class Server:
 
     @property
     def config(self) -> Config:
+        """The settings. New ones apply to connections accepted from then on (the
+        connection cap and the in-flight memory limit stay as they were built)."""
         return self._config
 
     @config.setter
     def config(self, config: Config) -> None:
-        """New settings, for connections accepted from now on (the cap and limit stay)."""
         self._config = config
         self.context.settings = config.server
 
     @property
     def router(self) -> Router:
+        """The endpoints; a new router serves the requests that arrive from then on."""
         return self.context.router
 
     @router.setter
@@ -175,6 +177,7 @@ class Server:
 
     @property
     def admission(self) -> Admission:
+        """The memory the requests in flight hold (admission.py)."""
         return self.context.admission
 
     @property
