@@ -13,7 +13,6 @@ import os
 import signal
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import trio
 
 from gateway.call import Call
 from gateway.config import Config
+from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
 from gateway.errors import GatewayError, MethodNotAllowed, ModelNotFound, error_status
 from gateway.frontends import (
     GEMINI_METHODS,
@@ -34,8 +34,10 @@ from gateway.frontends import (
 )
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
-from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
+from gateway.metrics import Metrics
+from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
+from gateway.record import CallRecord
 from gateway.relay import stream_error
 from gateway.routing import gemini_model, get_model, list_gemini_models, list_models
 from gateway.server.listen import Server, open_listeners, tls_context
@@ -45,7 +47,7 @@ from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
 
 __all__ = ["App", "StartupError", "run"]
 
@@ -105,7 +107,12 @@ class App:
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
         )
         self.server = Server(
-            config, Router(self.routes()), tls=_tls(config), observer=self._observe
+            config,
+            Router(self.routes()),
+            tls=_tls(config),
+            observer=self.metrics.observe,
+            dialect=DEFAULT,
+            dialect_for_path=dialect_for_path,
         )
 
     def routes(self) -> list[Route]:
@@ -117,37 +124,39 @@ class App:
         ]
         if self.proxy is None:
             return routes
+        openai, anthropic, gemini = DIALECTS["openai"], DIALECTS["anthropic"], DIALECTS["gemini"]
         return [
             *routes,
             Route("GET", "/v1/models", self.models),
             Route("GET", "/v1/models/{model:path}", self.model),
-            Route("POST", "/v1/chat/completions", self.chat, "openai", watch_disconnect=True),
-            Route("POST", "/v1/messages", self.messages, "anthropic", watch_disconnect=True),
+            Route("POST", "/v1/chat/completions", self.chat, openai, watch_disconnect=True),
+            Route("POST", "/v1/messages", self.messages, anthropic, watch_disconnect=True),
             Route(
                 "POST",
                 "/v1/messages/count_tokens",
                 self.count_tokens,
-                "anthropic",
+                anthropic,
                 watch_disconnect=True,
             ),
-            Route("GET", "/v1beta/models", self.gemini_models, "gemini"),
-            Route("GET", "/v1beta/models/{model:path}", self.gemini_model, "gemini"),
-            Route("POST", "/v1beta/models/{rest:path}", self.gemini, "gemini", True),
-            Route("POST", "/v1/models/{rest:path}", self.gemini, "gemini", True),
+            Route("GET", "/v1beta/models", self.gemini_models, gemini),
+            Route("GET", "/v1beta/models/{model:path}", self.gemini_model, gemini),
+            Route("POST", "/v1beta/models/{rest:path}", self.gemini, gemini, True),
+            Route("POST", "/v1/models/{rest:path}", self.gemini, gemini, True),
         ]
 
     # -- proxied endpoints -----------------------------------------------------------------
 
     async def _proxy(self, ex: Exchange, parse: Callable[[Exchange], Call]) -> None:
         assert self.proxy is not None
-        ex.log["client_format"] = ex.fmt  # marks a proxied request for the metrics
+        # The record marks a proxied request (for the metrics) before anything can fail.
+        record = ex.facts = CallRecord(client_format=ex.dialect.name)
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
                 call = await trio.to_thread.run_sync(parse, ex)
             else:
                 call = parse(ex)
-            ex.log["model"] = call.model
+            record.model = call.model
             if call.fmt == "gemini" and call.stream and gemini_stream_alt(ex) == "json":
                 await self._json_array(ex, call)
             else:
@@ -179,27 +188,6 @@ class App:
 
     async def gemini(self, ex: Exchange) -> None:
         await self._proxy(ex, gemini_call)
-
-    def _observe(self, ex: Exchange) -> None:
-        """Per-request metrics, after the access-log line (only proxied endpoints count)."""
-        if "client_format" not in ex.log:
-            return
-        provider = ex.log.get("provider", NO_PROVIDER)
-        status = ex.status if ex.status is not None else 499
-        gone = bool(ex.log.get("client_gone"))
-        if gone and ex.status is not None and not ex.finished:
-            # A stream cut short; a client that read its whole answer and left is not one.
-            self.metrics.stream_cancellations.labels(provider).inc()
-        self.metrics.observe_request(
-            provider=provider,
-            model=ex.log.get("model", ""),
-            status=status,
-            duration_s=time.perf_counter() - ex.request.started,
-            ttfb_s=ex.head_s if ex.status is not None else None,
-            overhead_s=ex.overhead_at_head_s if ex.status is not None else None,
-            tokens_in=ex.log.get("tokens_in", 0),
-            tokens_out=ex.log.get("tokens_out", 0),
-        )
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)

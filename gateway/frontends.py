@@ -21,7 +21,7 @@ from gateway.routing import check_model_name, split_gemini_target
 from gateway.server.jsonscan import DEFAULT_MAX_JSON_DEPTH, json_depth_over
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
 
 __all__ = [
     "anthropic_call",

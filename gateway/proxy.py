@@ -58,10 +58,11 @@ from gateway.failures import Failure, classify_status, connect_failure, timeout_
 from gateway.frontends import gemini_generate_request
 from gateway.keys import NO_KEY, AllResting, KeyChoice, KeyPool, UseKey
 from gateway.logs import set_log_redactor
+from gateway.record import call_record
 from gateway.redact import Redactor, redactor_for
 from gateway.relay import KEEPALIVE, stream_error
 from gateway.routing import Target, route
-from gateway.server.connection import ClientGone
+from gateway.server.exchange import ClientGone
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
 
     from gateway.adapters import ConvertingRelay, FramedRelay, Passthrough
     from gateway.metrics import Metrics
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
     from gateway.transformers.model import Transformer
     from gateway.transformers.registry import Registry, RegistryHolder
 
@@ -141,7 +142,7 @@ class Proxy:
         snapshot = self.registry.current
         redactor = self.redactor(snapshot)
         targets = route(call.model, snapshot, turn=self._turn(call.model))
-        ex.log["client_format"] = call.fmt
+        call_record(ex).client_format = call.fmt
         error: GatewayError | None = None
         for target in targets:
             try:
@@ -173,8 +174,8 @@ class Proxy:
         self, ex: Exchange, call: Call, target: Target, redactor: Redactor
     ) -> None:
         t = target.transformer
-        ex.log["provider"] = t.name
-        ex.log["upstream_model"] = target.upstream_model
+        record = call_record(ex)
+        record.provider, record.upstream_model = t.name, target.upstream_model
         if t.format == "mock":
             await answer_from_mock(ex, call, target)
             return
@@ -254,7 +255,7 @@ class Proxy:
                 if pooled:
                     self.keys.succeeded(t, pooled)
                 return
-            ex.log["retries"] = attempt
+            call_record(ex).retries = attempt
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
             LOG.info(
@@ -396,7 +397,7 @@ class Proxy:
     ) -> None:
         """Relay a started stream, idle-bounded, through the adapter's relay."""
         chunks = resp.aiter_bytes().__aiter__()
-        first = await self._first_chunk(ex, ex.fmt, chunks)
+        first = await self._first_chunk(ex, ex.dialect.name, chunks)
         first_byte.deadline = math.inf
         if first is not None:
             await ex.send(relay.feed(first))
@@ -477,8 +478,9 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
 def note_usage(ex: Exchange, usage: Usage | None) -> None:
     """Put the provider's reported usage on the access-log line (and so in the metrics)."""
     if usage is not None:
-        ex.log["tokens_in"] = clamp_tokens(usage.input_tokens)
-        ex.log["tokens_out"] = clamp_tokens(usage.output_tokens)
+        record = call_record(ex)
+        record.tokens_in = clamp_tokens(usage.input_tokens)
+        record.tokens_out = clamp_tokens(usage.output_tokens)
 
 
 def estimated_count(call: Call) -> dict[str, int]:

@@ -27,7 +27,7 @@ import gateway.app
 from gateway.server.routes import Route
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
 
 
 class EchoApp(gateway.app.App):
