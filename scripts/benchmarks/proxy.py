@@ -173,7 +173,7 @@ def memory(rig: Stack, args: argparse.Namespace) -> dict[str, Any]:
             upstream_held.update(rig.upstream_json("/_bench/stats"))
 
     request = raw_request(port, PATH, body)
-    held = hold_streams(port, lambda _i: request, args.hold, sample=sample, hold_s=args.hold_s)
+    held = hold_streams(port, request, args.hold, sample=sample, hold_s=args.hold_s)
     peak = rss_kib(proc.pid)
     time.sleep(1.0)
     after = rss_kib(proc.pid)

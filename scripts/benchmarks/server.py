@@ -42,10 +42,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,6 +55,7 @@ from rig.measure import add_load_options, run_load
 from rig.procs import (
     HOST,
     Proc,
+    copy_logs,
     find,
     free_port,
     http_request,
@@ -63,45 +63,13 @@ from rig.procs import (
     settled_count,
     version,
     wait_ready,
-)  # fmt: skip
+)
 from rig.report import note, print_block
 
+#: One row of the results: the JSON document's fields (the table shows most of them).
+Row = dict[str, Any]
 TARGET_RPS = 2500  # issue 2: one worker, GET /health/live, access logging on
 LIVE = "GET /health/live"
-
-
-@dataclass
-class Row:
-    scenario: str
-    server: str
-    workers: int
-    connections: int
-    generator: str = ""
-    requests: int = 0
-    duration_s: float = 0.0
-    rps: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    errors: int = 0
-    non_2xx: int = 0
-    server_cpu_cores: float = 0.0
-    server_cpu_us_per_req: float = 0.0
-    loadgen_cpu_cores: float = 0.0
-    other_cpu_cores: float = 0.0
-    access_lines: int = 0
-    ratio_to_nginx: float | None = None
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        for key in ("rps", "p50_ms", "p99_ms", "server_cpu_cores", "server_cpu_us_per_req"):
-            out[key] = round(out[key], 3)
-        for key in ("loadgen_cpu_cores", "other_cpu_cores"):
-            out[key] = round(out[key], 3)
-        if self.ratio_to_nginx is not None:
-            out["ratio_to_nginx"] = round(self.ratio_to_nginx, 4)
-        return out
 
 
 @dataclass(frozen=True)
@@ -192,23 +160,18 @@ def start_nginx(tmp: Path, workers: int, port: int) -> list[Proc]:
         path.chmod(0o755)
     conf = ndir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(workers=workers, dir=ndir, host=HOST, port=port))
-    cmd = [
-        find("nginx") or "nginx",
-        "-p",
-        str(ndir),
-        "-c",
-        str(conf),
-        "-e",
-        str(ndir / "error.log"),
-    ]
+    cmd = [find("nginx") or "nginx", "-p", str(ndir), "-c", str(conf)]
+    cmd += ["-e", str(ndir / "error.log")]
     procs = [Proc(f"nginx ({workers} workers)", cmd, ndir / "stderr.log")]
     wait_ready(procs, port, "/health/live")
     return procs
 
 
-def measure(args: argparse.Namespace, row: Row, sc: Scenario, procs: list[Proc], port: int,
-            log: Path, marker: bytes, warmup: bool) -> Row:  # fmt: skip
-    """Warm up, then one measured run; fills ``row`` with load, CPU and log figures."""
+def measure(
+    args: argparse.Namespace, sc: Scenario, server: str, workers: int, procs: list[Proc],
+    port: int, log: Path, marker: bytes, warmup: bool,
+) -> Row:  # fmt: skip
+    """Warm up, then one measured run: load, CPU and log figures."""
     bodies = [sc.body] if sc.body else []
     if warmup and args.warmup > 0:
         run_load(args, port, sc.path, bodies, args.warmup, method=sc.method)
@@ -216,15 +179,23 @@ def measure(args: argparse.Namespace, row: Row, sc: Scenario, procs: list[Proc],
     cpu = Cpu({"server": procs})
     res = run_load(args, port, sc.path, bodies, args.duration, method=sc.method)
     used = cpu.stop()
-    for key in ("generator", "requests", "duration_s", "rps", "p50_ms", "p99_ms", "errors"):
-        setattr(row, key, getattr(res, key))
-    row.non_2xx = res.non_2xx
-    row.server_cpu_cores = used["server"] / used["wall"]
-    row.server_cpu_us_per_req = used["server"] / res.requests * 1e6 if res.requests else 0.0
-    row.loadgen_cpu_cores = used["client"] / used["wall"]
-    row.other_cpu_cores = used["other"] / used["wall"]
-    row.access_lines = settled_count(log, marker) - before
-    return row
+    wall = used["wall"]
+    loaded = ("generator", "requests", "duration_s", "rps", "p50_ms", "p99_ms", "errors", "non_2xx")
+    return {
+        "scenario": sc.label,
+        "server": server,
+        "workers": workers,
+        "connections": args.connections,
+        **{key: getattr(res, key) for key in loaded},
+        "server_cpu_cores": used["server"] / wall,
+        "server_cpu_us_per_req": used["server"] / res.requests * 1e6 if res.requests else 0.0,
+        "loadgen_cpu_cores": used["client"] / wall,
+        "other_cpu_cores": used["other"] / wall,
+        "access_lines": settled_count(log, marker) - before,
+        "ratio_to_nginx": None,
+        "note": "",
+        "extra": {},
+    }
 
 
 def run_scenario(args: argparse.Namespace, sc: Scenario, server: str, workers: int,
@@ -233,17 +204,17 @@ def run_scenario(args: argparse.Namespace, sc: Scenario, server: str, workers: i
     note(f"{sc.label:18} {server:8} workers={workers} c={args.connections} ({args.generator}) ...")
     runs = []
     for i in range(args.repeat):
-        row = measure(args, Row(sc.label, server, workers, args.connections), sc, procs, port,
-                      log, marker, warmup=i == 0)  # fmt: skip
+        row = measure(args, sc, server, workers, procs, port, log, marker, warmup=i == 0)
         note(
-            f"  {row.rps:,.0f} req/s  p50 {row.p50_ms:.2f} ms  p99 {row.p99_ms:.2f} ms  "
-            f"server CPU {row.server_cpu_cores:.2f} cores, other CPU {row.other_cpu_cores:.2f}"
+            f"  {row['rps']:,.0f} req/s  p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
+            f"server CPU {row['server_cpu_cores']:.2f} cores, "
+            f"other CPU {row['other_cpu_cores']:.2f}"
         )
         runs.append(row)
-    runs.sort(key=lambda r: r.rps)
+    runs.sort(key=lambda r: r["rps"])
     row = runs[len(runs) // 2]
     if len(runs) > 1:
-        row.extra["runs_rps"] = [round(r.rps, 1) for r in runs]
+        row["extra"]["runs_rps"] = [round(r["rps"], 1) for r in runs]
     return row
 
 
@@ -277,12 +248,13 @@ def server_rows(args: argparse.Namespace, with_nginx: bool, tmp: Path) -> list[R
                 rows.append(run_scenario(args, sc, "nginx", workers, procs, port, log, marker))
     for row in rows:
         ref = [
-            r.rps
+            r["rps"]
             for r in rows
-            if r.server == "nginx" and (r.scenario, r.workers) == (row.scenario, row.workers)
+            if r["server"] == "nginx"
+            and (r["scenario"], r["workers"]) == (row["scenario"], row["workers"])
         ]
-        if row.server == "gateway" and ref and ref[0]:
-            row.ratio_to_nginx = row.rps / ref[0]
+        if row["server"] == "gateway" and ref and ref[0]:
+            row["ratio_to_nginx"] = row["rps"] / ref[0]
     return rows
 
 
@@ -305,6 +277,12 @@ def environment(args: argparse.Namespace, with_nginx: bool) -> dict[str, Any]:
     }
 
 
+def rounded(row: Row) -> Row:
+    """``row`` for the JSON document: floats to 3 places (the ratio to nginx to 4)."""
+    places = {"ratio_to_nginx": 4, "duration_s": 3}
+    return {k: round(v, places.get(k, 3)) if isinstance(v, float) else v for k, v in row.items()}
+
+
 def print_report(meta: dict[str, Any], rows: list[Row], out: TextIO) -> None:
     gen = meta["generator"]
     if gen == "wrk":
@@ -320,15 +298,17 @@ def print_report(meta: dict[str, Any], rows: list[Row], out: TextIO) -> None:
     )
     head = ["scenario", "server", "workers", "conns", "req/s", "p50 ms", "p99 ms", "vs nginx",
             "srv CPU", "CPU us/req", "gen CPU", "other CPU", "logged", "errors"]  # fmt: skip
-    table = [
-        [r.scenario, r.server, str(r.workers), str(r.connections), f"{r.rps:,.0f}",
-         f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
-         f"{r.ratio_to_nginx:.1%}" if r.ratio_to_nginx is not None else "-",
-         f"{r.server_cpu_cores:.2f}", f"{r.server_cpu_us_per_req:.0f}",
-         f"{r.loadgen_cpu_cores:.2f}", f"{r.other_cpu_cores:.2f}",
-         f"{r.access_lines / r.requests:.0%}" if r.requests else "-", str(r.errors + r.non_2xx)]
-        for r in rows
-    ]  # fmt: skip
+    table = []
+    for r in rows:
+        ratio, count = r["ratio_to_nginx"], r["requests"]
+        table.append([
+            r["scenario"], r["server"], str(r["workers"]), str(r["connections"]),
+            f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+            "-" if ratio is None else f"{ratio:.1%}", f"{r['server_cpu_cores']:.2f}",
+            f"{r['server_cpu_us_per_req']:.0f}", f"{r['loadgen_cpu_cores']:.2f}",
+            f"{r['other_cpu_cores']:.2f}", f"{r['access_lines'] / count:.0%}" if count else "-",
+            str(r["errors"] + r["non_2xx"]),
+        ])  # fmt: skip
     notes = (
         "srv CPU: cores the server's processes used during the run (2 CPUs on this machine, "
         "shared with the load generator);\ngen CPU: cores the load generator used; "
@@ -337,11 +317,12 @@ def print_report(meta: dict[str, Any], rows: list[Row], out: TextIO) -> None:
     )
     print_block(None, head, table, out, "\n" + notes, left=2, indent="")
     for r in rows:
-        if r.requests and r.access_lines < 0.99 * r.requests:
+        if r["requests"] and r["access_lines"] < 0.99 * r["requests"]:
             print(
-                f"WARNING: {r.server} {r.scenario}, workers={r.workers}: wrote "
-                f"{r.access_lines:,} access lines for {r.requests:,} requests: "
-                f"{r.requests - r.access_lines:,} lines missing (dropped by the log queue?)\n",
+                f"WARNING: {r['server']} {r['scenario']}, workers={r['workers']}: wrote "
+                f"{r['access_lines']:,} access lines for {r['requests']:,} requests: "
+                f"{r['requests'] - r['access_lines']:,} lines missing "
+                "(dropped by the log queue?)\n",
                 file=out,
             )
 
@@ -356,17 +337,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             rows = server_rows(args, with_nginx, tmp)
         finally:
-            if args.keep_logs:
-                Path(args.keep_logs).mkdir(parents=True, exist_ok=True)
-                for path in tmp.rglob("*.log"):
-                    shutil.copy(path, Path(args.keep_logs) / f"{path.parent.name}-{path.name}")
+            copy_logs(tmp, args.keep_logs, lambda path: f"{path.parent.name}-{path.name}")
     target = next(
-        (r for r in rows if (r.server, r.workers, r.scenario) == ("gateway", 1, LIVE)), None
+        (r for r in rows if (r["server"], r["workers"], r["scenario"]) == ("gateway", 1, LIVE)),
+        None,
     )
     verdict = None
     if target is not None:
-        verdict = {"target_rps": TARGET_RPS, "measured_rps": round(target.rps, 1),
-                   "met": target.rps >= TARGET_RPS}  # fmt: skip
+        verdict = {"target_rps": TARGET_RPS, "measured_rps": round(target["rps"], 1),
+                   "met": target["rps"] >= TARGET_RPS}  # fmt: skip
     # With --json the JSON goes to stdout and the table to stderr, beside the progress lines.
     out = sys.stderr if args.json else sys.stdout
     print_report(meta, rows, out)
@@ -377,9 +356,9 @@ def run(args: argparse.Namespace) -> int:
             file=out,
         )
     if args.json:
-        doc = {"meta": meta, "target": verdict, "results": [r.as_dict() for r in rows]}
+        doc = {"meta": meta, "target": verdict, "results": [rounded(r) for r in rows]}
         print(json.dumps(doc, indent=2))
-    return 1 if args.fail_under and target is not None and target.rps < args.fail_under else 0
+    return 1 if args.fail_under and target is not None and target["rps"] < args.fail_under else 0
 
 
 def _csv_ints(text: str) -> list[int]:

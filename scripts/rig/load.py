@@ -180,6 +180,26 @@ def run_streams(port: int, data: bytes, connections: int, duration_s: float) -> 
     return asyncio.run(_streams(port, data, connections, duration_s))
 
 
+async def _open_stream(
+    port: int, data: bytes, events: int, seen: list[int]
+) -> tuple[ClientConnection, asyncio.Future[None]]:
+    """A stream of ``data`` on a new connection, and a future set once it brought
+    ``events`` events; every event of it is added to ``seen[0]``."""
+    conn = await ClientConnection.open(port)
+    reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    last = [0]
+
+    def on_event(total: int) -> None:
+        seen[0] += total - last[0]
+        last[0] = total
+        if total >= events and not reached.done():
+            reached.set_result(None)
+
+    conn.on_event = on_event
+    conn.send(data).add_done_callback(lambda f: f.exception())
+    return conn, reached
+
+
 @dataclass
 class HoldResult:
     opened: int = 0
@@ -189,36 +209,23 @@ class HoldResult:
 
 
 async def _hold(
-    port: int, make_request: Callable[[int], bytes], count: int, sample: Callable[[], Any],
-    hold_s: float, open_timeout_s: float = 30.0, sample_every_s: float = 0.25, batch: int = 50,
+    port: int, data: bytes, count: int, sample: Callable[[], Any], hold_s: float,
+    open_timeout_s: float = 30.0, sample_every_s: float = 0.25, batch: int = 50,
 ) -> HoldResult:  # fmt: skip
-    result = HoldResult()
+    result, events = HoldResult(), [0]
     conns: list[ClientConnection] = []
     firsts: list[asyncio.Future[None]] = []
     loop = asyncio.get_running_loop()
-    events = [0]
     started = loop.time()
-
-    def watcher(fut: asyncio.Future[None], last: list[int]) -> Callable[[int], None]:
-        def on_event(total: int) -> None:
-            events[0] += total - last[0]
-            last[0] = total
-            if not fut.done():
-                fut.set_result(None)
-
-        return on_event
-
     try:
         for i in range(min(count, MAX_CONNECTIONS)):
             try:
-                conn = await ClientConnection.open(port)
+                conn, first = await _open_stream(port, data, 1, events)
             except OSError:
                 result.failed += 1
                 continue
-            firsts.append(loop.create_future())
-            conn.on_event = watcher(firsts[-1], [0])
-            conn.send(make_request(i)).add_done_callback(lambda f: f.exception())
             conns.append(conn)
+            firsts.append(first)
             if (i + 1) % batch == 0:
                 await asyncio.sleep(0.01)  # let the servers accept a batch at a time
         done, pending = await asyncio.wait(firsts, timeout=open_timeout_s) if firsts else ((), ())
@@ -239,15 +246,10 @@ async def _hold(
 
 
 def hold_streams(
-    port: int,
-    make_request: Callable[[int], bytes],
-    count: int,
-    *,
-    sample: Callable[[], Any],
-    hold_s: float,
+    port: int, data: bytes, count: int, *, sample: Callable[[], Any], hold_s: float
 ) -> HoldResult:
     """Open ``count`` streams, wait for each one's first event, sample while holding, close."""
-    return asyncio.run(_hold(port, make_request, count, sample, hold_s))
+    return asyncio.run(_hold(port, data, count, sample, hold_s))
 
 
 async def _cancel(
@@ -255,17 +257,8 @@ async def _cancel(
     gap_s: float = 0.02, timeout_s: float = 10.0,
 ) -> dict[str, float]:  # fmt: skip
     closed: dict[str, float] = {}
-    loop = asyncio.get_running_loop()
     for rid in ids:
-        conn = await ClientConnection.open(port)
-        reached: asyncio.Future[None] = loop.create_future()
-
-        def on_event(total: int, reached: asyncio.Future[None] = reached) -> None:
-            if total >= after_events and not reached.done():
-                reached.set_result(None)
-
-        conn.on_event = on_event
-        conn.send(make_request(rid)).add_done_callback(lambda f: f.exception())
+        conn, reached = await _open_stream(port, make_request(rid), after_events, [0])
         try:
             await asyncio.wait_for(reached, timeout_s)
         except asyncio.TimeoutError:

@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -161,6 +161,14 @@ def settled_count(path: Path, marker: bytes, *, quiet_s: float = 0.5, limit_s: f
             return count_marker(path, marker)
         last = size
         time.sleep(quiet_s)
+
+
+def copy_logs(tmp: Path, where: str | None, name: Callable[[Path], str] = lambda p: p.name) -> None:
+    """Copy every ``*.log`` under ``tmp`` to the directory ``where`` (``--keep-logs``)."""
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        for path in tmp.rglob("*.log"):
+            shutil.copy(path, Path(where) / name(path))
 
 
 def rss_kib(pid: int) -> dict[str, int]:

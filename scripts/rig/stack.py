@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig.procs import HOST, Proc, free_port, http_request, wait_ready
+from rig.procs import HOST, Proc, copy_logs, free_port, http_request, wait_ready
 
 
 @dataclass
@@ -78,9 +77,6 @@ def stack(prefix: str, keep_logs: str | None = None) -> Iterator[Stack]:
             (tmp / "transformers" / "bench.json").write_text(json.dumps(spec, indent=2))
             yield rig
         finally:
-            if keep_logs:
-                Path(keep_logs).mkdir(parents=True, exist_ok=True)
-                for path in tmp.rglob("*.log"):
-                    shutil.copy(path, Path(keep_logs) / path.name)
+            copy_logs(tmp, keep_logs)
             for proc in [*rig.gateways, upstream]:
                 proc.stop()
