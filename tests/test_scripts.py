@@ -102,3 +102,46 @@ def test_help(command: list[str]) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: scripts/bench.py"), proc.stdout
+
+
+_RIG_SMOKE = """
+import json
+from pathlib import Path
+import tempfile
+
+from rig import gw
+from rig.clients import raw_request
+from rig.load import run_requests, run_streams
+from rig.procs import stop_all
+from rig.stack import start_upstream
+
+# The gateway's API as the convert benchmark uses it.
+body = json.dumps({"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]})
+call = gw.call("anthropic", body.encode(), "m", sized=True)
+sent = json.loads(gw.adapter(call, gw.target("openai", "m"), gw.Memo()).body)
+assert sent["messages"][-1]["content"] == "hi", sent
+
+# Our load generator against the mock upstream.
+with tempfile.TemporaryDirectory() as tmp:
+    try:
+        _proc, port = start_upstream(Path(tmp) / "upstream.log")
+        chat = b'{"model":"m","messages":[]}'
+        got = run_requests([raw_request(port, "/v1/chat/completions", chat)], port, 2, 0.3)
+        assert got.requests > 0 and not got.errors and not got.non_2xx, got
+        stream = b'{"model":"m-e20","stream":true,"messages":[]}'
+        res = run_streams(port, raw_request(port, "/v1/chat/completions", stream), 2, 0.3)
+        assert res.streams > 0 and set(res.events_per_stream) == {21}, res
+    finally:
+        stop_all()
+print("ok")
+"""
+
+
+def test_rig_smoke() -> None:
+    """The rig's own parts work: the gateway API of rig/gw.py, the mock upstream, our
+    request and stream generators (no wrk, no gateway process: a second or two)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RIG_SMOKE], capture_output=True, text=True, env=_env(), timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
