@@ -3,7 +3,12 @@
 ``serve`` (the default) parses the flags, loads the settings (defaults < TOML
 < environment < flags), sets up logging and runs the gateway, in this process
 or, with ``--workers N`` > 1, in N worker processes under a supervisor.
-``check`` validates a transformer directory and exits 1 on any problem.
+``check`` validates a transformer directory and exits 1 on any problem
+(:mod:`gateway.check`).
+
+Each command imports what it runs inside its own function, so ``--help`` and
+``--version`` answer without loading the server, httpx or the converters (not
+to dodge an import cycle: there is none to dodge).
 """
 
 from __future__ import annotations
@@ -154,17 +159,9 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.transformers.loader import check_directory
+    from gateway.check import run_check
 
-    problems, warnings = check_directory(args.transformers, os.environ)
-    for line in problems:
-        print(line)
-    for line in warnings:
-        print(f"warning: {line}")
-    if problems:
-        return 1
-    print(f"{args.transformers}: ok")
-    return 0
+    return run_check(args.transformers, os.environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

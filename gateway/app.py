@@ -13,19 +13,21 @@ import os
 import signal
 import ssl
 import threading
-import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 from gateway.config import Config
+from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
 from gateway.errors import GatewayError
 from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
-from gateway.metrics import CONTENT_TYPE, NO_PROVIDER, Metrics
+from gateway.metrics import Metrics
+from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
+from gateway.record import CallRecord
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
@@ -35,7 +37,7 @@ from gateway.upstream import UpstreamClient
 if TYPE_CHECKING:
     from gateway.call import Call
     from gateway.formats.format import Endpoint, Format
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
     from gateway.server.routes import Handler
 
 __all__ = ["App", "StartupError", "run"]
@@ -96,7 +98,12 @@ class App:
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
         )
         self.server = Server(
-            config, Router(self.routes()), tls=_tls(config), observer=self._observe
+            config,
+            Router(self.routes()),
+            tls=_tls(config),
+            observer=self.metrics.observe,
+            dialect=DEFAULT,
+            dialect_for_path=dialect_for_path,
         )
 
     def routes(self) -> list[Route]:
@@ -109,7 +116,7 @@ class App:
         if self.proxy is None:
             return routes
         # Every format's client endpoints (gateway/formats/<fmt>/__init__.py lists them);
-        # errors on a route are written in its format.
+        # errors on a route are worded in its format (its dialect, gateway.dialects).
         for fmt in FORMATS.values():
             for endpoint in fmt.endpoints:
                 handler: Handler
@@ -118,22 +125,24 @@ class App:
                 else:
                     handler = partial(self._answer, endpoint=endpoint)
                 watch = endpoint.read is not None
-                routes.append(Route(endpoint.method, endpoint.path, handler, fmt.name, watch))
+                dialect = DIALECTS[fmt.name]
+                routes.append(Route(endpoint.method, endpoint.path, handler, dialect, watch))
         return routes
 
-    # -- proxied endpoints -----------------------------------------------------------------
+    # -- endpoints of the formats ----------------------------------------------------------
 
     async def _proxy(self, ex: Exchange, *, fmt: Format, endpoint: Endpoint) -> None:
         assert self.proxy is not None
         assert endpoint.read is not None
-        ex.log["client_format"] = ex.fmt  # marks a proxied request for the metrics
+        # The record marks a proxied request (for the metrics) before anything can fail.
+        record = ex.facts = CallRecord(client_format=ex.dialect.name)
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
                 call = await trio.to_thread.run_sync(endpoint.read, ex.request)
             else:
                 call = endpoint.read(ex.request)
-            ex.log["model"] = call.model
+            record.model = call.model
             if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
                 await self._json_array(ex, fmt, call)
             else:
@@ -161,26 +170,7 @@ class App:
         assert endpoint.answer is not None
         await ex.respond_json(200, endpoint.answer(ex.request, self.registry.current))
 
-    def _observe(self, ex: Exchange) -> None:
-        """Per-request metrics, after the access-log line (only proxied endpoints count)."""
-        if "client_format" not in ex.log:
-            return
-        provider = ex.log.get("provider", NO_PROVIDER)
-        status = ex.status if ex.status is not None else 499
-        gone = bool(ex.log.get("client_gone"))
-        if gone and ex.status is not None and not ex.finished:
-            # A stream cut short; a client that read its whole answer and left is not one.
-            self.metrics.stream_cancellations.labels(provider).inc()
-        self.metrics.observe_request(
-            provider=provider,
-            model=ex.log.get("model", ""),
-            status=status,
-            duration_s=time.perf_counter() - ex.request.started,
-            ttfb_s=ex.head_s if ex.status is not None else None,
-            overhead_s=ex.overhead_at_head_s if ex.status is not None else None,
-            tokens_in=ex.log.get("tokens_in", 0),
-            tokens_out=ex.log.get("tokens_out", 0),
-        )
+    # -- the gateway's own endpoints -------------------------------------------------------
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)

@@ -4,7 +4,12 @@
 
 Each layer is checked on its own before the layers are merged, so an unknown
 key or a wrong type is reported with the place it came from (``config.toml:
-server.port: ...`` or ``GATEWAY_SERVER__PORT: ...``), never as a traceback.
+server.port: ...``, ``GATEWAY_SERVER__PORT: ...`` or ``command line: ...``),
+never as a traceback, and every problem of every layer is reported at once.
+The converter and the wording are :mod:`gateway.strict`'s, shared with the
+transformer files: ``server.prot: unknown key (did you mean 'port'?)``,
+``server.port: expected an integer, got string '80'``. Values are shown,
+except those of secret settings (auth keys, ``state.redis_url``).
 ``${VAR}`` and ``${VAR:-default}`` expand in TOML strings, so secrets stay in
 the environment. design.md ("Settings file") is the list of keys;
 ``config.example.toml`` documents each with its default.
@@ -14,17 +19,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 import cattrs
-from cattrs.v import format_exception
 
 from gateway.envvars import expand_env
+from gateway.strict import (
+    Invalid,
+    KeyPath,
+    Problem,
+    make_converter,
+    problem_line,
+    shape_problems,
+    unknown_key,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +48,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "load_config",
-    "make_converter",
 ]
 
 SECONDS = 1.0
@@ -142,40 +153,43 @@ for _cls in (
     attrs.resolve_types(_cls)
 
 
-def make_converter() -> cattrs.Converter:
-    """A strict converter: unknown keys are errors, detailed validation on."""
-    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+# -- problems -------------------------------------------------------------------------------
 
-    def _strict(cls: type) -> Any:
-        def structure(value: Any, _t: type) -> Any:
-            # cattrs would coerce "8080" -> 8080 and 1.5 -> 1; a settings file should not.
-            if cls is float and isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            if not isinstance(value, cls) or (cls is not bool and isinstance(value, bool)):
-                raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
-            return value
 
-        return structure
+def _is_secret(path: KeyPath) -> bool:
+    """A setting whose value is a secret: a problem with it never shows the value."""
+    if path[:2] == ("auth", "keys"):  # the list, one entry, or an entry's key
+        return len(path) <= 3 or path[3] == "key"
+    return path[:2] == ("state", "redis_url")
 
-    for cls in (int, float, bool, str):
-        conv.register_structure_hook(cls, _strict(cls))
-    return conv
+
+def _lines(source: str, problems: Iterable[Problem]) -> list[str]:
+    """``source: key.path: message`` lines; values are shown unless the setting is a secret."""
+    out = []
+    for problem in problems:
+        secret = _is_secret(problem.path)
+        text = problem.text(show_value=not secret)
+        if secret and problem.value_repr is not None:
+            text += " (the value is not shown: it is a secret)"
+        out.append(problem_line(source, problem.path, text))
+    return out
 
 
 # -- ${VAR} expansion -------------------------------------------------------------------------
 
 
-def _expand_tree(value: Any, env: Mapping[str, str], path: str = "") -> Any:
-    """``value`` with ${VAR} references expanded in every string; raises ConfigError."""
+def _expand_tree(value: Any, env: Mapping[str, str], path: KeyPath, found: list[Problem]) -> Any:
+    """``value`` with ${VAR} references expanded in every string; problems go to ``found``."""
     if isinstance(value, str):
         try:
             return expand_env(value, env)
         except ValueError as exc:
-            raise ConfigError([f"{path or '(top level)'}: {exc}"]) from None
+            found.append(Problem(path, str(exc)))
+            return value
     if isinstance(value, list):
-        return [_expand_tree(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_expand_tree(v, env, (*path, i), found) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand_tree(v, env, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {k: _expand_tree(v, env, (*path, k), found) for k, v in value.items()}
     return value
 
 
@@ -186,25 +200,9 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
     """Structure one layer alone (every key is optional) and report its problems."""
     try:
         config = conv.structure(layer, Config)
-    except Exception as exc:  # cattrs raises ClassValidationError/ForbiddenExtraKeysError
-        messages = cattrs.transform_error(exc, format_exception=_format_exception)
-        return [f"{source}: {_hide_secret(_cattrs_message(m))}" for m in messages]
-    problems = _range_problems(config, layer) + _not_implemented(config)
-    return [f"{source}: {p}" for p in problems]
-
-
-#: Settings whose values are secrets: a problem with one never shows the value.
-_SECRET_PATH = re.compile(r"^(?:auth\.keys(?:\[\d+\](?:\.key)?)?|state\.redis_url)$")
-_SHOWN_VALUE = re.compile(r"^(expected \w+, got \w+) .*$", re.DOTALL)
-
-
-def _hide_secret(problem: str) -> str:
-    """``problem`` without the value it quotes, when the setting it names is a secret."""
-    path, colon, text = problem.partition(": ")
-    if not colon or not _SECRET_PATH.match(path):
-        return problem
-    hidden = _SHOWN_VALUE.sub(r"\1 (the value is not shown: it is a secret)", text)
-    return f"{path}: {hidden}"
+    except (cattrs.BaseValidationError, Invalid) as exc:
+        return _lines(source, shape_problems(exc))
+    return _lines(source, _range_problems(config, layer) + _not_implemented(config))
 
 
 #: Sections and keys that are parsed but not implemented in this version: setting one to
@@ -218,7 +216,7 @@ _NOT_IMPLEMENTED = (
 )
 
 
-def _not_implemented(config: Config) -> list[str]:
+def _not_implemented(config: Config) -> list[Problem]:
     problems = []
     for section, what in _NOT_IMPLEMENTED:
         value = getattr(config, section)
@@ -226,28 +224,24 @@ def _not_implemented(config: Config) -> list[str]:
         for f in attrs.fields(type(value)):
             if getattr(value, f.name) != getattr(default, f.name):
                 problems.append(
-                    f"{section}.{f.name}: [{section}] ({what}) is not implemented yet in this "
-                    "version; remove the setting (the gateway would silently ignore it)"
+                    Problem(
+                        (section, f.name),
+                        f"[{section}] ({what}) is not implemented yet in this "
+                        "version; remove the setting (the gateway would silently ignore it)",
+                    )
                 )
     if config.logging.audit_log != LoggingConfig().audit_log:
         problems.append(
-            "logging.audit_log: the audit log is not implemented yet in this version; "
-            "remove the setting (the gateway would silently ignore it)"
+            Problem(
+                ("logging", "audit_log"),
+                "the audit log is not implemented yet in this version; "
+                "remove the setting (the gateway would silently ignore it)",
+            )
         )
     return problems
 
 
-def _format_exception(exc: BaseException, type_: Any) -> str:
-    """cattrs' wording, but a plain message for value errors (enum choices, our type checks)."""
-    if isinstance(exc, ValueError) and type(exc) is ValueError:
-        return str(exc)
-    if typing.get_origin(type_) is Literal:
-        choices = ", ".join(repr(a) for a in typing.get_args(type_))
-        return f"must be one of {choices}"
-    return format_exception(exc, type_)
-
-
-def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[str]:
+def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
     """Range rules (field metadata) of the keys this layer sets."""
     problems = []
     for section, values in layer.items():
@@ -257,25 +251,18 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[str]:
             if check is None or f.name not in values:
                 continue
             value = getattr(obj, f.name)
+            path = (section, f.name)
             if check == "positive" and value <= 0:
-                problems.append(f"{section}.{f.name}: must be greater than 0, got {value}")
+                problems.append(Problem(path, f"must be greater than 0, got {value}"))
             elif check == "non_negative" and value < 0:
-                problems.append(f"{section}.{f.name}: must be 0 or more, got {value}")
+                problems.append(Problem(path, f"must be 0 or more, got {value}"))
             elif check == "port" and not 0 <= value <= 65535:
                 problems.append(
-                    f"{section}.{f.name}: must be a TCP port from 0 to 65535 "
-                    f"(0: any free port), got {value}"
+                    Problem(
+                        path, f"must be a TCP port from 0 to 65535 (0: any free port), got {value}"
+                    )
                 )
     return problems
-
-
-def _cattrs_message(msg: str) -> str:
-    """``'invalid value for type, expected int @ $.server.port'`` -> ``'server.port: ...'``."""
-    text, sep, path = msg.rpartition(" @ ")
-    if not sep:
-        return msg
-    path = path.removeprefix("$").lstrip(".") or "(top level)"
-    return f"{path}: {text}"
 
 
 def _read_toml(path: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -286,13 +273,15 @@ def _read_toml(path: str, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot read the settings file: {exc.strerror}"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-    try:
-        return _expand_tree(data, env)
-    except ConfigError as exc:
-        raise ConfigError([f"{path}: {p}" for p in exc.problems]) from None
+    found: list[Problem] = []
+    expanded: dict[str, Any] = _expand_tree(data, env, (), found)
+    if found:
+        raise ConfigError(_lines(path, found))
+    return expanded
 
 
-_SECTIONS = {f.name: f.type for f in attrs.fields(Config)}
+#: Section name -> its class.
+_SECTIONS: Mapping[str, type] = {f.name: type(f.default) for f in attrs.fields(Config)}
 
 
 def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -303,54 +292,49 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         if not var.startswith(ENV_PREFIX) or "__" not in var:
             continue
         section, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
-        cls = _section_class(section)
+        cls = _SECTIONS.get(section)
         if cls is None:
-            problems.append(f"{var}: unknown settings section {section!r}")
+            problems += _lines(var, [unknown_key((), section, list(_SECTIONS))])
             continue
-        field = next((f for f in attrs.fields(cls) if f.name == key), None)
-        if field is None:
-            problems.append(f"{var}: {section!r} has no setting {key!r}")
+        names = [f.name for f in attrs.fields(cls)]
+        if key not in names:
+            problems += _lines(var, [unknown_key((section,), key, names)])
             continue
         try:
-            layer.setdefault(section, {})[key] = _parse_env_value(raw, field.type)
+            layer.setdefault(section, {})[key] = _parse_env_value(
+                raw, attrs.fields_dict(cls)[key].type
+            )
+        except Invalid as exc:
+            problems += _lines(var, [Problem((section, key), str(exc), exc.value_repr)])
         except ValueError as exc:
-            problems.append(f"{var}: {exc}")
+            problems += _lines(var, [Problem((section, key), str(exc))])
     return layer, problems
 
 
-def _section_class(section: str) -> type | None:
-    for f in attrs.fields(Config):
-        if f.name == section:
-            return f.default.__class__
-    return None
-
-
 def _parse_env_value(raw: str, ftype: Any) -> Any:
+    """``raw`` as the field's type; raises Invalid (or ValueError for JSON)."""
     origin = typing.get_origin(ftype)
     if ftype is str or origin is Literal:
         return raw
-    if ftype is int:
+    if ftype is int or ftype == (int | None):
+        if ftype is not int and not raw.strip():
+            return None
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"expected a whole number, got {raw!r}") from None
+            raise Invalid("an integer", raw) from None
     if ftype is float:
         try:
             return float(raw)
         except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
+            raise Invalid("a number", raw) from None
     if ftype is bool:
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if ftype == (int | None):
-        try:
-            return int(raw) if raw.strip() else None
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        raise Invalid("true or false", raw)
     # lists and tables (e.g. GATEWAY_AUTH__KEYS) come as JSON
     try:
         return json.loads(raw)
@@ -404,8 +388,8 @@ def load_config(
     merged = _merge(_merge(toml_layer, env_layer), flag_layer)
     try:
         config = conv.structure(merged, Config)
-    except Exception as exc:  # pragma: no cover - every layer was valid on its own
-        raise ConfigError([_cattrs_message(m) for m in cattrs.transform_error(exc)]) from exc
+    except (cattrs.BaseValidationError, Invalid) as exc:  # pragma: no cover - layers were valid
+        raise ConfigError(_lines("settings", shape_problems(exc))) from exc
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError(["server.tls_cert, server.tls_key: set both for HTTPS, or neither"])
     return config

@@ -26,7 +26,7 @@ its folder: ``gateway/formats/<fmt>/errors.py``.
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 __all__ = [
     "BadRequest",
@@ -42,9 +42,6 @@ __all__ = [
     "Unauthorized",
     "UpstreamError",
     "echo",
-    "error_body",
-    "error_response",
-    "error_status",
 ]
 
 #: Most characters of a client's value repeated in an error message.
@@ -189,36 +186,3 @@ class UpstreamError(GatewayError):
     ) -> None:
         super().__init__(message, status_hint=status_hint, code=code, retry_after_s=retry_after_s)
         self.kind = kind
-
-
-# -- transitional -------------------------------------------------------------------------
-# The error bodies of each wire format live in its folder (gateway/formats/<fmt>/errors.py)
-# and are reached through its Format (``FORMATS[fmt].error_response(exc)``). These three
-# remain for gateway/server/connection.py, which renders errors by format name until the
-# app hands the server its error renderers; delete them then, with their import of
-# gateway.formats (the one import that makes gateway.errors depend on the formats).
-
-
-def error_status(fmt: str, kind: ErrorKind, status: int) -> int:
-    """The HTTP status a client of ``fmt`` gets for ``kind`` (Format.error_status)."""
-    from gateway.formats import format_for
-
-    return format_for(fmt).error_status(kind, status)
-
-
-def error_body(
-    fmt: str, kind: ErrorKind, status: int, message: str, *, code: str | None = None
-) -> dict[str, Any]:
-    """The JSON error body of wire format ``fmt`` (Format.error_body); any other ``fmt``
-    (plain gateway endpoints such as /health) gets the OpenAI shape."""
-    from gateway.formats import format_for
-
-    return format_for(fmt).error_body(kind, status, message, code=code)
-
-
-def error_response(fmt: str, exc: GatewayError) -> tuple[int, dict[str, Any]]:
-    """``(status, body)`` for ``exc`` answered to a client of format ``fmt``
-    (Format.error_response)."""
-    from gateway.formats import format_for
-
-    return format_for(fmt).error_response(exc)

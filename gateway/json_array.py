@@ -7,7 +7,7 @@ answered by Gemini with a JSON array sent element by element
 asks providers for SSE and renders the client's stream as SSE everywhere
 (relays, converters, emulated streams, the mock, in-stream errors, keep-alives),
 so this is one translation at the edge: :class:`JsonArrayExchange` stands in
-for the request's :class:`~gateway.server.connection.Exchange` and turns each
+for the request's :class:`~gateway.server.exchange.Exchange` and turns each
 whole event's data (one ``GenerateContentResponse``, or an in-stream
 ``{"error": ...}``) into the next array element.
 
@@ -25,7 +25,7 @@ from gateway.server.responses import JSON, Headers
 from gateway.sse import Event, SSEDecoder
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
 
 __all__ = ["JsonArrayExchange"]
 

@@ -15,26 +15,66 @@ it was rested fail too, and each of those is the same event, not a new one
 shorten it. A success clears the record. State lives in a :class:`KeyPool`
 owned by the proxy (never a global), keyed by provider name and key; keys are
 only ever compared, never logged.
+
+Each try asks :meth:`KeyPool.choose` and gets a typed answer: :class:`UseKey`
+(send this key), :data:`NO_KEY` (the provider takes none) or
+:class:`AllResting` (every key rests; how long until the first is back, and
+why it was rested). A client's own credential, forwarded with
+``forward_client_key``, is a ``UseKey`` with ``pooled=False``: it is sent, but
+never rested or remembered here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
-from gateway.failures import MAX_KEY_REST_S
+from gateway.failures import MAX_KEY_REST_S, Failure
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
-__all__ = ["KeyPool"]
+__all__ = ["NO_KEY", "AllResting", "KeyChoice", "KeyPool", "NoKey", "UseKey"]
+
+
+@attrs.frozen
+class UseKey:
+    """Send ``key``. ``pooled``: one of the provider's keys, so a refusal rests it."""
+
+    key: str = attrs.field(repr=False)
+    pooled: bool = True
+
+
+@attrs.frozen
+class NoKey:
+    """Send no key: the provider needs none (or a forwarding client sent none)."""
+
+
+#: The one :class:`NoKey`.
+NO_KEY = NoKey()
+
+
+@attrs.frozen
+class AllResting:
+    """Every key of the provider rests.
+
+    Attributes:
+        wait_s: seconds until the first key is usable again.
+        why: what the provider said when that key was rested (None if unknown).
+    """
+
+    wait_s: float
+    why: Failure | None
+
+
+#: What a try sends, as :meth:`KeyPool.choose` answers.
+KeyChoice = UseKey | NoKey | AllResting
 
 
 @attrs.define
 class _KeyState:
     until: float = 0.0
     strikes: int = 0
-    why: Any = None  # what the provider said when the key was rested
+    why: Failure | None = None  # what the provider said when the key was rested
 
 
 class KeyPool:
@@ -48,6 +88,15 @@ class KeyPool:
         self._clock = clock
         self._state: dict[tuple[str, str], _KeyState] = {}
         self._turn: dict[str, int] = {}
+
+    def choose(self, t: Transformer) -> KeyChoice:
+        """The key for ``t``'s next try: one of its keys, none needed, or all resting."""
+        if not t.keys:
+            return NO_KEY
+        key = self.pick(t)
+        if key is None:
+            return AllResting(self.wait_s(t), self.resting_reason(t))
+        return UseKey(key)
 
     def pick(self, t: Transformer) -> str | None:
         """The next usable key of ``t``, or None when every key is cooling down."""
@@ -73,13 +122,17 @@ class KeyPool:
         ]
         return min(waits, default=0.0)
 
-    def resting_reason(self, t: Transformer) -> Any:
+    def resting_reason(self, t: Transformer) -> Failure | None:
         """Why the key of ``t`` that is back soonest was rested (as given to :meth:`cool`)."""
         states = [self._state[(t.name, k)] for k in t.keys if (t.name, k) in self._state]
         return min(states, key=lambda s: s.until).why if states else None
 
     def cool(
-        self, t: Transformer, key: str, at_least_s: float | None = None, why: Any = None
+        self,
+        t: Transformer,
+        key: str,
+        at_least_s: float | None = None,
+        why: Failure | None = None,
     ) -> float:
         """Rest ``key`` of ``t``; returns how long from now.
 

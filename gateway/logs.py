@@ -32,10 +32,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import unquote
 
+import attrs
+
 from gateway.redact import REDACTED, is_credential_name
+
+if TYPE_CHECKING:
+    from gateway.server.exchange import HttpRecord
 
 __all__ = [
     "ACCESS",
@@ -147,13 +152,15 @@ _UNSAFE = re.compile('[\\s"=\x00-\x1f\x7f-\x9f\u2028\u2029]')
 
 def _field(value: Any) -> str:
     """One ``key=value`` value of a text line: controls escaped, quoted when it has spaces."""
-    if not isinstance(value, str):
-        if isinstance(value, (int, float)):
-            return str(value)
-        value = str(value)
-    if _UNSAFE.search(value) is None:
-        return value
-    text = escape_controls(value)
+    if isinstance(value, str):
+        raw = value
+    elif isinstance(value, (int, float)):
+        return str(value)
+    else:
+        raw = str(value)
+    if _UNSAFE.search(raw) is None:
+        return raw
+    text = escape_controls(raw)
     if _NEEDS_QUOTES.search(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
@@ -318,51 +325,80 @@ def _asctime(now: float) -> str:
     return f"{_stamp_cache[1]},{int((now - whole) * 1000):03d}"
 
 
-def log_access(
-    *,
-    request_id: str,
-    method: str,
-    target: str,
-    status: int,
-    bytes_sent: int,
-    started: float,
-    client: str,
-    **extra: Any,
-) -> None:
-    """One line per request, refused ones included.
+def log_access(record: HttpRecord) -> None:
+    """One line per request, refused ones included, written from its record.
 
-    With :func:`setup_logging` in place the line is formatted here and goes straight
-    to the writer (no LogRecord: this runs for every request); otherwise, as in
-    tests, it goes through the ``gateway.access`` logger.
+    The HTTP fields come first (request id, method, redacted path, status,
+    bytes, duration, client), then every field the app's record of the request
+    holds (``record.facts``: an attrs instance, fields that are None left
+    off), then ``client_gone`` when the client left and ``ttfb_ms`` when a
+    response head went out. With :func:`setup_logging` in place the line is
+    formatted here and goes straight to the writer (no LogRecord: this runs for
+    every request); otherwise, as in tests, it goes through the
+    ``gateway.access`` logger.
     """
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    path = redact_target(target)
+    status = record.status if record.status is not None else 499
+    duration_ms = round(record.duration_s * 1000, 3)
+    path = redact_target(record.target)
+    extra = _extra_fields(record)
     if _writer is not None:
         _writer.write(
-            _access_line(request_id, method, path, status, bytes_sent, duration_ms, client, extra)
+            _access_line(
+                record.request_id,
+                record.method,
+                path,
+                status,
+                record.bytes_sent,
+                duration_ms,
+                record.client,
+                extra,
+            )
         )
         return
     ACCESS.info(
         "%s %s %s %d %dB %.3fms",
-        request_id,
-        method,
+        record.request_id,
+        record.method,
         path,
         status,
-        bytes_sent,
+        record.bytes_sent,
         duration_ms,
         extra={
-            "request_id": request_id,
-            "method": method,
+            "request_id": record.request_id,
+            "method": record.method,
             "path": path,
             "status": status,
-            "bytes": bytes_sent,
+            "bytes": record.bytes_sent,
             "duration_ms": duration_ms,
-            "client": client,
+            "client": record.client,
             **extra,
         },
     )
+
+
+#: The field names of each attrs class seen in ``HttpRecord.facts``.
+_FACT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _extra_fields(record: HttpRecord) -> dict[str, Any]:
+    """The fields after the HTTP ones: the app's facts, ``client_gone``, ``ttfb_ms``."""
+    extra: dict[str, Any] = {}
+    facts = record.facts
+    if facts is not None:
+        names = _FACT_FIELDS.get(type(facts))
+        if names is None:
+            names = _FACT_FIELDS[type(facts)] = tuple(f.name for f in attrs.fields(type(facts)))
+        for name in names:
+            value = getattr(facts, name)
+            if value is not None:
+                extra[name] = value
+    if record.client_gone:
+        extra["client_gone"] = True
+    if record.head_s is not None:
+        extra["ttfb_ms"] = round(record.head_s * 1000, 3)
+    return extra
 
 
 def _access_line(

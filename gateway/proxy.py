@@ -55,12 +55,13 @@ from gateway.errors import (
 )
 from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
 from gateway.formats import FORMATS
-from gateway.keys import KeyPool
+from gateway.keys import NO_KEY, AllResting, KeyChoice, KeyPool, UseKey
 from gateway.logs import set_log_redactor
+from gateway.record import call_record
 from gateway.redact import Redactor, redactor_for
-from gateway.relay import KEEPALIVE, stream_error
+from gateway.relay import stream_error
 from gateway.routing import Target, route
-from gateway.server.connection import ClientGone
+from gateway.server.exchange import ClientGone
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
 from gateway.upstream import ConnectFailure, ProtocolFailure, UpstreamClient, UpstreamRequest
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
 
     from gateway.adapters import ConvertingRelay, FramedRelay, Passthrough
     from gateway.metrics import Metrics
-    from gateway.server.connection import Exchange
+    from gateway.server.exchange import Exchange
     from gateway.transformers.model import Transformer
     from gateway.transformers.registry import Registry, RegistryHolder
 
@@ -138,7 +139,7 @@ class Proxy:
         snapshot = self.registry.current
         redactor = self.redactor(snapshot)
         targets = route(call.model, snapshot, turn=self._turn(call.model))
-        ex.log["client_format"] = call.fmt
+        call_record(ex).client_format = call.fmt
         error: GatewayError | None = None
         for target in targets:
             try:
@@ -170,8 +171,8 @@ class Proxy:
         self, ex: Exchange, call: Call, target: Target, redactor: Redactor
     ) -> None:
         t = target.transformer
-        ex.log["provider"] = t.name
-        ex.log["upstream_model"] = target.upstream_model
+        record = call_record(ex)
+        record.provider, record.upstream_model = t.name, target.upstream_model
         if t.format == "mock":
             await answer_from_mock(ex, call, target)
             return
@@ -241,15 +242,17 @@ class Proxy:
         """Up to ``retry.retries + 1`` tries on ``t``; raises _Exhausted when none succeeds."""
         last: Failure | None = None
         for attempt in range(t.retry.retries + 1):
-            key = self._key(ex, t)
-            if key is False:  # every key is resting
-                raise _Exhausted(last or self._resting(t))
-            failure = await self._attempt(ex, call, t, url, adapter, key or None, collect)
+            choice = self._key(ex, t)
+            if isinstance(choice, AllResting):
+                raise _Exhausted(last or self._resting(t, choice))
+            key = choice.key if isinstance(choice, UseKey) else None
+            failure = await self._attempt(ex, call, t, url, adapter, key, collect)
+            pooled = key if isinstance(choice, UseKey) and choice.pooled else None
             if failure is None:
-                if key:
-                    self.keys.succeeded(t, key)
+                if pooled:
+                    self.keys.succeeded(t, pooled)
                 return
-            ex.log["retries"] = attempt
+            call_record(ex).retries = attempt
             if self.metrics is not None:
                 self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
             LOG.info(
@@ -259,8 +262,8 @@ class Proxy:
                 failure.kind,
                 extra={"request_id": ex.request.request_id},
             )
-            if failure.cool_key and key:
-                self.keys.cool(t, key, failure.rest_s, why=failure)
+            if failure.cool_key and pooled:
+                self.keys.cool(t, pooled, failure.rest_s, why=failure)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -269,12 +272,12 @@ class Proxy:
         assert last is not None
         raise _Exhausted(last)
 
-    def _resting(self, t: Transformer) -> Failure:
+    def _resting(self, t: Transformer, resting: AllResting) -> Failure:
         """The failure to report when every key of ``t`` rests: the refusal, or a 429."""
-        why = self.keys.resting_reason(t)
-        if isinstance(why, Failure) and why.error.kind is not ErrorKind.RATE_LIMIT:
+        why = resting.why
+        if why is not None and why.error.kind is not ErrorKind.RATE_LIMIT:
             return why
-        return _keys_resting(t, self.keys.wait_s(t))
+        return _keys_resting(t, resting.wait_s)
 
     def _delay(self, t: Transformer, failure: Failure, attempt: int) -> float:
         if failure.delay_s is not None:
@@ -283,13 +286,12 @@ class Proxy:
             return 0.0  # another key is ready: no need to wait
         return t.retry.backoff_s * (2**attempt)
 
-    def _key(self, ex: Exchange, t: Transformer) -> str | bool:
-        """The credential for this try: a key, "" for none needed, False if all are resting."""
+    def _key(self, ex: Exchange, t: Transformer) -> KeyChoice:
+        """The credential for this try: the client's own when forwarded, else the pool's."""
         if t.forward_client_key:
-            return client_credential(ex) or ""
-        if not t.keys:
-            return ""
-        return self.keys.pick(t) or False
+            credential = client_credential(ex)
+            return UseKey(credential, pooled=False) if credential else NO_KEY
+        return self.keys.choose(t)
 
     # -- one try ---------------------------------------------------------------------------
 
@@ -393,7 +395,7 @@ class Proxy:
     ) -> None:
         """Relay a started stream, idle-bounded, through the adapter's relay."""
         chunks = resp.aiter_bytes().__aiter__()
-        first = await self._first_chunk(ex, ex.fmt, chunks)
+        first = await self._first_chunk(ex, ex.dialect.name, chunks)
         first_byte.deadline = math.inf
         if first is not None:
             await ex.send(relay.feed(first))
@@ -422,7 +424,7 @@ class Proxy:
             await trio.sleep(self.keepalive_s)
             # A half-written keep-alive would corrupt the stream: let it finish.
             with trio.CancelScope(shield=True), trio.move_on_after(KEEPALIVE_SEND_S):
-                await ex.send(KEEPALIVE[fmt])
+                await ex.send(FORMATS[fmt].wire.KEEPALIVE)
 
     async def _with_keepalives(self, ex: Exchange, fmt: str, wait: Awaitable[T]) -> T:
         """Await ``wait`` while keep-alives go out; its exception comes out unwrapped."""
@@ -474,8 +476,9 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
 def note_usage(ex: Exchange, usage: Usage | None) -> None:
     """Put the provider's reported usage on the access-log line (and so in the metrics)."""
     if usage is not None:
-        ex.log["tokens_in"] = clamp_tokens(usage.input_tokens)
-        ex.log["tokens_out"] = clamp_tokens(usage.output_tokens)
+        record = call_record(ex)
+        record.tokens_in = clamp_tokens(usage.input_tokens)
+        record.tokens_out = clamp_tokens(usage.output_tokens)
 
 
 def estimated_count(call: Call) -> dict[str, int]:

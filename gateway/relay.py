@@ -20,10 +20,8 @@ from gateway.errors import ErrorKind
 from gateway.formats import FORMATS
 from gateway.sse import SSEError
 
-__all__ = ["KEEPALIVE", "EventFramer", "stream_error"]
+__all__ = ["EventFramer", "stream_error"]
 
-#: Each client format's keep-alive bytes, by format name (its wire's ``KEEPALIVE``).
-KEEPALIVE = {name: fmt.wire.KEEPALIVE for name, fmt in FORMATS.items()}
 
 _BOUNDARIES = (b"\n\n", b"\r\r", b"\n\r\n")
 _BOUNDARY = re.compile(b"|".join(re.escape(b) for b in _BOUNDARIES))

@@ -108,7 +108,7 @@ class SSEDecoder:
         self._buffer = bytearray()
         self._at_start = True  # a BOM is still possible
         self._skip_lf = False  # the last line ended in a CR that may be half a CRLF
-        self._data: list[bytes] = []
+        self._data: list[bytes | bytearray] = []
         self._data_size = 0
         self._event: str | None = None
         self._retry: int | None = None
@@ -168,7 +168,7 @@ class SSEDecoder:
                 f"upstream event stream: a line exceeds {self._max_line} bytes without a line end"
             )
 
-    def _line(self, line: bytes, events: list[Event]) -> None:
+    def _line(self, line: bytes | bytearray, events: list[Event]) -> None:
         if not line:
             self._dispatch(events)
             return

@@ -201,7 +201,8 @@ class _Connection:
         # A bare CancelScope costs less than trio.fail_after, and this is the hot path.
         try:
             with trio.CancelScope(deadline=trio.current_time() + timeout):
-                return await self.stream.receive_some(RECEIVE_BYTES)
+                # bytes() of bytes is the same object; trio's sockets give bytes.
+                return bytes(await self.stream.receive_some(RECEIVE_BYTES))
         except _CONNECTION_ERRORS as exc:
             raise httpx.ReadError(f"Receiving the response failed: {exc!r}") from exc
         raise httpx.ReadTimeout("Timed out waiting for the response.") from trio.TooSlowError()

@@ -21,29 +21,34 @@ trio/tcp_server.py; RFC 9112 for the protocol):
    the server's admission counter (admission.py) as the body arrives, then
    its estimated decoded size; past ``max_inflight_bytes``: 503.
 4. *Dispatch*: the router picks a handler (HEAD runs the GET route's and
-   the :class:`Exchange` sends the head only). Handlers that wait on
-   providers run with a watchdog task, the only reader of the socket while
-   the handler runs: a reset cancels the handler's scope (client gone), EOF
-   is probed first (a half-closed client still reads; see
-   :meth:`Connection._watch_client`), other bytes are pipelined requests and
-   stay buffered in h11.
-5. *Respond*: the handler answers through its :class:`Exchange`, whole or as a
+   the :class:`~gateway.server.exchange.Exchange` sends the head only).
+   Handlers that wait on providers run with a watchdog task, the only reader
+   of the socket while the handler runs: a reset cancels the handler's scope
+   (client gone), EOF is probed first (a half-closed client still reads; see
+   watchdog.py), other bytes are pipelined requests and stay buffered in h11.
+5. *Respond*: the handler answers through its exchange, whole or as a
    chunked stream; ``send_all`` waiting on a slow reader is the backpressure.
-   A failed send is :class:`ClientGone`, also when a handler's nursery
-   groups it with other errors of the same departure: never a traceback.
-6. After the response: close if h11 says ``MUST_CLOSE`` or the server drains,
-   else ``start_next_cycle()`` and back to 1.
+   A failed send is :class:`~gateway.server.exchange.ClientGone`, also when a
+   handler's nursery groups it with other errors of the same departure:
+   never a traceback.
+6. After the response: the request's record (exchange.py's ``HttpRecord``)
+   goes to the access log and the server's observer; then close if h11 says
+   ``MUST_CLOSE`` or the server drains, else ``start_next_cycle()`` and back to 1.
 
-Errors map to responses in one place (:meth:`Connection._respond_error`):
-h11 protocol errors keep their status hint and close; our ``GatewayError``
-keeps its status (closing only for 408 and 413); anything else is a 500
-with a generic body, and the traceback goes to the log.
+Errors map to responses in one place (refusals.py, through
+:meth:`Connection._respond_error`): h11 protocol errors keep their status
+hint and close; our ``GatewayError`` keeps its status (closing only for 408
+and 413); anything else is a 500 with a generic body, and the traceback goes
+to the log. The request's dialect (its route's, or the one the app picks for
+an unmatched path) words the body: the server knows no LLM API (dialect.py).
+
+What the connection reads of its server is a :class:`ServerContext`
+(context.py): it never imports the listening side.
 """
 
 from __future__ import annotations
 
 import logging
-import socket as stdlib_socket
 import ssl
 import sys
 import time
@@ -52,217 +57,39 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
-from gateway.errors import (
-    ErrorKind,
-    GatewayError,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    RequestTimeout,
-    error_body,
-    error_response,
-)
+from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout
 from gateway.logs import accept_request_id, log_access
-from gateway.relay import KEEPALIVE
-from gateway.server.jsonscan import DEFAULT_MAX_JSON_DEPTH, estimate_memory
-from gateway.server.responses import JSON, REASONS, Headers, dump_json, standard_headers
-from gateway.server.routes import format_for_path
+from gateway.server.exchange import ClientGone, Exchange, HttpRecord, Request, only_client_gone
+from gateway.server.jsonscan import estimate_memory
+from gateway.server.refusals import check_head, error_reply, fault_reply
+from gateway.server.sockets import READ_SIZE, peer_name
+from gateway.server.watchdog import ClientWatch
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from gateway.server.admission import Reservation
-    from gateway.server.listen import Server
+    from gateway.server.context import ServerContext
+    from gateway.server.routes import Handler
 
-__all__ = ["Exchange", "Request", "handle_connection"]
+__all__ = ["Connection", "handle_connection"]
 
 LOG = logging.getLogger("gateway.server")
 
-#: Bytes asked of the socket per read.
-READ_SIZE = 64 * 1024
 #: How long a closing connection waits for the client to read our last bytes.
 CLOSE_DRAIN_S = 0.5
-#: After a client's EOF, how often the watchdog looks for a reset (doubling to the max).
-#: The reset comes one round trip after the probe: starting at 1 ms keeps cancellation
-#: prompt on a LAN or loopback (a client that left is seen within a few ms, as it was
-#: when EOF alone meant gone) and costs a half-closed client ~10 wake-ups in all.
-HALF_CLOSE_POLL_S = 0.001
-HALF_CLOSE_POLL_MAX_S = 1.0
-SSE = b"text/event-stream"
-_FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 _RESPONDABLE = (h11.IDLE, h11.SEND_RESPONSE)
-
-
-class ClientGone(Exception):
-    """The client closed its side while we were still answering."""
-
-
-_GONE_ERRORS = (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError, trio.Cancelled)
-
-
-def _only_client_gone(group: BaseExceptionGroup[BaseException]) -> bool:
-    """True when every leaf of ``group`` is a departed client (or a cancellation it caused)."""
-    rest = group.split(_GONE_ERRORS)[1]
-    return rest is None and group.subgroup(ClientGone) is not None
-
-
-class Request:
-    """What a handler sees of one request. The body is read whole before dispatch."""
-
-    __slots__ = (
-        "body",
-        "client",
-        "headers",
-        "max_json_depth",
-        "method",
-        "params",
-        "path",
-        "query",
-        "request_id",
-        "started",
-        "target",
-    )
-
-    def __init__(
-        self,
-        *,
-        method: str,
-        target: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        request_id: str,
-        client: str,
-        started: float,
-    ) -> None:
-        self.method = method
-        self.target = target
-        path, _, query = target.partition("?")
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-        self.request_id = request_id
-        self.client = client
-        self.started = started
-        self.params: dict[str, Any] = {}
-        self.max_json_depth = DEFAULT_MAX_JSON_DEPTH
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of header ``name`` (lower case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-
-class Exchange:
-    """One request and its response, as a handler drives it.
-
-    A handler calls :meth:`respond` once, or :meth:`start` then :meth:`send`
-    any number of times (the connection ends the chunked body after the
-    handler returns). ``upstream_wait_s`` is time spent waiting on providers;
-    it is left out of ``x-gateway-overhead-ms``. ``log`` collects fields for
-    the access-log line.
-    """
-
-    __slots__ = (
-        "_conn",
-        "bytes_sent",
-        "content_type",
-        "finished",
-        "fmt",
-        "head_only",
-        "head_s",
-        "log",
-        "overhead_at_head_s",
-        "request",
-        "status",
-        "upstream_wait_s",
-    )
-
-    def __init__(self, conn: Connection, request: Request, fmt: str) -> None:
-        self._conn = conn
-        self.request = request
-        self.fmt = fmt
-        self.status: int | None = None
-        self.bytes_sent = 0
-        self.upstream_wait_s = 0.0
-        self.head_s = 0.0  # seconds from the request's start to our response head
-        self.overhead_at_head_s = 0.0  # what x-gateway-overhead-ms said
-        self.log: dict[str, Any] = {}
-        self.head_only = request.method == "HEAD"  # answer with the GET's head, no body
-        self.content_type = b""
-        self.finished = False  # the whole response went out
-
-    @property
-    def started(self) -> bool:
-        """True once the status line went out."""
-        return self.status is not None
-
-    def _head(
-        self, status: int, headers: Headers | None, content_type: bytes, length: int | None
-    ) -> h11.Response:
-        if self.status is not None:
-            raise RuntimeError("this exchange already sent its response head")
-        now = time.perf_counter()
-        self.head_s = now - self.request.started
-        self.overhead_at_head_s = max(self.head_s - self.upstream_wait_s, 0.0)
-        all_headers = standard_headers(self.request.request_id, self.overhead_at_head_s)
-        all_headers.append((b"content-type", content_type))
-        self.content_type = content_type
-        if length is not None:
-            all_headers.append((b"content-length", b"%d" % length))
-        if headers:
-            all_headers.extend(headers)
-        if self._conn.server.draining:
-            all_headers.append((b"connection", b"close"))
-        response = h11.Response(
-            status_code=status, headers=all_headers, reason=REASONS.get(status, b"")
-        )
-        self.status = status
-        return response
-
-    async def respond(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: bytes = JSON,
-        headers: Headers | None = None,
-    ) -> None:
-        """Send a whole response with a ``content-length``."""
-        head = self._head(status, headers, content_type, len(body))
-        if self.head_only:
-            await self._conn.send_events(head, h11.EndOfMessage())
-        else:
-            self.bytes_sent += len(body)
-            await self._conn.send_events(head, h11.Data(data=body), h11.EndOfMessage())
-        self.finished = True
-
-    async def respond_json(self, status: int, obj: Any, *, headers: Headers | None = None) -> None:
-        await self.respond(status, dump_json(obj), headers=headers)
-
-    async def start(
-        self, status: int, *, content_type: bytes, headers: Headers | None = None
-    ) -> None:
-        """Send the head of a streamed (chunked) response."""
-        await self._conn.send_events(self._head(status, headers, content_type, None))
-
-    async def send(self, data: bytes) -> None:
-        """Send one piece of a streamed body; waits while the client reads slowly."""
-        if data and not self.head_only:
-            self.bytes_sent += len(data)
-            await self._conn.send_events(h11.Data(data=data))
 
 
 class Connection:
     """The state of one client connection. See the module docstring."""
 
-    def __init__(self, server: Server, stream: trio.abc.Stream, client: str) -> None:
-        self.server = server
+    def __init__(self, context: ServerContext, stream: trio.abc.Stream, client: str) -> None:
+        self.context = context
         self.stream = stream
         self.client = client
-        self.config = server.config.server
+        self.config = context.settings
         self.conn = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.config.max_header_bytes
         )
@@ -271,10 +98,16 @@ class Connection:
         self.exchange: Exchange | None = None
         self._sending = False  # a send_events is writing
         self._probing: trio.Event | None = None  # the watchdog's probe is writing
+        self._watch = ClientWatch(self.conn, stream, self.config.max_header_bytes, self._send_probe)
+
+    @property
+    def draining(self) -> bool:
+        """The server is shutting down: this response is the connection's last."""
+        return self.context.draining
 
     # -- I/O helpers -----------------------------------------------------------------------
 
-    async def send_events(self, *events: Any) -> None:
+    async def send_events(self, *events: h11.Event) -> None:
         """h11-encode ``events`` and write them in one ``send_all``."""
         while self._probing is not None:  # the watchdog's probe is going out first
             await self._probing.wait()
@@ -284,7 +117,7 @@ class Connection:
         finally:
             self._sending = False
 
-    async def _send(self, *events: Any) -> None:
+    async def _send(self, *events: h11.Event) -> None:
         if self.conn.our_state is h11.ERROR:  # an earlier send failed: the client is gone
             raise ClientGone
         try:
@@ -297,9 +130,20 @@ class Connection:
             self.conn.send_failed()
             raise
 
+    async def _send_probe(self, event: h11.Event) -> None:
+        """The watchdog's probe, unless the handler is writing (its send tells then)."""
+        if self._sending:
+            return
+        done = self._probing = trio.Event()
+        try:
+            await self._send(event)
+        finally:
+            self._probing = None
+            done.set()
+
     async def _receive(self) -> None:
         try:
-            data = await self.stream.receive_some(READ_SIZE)
+            data = bytes(await self.stream.receive_some(READ_SIZE))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         self.conn.receive_data(data)
@@ -324,7 +168,7 @@ class Connection:
                 first = False
                 await self._one_request()
                 self.served += 1
-                if self.conn.our_state is h11.MUST_CLOSE or self.server.draining:
+                if self.conn.our_state is h11.MUST_CLOSE or self.context.draining:
                     return
                 try:
                     self.conn.start_next_cycle()
@@ -335,7 +179,7 @@ class Connection:
         except BaseExceptionGroup as group:
             # Nurseries (a handler's, the watchdog's) group a departed client's errors;
             # a group of nothing else is the same quiet ending, never a traceback.
-            if not _only_client_gone(group):
+            if not only_client_gone(group):
                 raise
             cancelled = group.subgroup(trio.Cancelled)
             if cancelled is not None:  # the client's errors end quietly; a cancellation goes on
@@ -347,18 +191,17 @@ class Connection:
         """Phase 1: wait for a byte of the next request; False means close quietly."""
         if self.conn.trailing_data[0] or self.conn.trailing_data[1]:
             return True  # pipelined bytes (or EOF) already buffered
-        if self.server.draining:
+        if self.context.draining:
             return False
         timeout = self.config.header_timeout_s if first else self.config.keep_alive_s
+        slots = self.context.slots
         with trio.move_on_after(timeout) as scope:
             self.idle_scope = scope
-            self.server.idle[self] = None
-            if self.served and self.server.at_cap:
-                self.server.notify_room()  # reclaimable now
+            slots.idle(self)
             try:
                 await self._receive()
             finally:
-                self.server.idle.pop(self, None)
+                slots.busy(self)
                 self.idle_scope = None
         return not scope.cancelled_caught and bool(self.conn.trailing_data[0])
 
@@ -379,36 +222,14 @@ class Connection:
             await self._respond_error(exc, request, self.exchange, started)
         finally:
             if request is not None:
-                self._log(request, self.exchange, started)
+                self._finish(request, self.exchange)
 
     def _make_request(self, event: h11.Request, started: float) -> Request:
-        # h11 caps only a head that is still incomplete; one that arrived whole in a
-        # single read is measured here (request line + header lines, as on the wire).
-        size = len(event.method) + len(event.target) + 12
-        rid = None
-        for key, value in event.headers:
-            size += len(key) + len(value) + 4
-            if key == b"x-request-id":
-                rid = value
-        if size > self.config.max_header_bytes:
-            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
-        framing = {key for key, _ in event.headers if key in _FRAMING_HEADERS}
-        if len(framing) > 1:
-            # RFC 9112 section 6.1: a request with both is a smuggling attempt or a
-            # broken proxy; which length is right cannot be known. 400 and close.
-            raise h11.RemoteProtocolError(
-                "the request has both Content-Length and Transfer-Encoding; send one",
-                error_status_hint=400,
-            )
-        if event.http_version not in (b"1.1", b"1.0"):
-            raise h11.RemoteProtocolError(
-                f"HTTP/{event.http_version.decode()} is not supported; use HTTP/1.1",
-                error_status_hint=505,
-            )
+        rid = check_head(event, self.config.max_header_bytes)
         request = Request(
             method=event.method.decode("ascii"),
             target=event.target.decode("latin-1"),
-            headers=event.headers,  # type: ignore[arg-type]
+            headers=event.headers,
             body=b"",
             request_id=accept_request_id(rid),
             client=self.client,
@@ -468,15 +289,19 @@ class Connection:
                 raise ClientGone
 
     async def _dispatch(self, request: Request) -> None:
+        context = self.context
         route_error: GatewayError | None = None
         try:
-            route, request.params = self.server.router.match(request.method, request.path)
+            route, request.params = context.router.match(request.method, request.path)
         except GatewayError as exc:
             # Read the body all the same, so that the connection stays usable after a 404.
             route, route_error = None, exc
-        fmt = route.fmt if route else format_for_path(request.path)
-        exchange = self.exchange = Exchange(self, request, fmt)
-        reservation = self.server.admission.reservation()
+        if route is None:
+            dialect = context.dialect_for_path(request.path)
+        else:
+            dialect = route.dialect or context.dialect
+        exchange = self.exchange = Exchange(self, request, dialect)
+        reservation = context.admission.reservation()
         try:
             request.body = await self._read_body(request, reservation)
             if route is None:
@@ -491,18 +316,18 @@ class Connection:
         finally:
             reservation.release()
 
-    async def _run_handler(self, handler: Any, exchange: Exchange) -> None:
+    async def _run_handler(self, handler: Handler, exchange: Exchange) -> None:
         try:
             await handler(exchange)
         except GatewayError as exc:
             await self._respond_error(exc, exchange.request, exchange, exchange.request.started)
         except ClientGone:
-            exchange.log["client_gone"] = True
+            exchange.client_gone = True
             raise
         except Exception as exc:
-            if isinstance(exc, BaseExceptionGroup) and _only_client_gone(exc):
+            if isinstance(exc, BaseExceptionGroup) and only_client_gone(exc):
                 # The handler's own nursery grouped a departed client's send failures.
-                exchange.log["client_gone"] = True
+                exchange.client_gone = True
                 raise ClientGone from None
             LOG.exception(
                 "handler failed on %s %s",
@@ -518,7 +343,7 @@ class Connection:
             await self.send_events(h11.EndOfMessage())
             exchange.finished = True
 
-    async def _run_watched(self, handler: Any, exchange: Exchange) -> None:
+    async def _run_watched(self, handler: Handler, exchange: Exchange) -> None:
         """Run ``handler`` with a watchdog that cancels it when the client leaves."""
         gone = False
         handler_gone: ClientGone | None = None
@@ -527,7 +352,7 @@ class Connection:
 
             async def watchdog() -> None:
                 nonlocal gone
-                gone = await self._watch_client(exchange)
+                gone = await self._watch.wait_gone(exchange)
                 request_scope.cancel()
 
             nursery.start_soon(watchdog)
@@ -540,125 +365,33 @@ class Connection:
         if handler_gone is not None:
             raise handler_gone
         if gone:
-            exchange.log["client_gone"] = True
+            exchange.client_gone = True
             raise ClientGone
-
-    async def _watch_client(self, exchange: Exchange) -> bool:
-        """The only reader while a handler runs. True when the client went away.
-
-        End of file is not departure by itself: a client may half-close
-        (``shutdown(SHUT_WR)``) after its request and still read the answer.
-        A client that closed for good answers anything we send with a reset, so
-        at EOF the watchdog sends one probe the client skips: an interim
-        ``100 Continue`` before the response head (HTTP/1.1 clients must accept
-        and skip a 1xx, RFC 9110 section 15.2; httpx, curl, urllib3, Node and
-        Go do), the format's SSE keep-alive inside a stream. Then it polls the
-        socket: a reset or a failed send means gone, EOF again means
-        half-closed and still reading. HTTP/1.0 clients may not get a 1xx: for
-        them EOF means gone. Real clients (curl, the SDKs) close for good when
-        they give up, so cancellation stays prompt: one round trip.
-        """
-        while True:
-            if len(self.conn.trailing_data[0]) > self.config.max_header_bytes:
-                await trio.sleep_forever()  # enough pipelined bytes held; stop reading
-            try:
-                data = await self.stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return True
-            if not data:
-                if await self._half_closed_or_gone(exchange):
-                    return True
-                await trio.sleep_forever()  # half-closed: the handler's sends will tell
-            self.conn.receive_data(data)
-
-    async def _half_closed_or_gone(self, exchange: Exchange) -> bool:
-        self.conn.receive_data(b"")  # h11 learns of the EOF: no request can follow
-        if self.conn.their_http_version == b"1.0":
-            return True
-        probe = self._probe_event(exchange)
-        if probe is not None:
-            try:
-                await self._send_probe(probe)
-            except ClientGone:
-                return True
-        sock = _socket_of(self.stream)
-        if sock is None:
-            return probe is None  # no socket to watch: only the probe could tell
-        poll_s = HALF_CLOSE_POLL_S
-        while True:
-            await trio.sleep(poll_s)
-            poll_s = min(poll_s * 2, HALF_CLOSE_POLL_MAX_S)
-            # After EOF, recv() reports EOF again even once a reset came; the reset
-            # shows as the socket's pending error (EPIPE or ECONNRESET).
-            try:
-                if sock.getsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR):
-                    return True
-            except OSError:
-                return True
-
-    def _probe_event(self, exchange: Exchange) -> Any:
-        """Bytes the client will skip: a 1xx before the head, an SSE keep-alive in a stream."""
-        state = self.conn.our_state
-        if not exchange.started and state is h11.SEND_RESPONSE:
-            return h11.InformationalResponse(status_code=100, headers=[])
-        keepalive = KEEPALIVE.get(exchange.fmt)
-        sse = exchange.content_type == SSE and not exchange.head_only
-        if sse and keepalive and state is h11.SEND_BODY:
-            return h11.Data(data=keepalive)
-        return None  # a whole response is going out: its own send tells
-
-    async def _send_probe(self, event: Any) -> None:
-        if self._sending:
-            return  # the handler is writing: its send tells whether the client is there
-        done = self._probing = trio.Event()
-        try:
-            await self._send(event)
-        finally:
-            self._probing = None
-            done.set()
 
     # -- errors ----------------------------------------------------------------------------
 
     async def _respond_error(
         self,
-        exc: BaseException,
+        exc: GatewayError | h11.RemoteProtocolError | trio.TooSlowError,
         request: Request | None,
         exchange: Exchange | None,
         started: float,
     ) -> None:
-        """The one mapping from an exception to an error response."""
-        close = True
-        headers: Headers = []
-        fmt = exchange.fmt if exchange else format_for_path(request.path if request else "/")
-        if isinstance(exc, h11.RemoteProtocolError):
-            status = exc.error_status_hint
-            body = error_body(fmt, _kind_for(status), status, _protocol_message(exc, status))
-        elif isinstance(exc, trio.TooSlowError):
-            status, body = error_response(
-                fmt,
-                RequestTimeout(
-                    f"The request head took longer than {self.config.header_timeout_s:g} s."
-                ),
-            )
+        """Answer ``exc`` (refusals.py words it) if no response has begun."""
+        if exchange is not None:
+            dialect = exchange.dialect
         else:
-            assert isinstance(exc, GatewayError)
-            status, body = error_response(fmt, exc)
-            close = exc.closes_connection
-            if isinstance(exc, MethodNotAllowed):
-                headers.append((b"allow", ", ".join(exc.allowed).encode()))
-            if exc.retry_after_s is not None:
-                headers.append((b"retry-after", b"%d" % exc.retry_after_s))
-        if close:
-            headers.append((b"connection", b"close"))
+            dialect = self.context.dialect_for_path(request.path if request else "/")
+        status, headers, body = error_reply(exc, dialect, self.config.header_timeout_s)
         if self.conn.our_state not in _RESPONDABLE:
             return
         if exchange is None:
-            exchange = Exchange(self, request or _placeholder(started, self.client), fmt)
+            exchange = Exchange(self, request or _placeholder(started, self.client), dialect)
         if exchange.status is not None:
             return  # a stream is under way: its handler reports in-stream
-        await exchange.respond(status, dump_json(body), headers=headers)
+        await exchange.respond(status, body, headers=headers)
         if request is None:
-            self._log(None, exchange, started)
+            self._finish(exchange.request, exchange)
 
     async def _respond_500(self, exchange: Exchange) -> None:
         if exchange.status is not None:
@@ -667,32 +400,16 @@ class Connection:
             raise ClientGone
         if self.conn.our_state not in _RESPONDABLE:
             return
-        message = (
-            "The gateway failed while handling this request; "
-            f"the log has the details under request id {exchange.request.request_id}."
-        )
-        body = error_body(exchange.fmt, _kind_for(500), 500, message)
-        await exchange.respond(500, dump_json(body))
+        status, headers, body = fault_reply(exchange.request.request_id, exchange.dialect)
+        await exchange.respond(status, body, headers=headers or None)
 
-    def _log(self, request: Request | None, exchange: Exchange | None, started: float) -> None:
-        req = request or (exchange.request if exchange else None)
-        log_access(
-            request_id=req.request_id if req else "-",
-            method=req.method if req else "-",
-            target=req.target if req else "-",
-            status=(exchange.status if exchange and exchange.status else 499),
-            bytes_sent=exchange.bytes_sent if exchange else 0,
-            started=started,
-            client=self.client,
-            **(exchange.log if exchange else {}),
-            **(
-                {"ttfb_ms": round(exchange.head_s * 1000, 3)}
-                if exchange and exchange.status
-                else {}
-            ),
-        )
-        if exchange is not None and self.server.observer is not None:
-            self.server.observer(exchange)
+    def _finish(self, request: Request, exchange: Exchange | None) -> None:
+        """The request is over: its access line, then the observer."""
+        record = HttpRecord.of(request, exchange)
+        log_access(record)
+        observer = self.context.observer
+        if exchange is not None and observer is not None:
+            observer(record)
 
     async def _close(self) -> None:
         try:
@@ -725,47 +442,15 @@ def _placeholder(started: float, client: str) -> Request:
     )
 
 
-def _kind_for(status: int) -> ErrorKind:
-    if status == 413:
-        return ErrorKind.REQUEST_TOO_LARGE
-    if status >= 500:
-        return ErrorKind.API_ERROR
-    return ErrorKind.INVALID_REQUEST
-
-
-def _protocol_message(exc: h11.RemoteProtocolError, status: int) -> str:
-    if status == 431:
-        return "The request head is larger than this gateway accepts; send smaller headers."
-    return f"Malformed HTTP request: {exc}."
-
-
-async def handle_connection(server: Server, stream: trio.abc.Stream) -> None:
+async def handle_connection(context: ServerContext, stream: trio.abc.Stream) -> None:
     """Serve one accepted connection until it closes."""
-    client = _peer(stream)
+    client = peer_name(stream)
     if isinstance(stream, trio.SSLStream):
         try:
-            with trio.fail_after(server.config.server.header_timeout_s):
+            with trio.fail_after(context.settings.header_timeout_s):
                 await stream.do_handshake()
         except (*_TLS_HANDSHAKE_ERRORS, trio.TooSlowError) as exc:
             LOG.debug("TLS handshake with %s failed: %r", client, exc)
             await trio.aclose_forcefully(stream)
             return
-    await Connection(server, stream, client).run()
-
-
-def _socket_of(stream: Any) -> Any:
-    """The socket under ``stream`` (a trio socket, TLS over one, or None)."""
-    return getattr(stream, "socket", None) or getattr(
-        getattr(stream, "transport_stream", None), "socket", None
-    )
-
-
-def _peer(stream: Any) -> str:
-    sock = _socket_of(stream)
-    if sock is None:
-        return "-"
-    try:
-        addr = sock.getpeername()
-    except OSError:
-        return "-"
-    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+    await Connection(context, stream, client).run()

@@ -6,14 +6,16 @@ services the caller starts), the *handler nursery* holding one task per
 connection, and the accept loops. Cancelling the accept loops stops new
 connections without touching requests in flight.
 
-Connection cap: ``max_connections`` is a semaphore taken *before* accept, so
-past the cap new connections wait in the kernel's backlog (they are accepted
-as soon as one closes) instead of being refused. At the cap, a client waiting
-in the backlog makes the server reclaim the longest-idle keep-alive connection
-(as nginx does with its reusable connections): one idle between requests, never
-one in the middle of a request, and never a fresh one still sending its first
-request. So idle keep-alives cannot lock new clients (health probes included)
-out for ``keep_alive_s``.
+Connection cap: ``max_connections`` slots are taken *before* accept, so past
+the cap new connections wait in the kernel's backlog (they are accepted as
+soon as one closes) instead of being refused. At the cap, a client waiting in
+the backlog makes the server reclaim the longest-idle keep-alive connection
+(slots.py), so idle keep-alives cannot lock new clients (health probes
+included) out for ``keep_alive_s``.
+
+What connections read of the server is its :class:`ServerContext`
+(context.py); the app supplies the router, the dialects that word the
+server's own errors (dialect.py) and the observer of finished requests.
 
 accept() out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): the loop backs
 off ``ACCEPT_CAPACITY_SLEEP_S`` and retries, logging at most once per
@@ -37,15 +39,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from gateway.config import Config
 from gateway.server.admission import Admission
 from gateway.server.connection import handle_connection
-from gateway.server.routes import Router
+from gateway.server.context import ServerContext
+from gateway.server.dialect import PLAIN
+from gateway.server.slots import ConnectionSlots
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from gateway.server.connection import Connection, Exchange
+    from gateway.config import Config
+    from gateway.server.context import Observer
+    from gateway.server.dialect import Dialect, DialectForPath
+    from gateway.server.routes import Router
 
 __all__ = ["Server", "open_listeners"]
 
@@ -84,7 +88,7 @@ async def open_listeners(
         type=stdlib_socket.SOCK_STREAM,
         flags=stdlib_socket.AI_PASSIVE,
     )
-    listeners = []
+    listeners: list[trio.SocketListener] = []
     seen = set()
     for family, type_, proto, _, sockaddr in infos:
         if (family, sockaddr) in seen:
@@ -115,7 +119,12 @@ class Server:
         config: the settings (``config.server`` is what this class reads).
         router: the endpoints.
         tls: serve HTTPS with this context.
-        observer: called with each finished exchange (after its access-log line).
+        observer: called with the record of each finished request (after its
+            access-log line).
+        dialect: words the errors of routes that name no dialect
+            (default: :data:`~gateway.server.dialect.PLAIN`).
+        dialect_for_path: picks the dialect of a request that matched no
+            route (default: ``dialect`` for every path).
     """
 
     def __init__(
@@ -124,24 +133,57 @@ class Server:
         router: Router,
         *,
         tls: ssl.SSLContext | None = None,
-        observer: Callable[[Exchange], None] | None = None,
+        observer: Observer | None = None,
+        dialect: Dialect = PLAIN,
+        dialect_for_path: DialectForPath | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self.tls = tls
-        self.observer = observer
-        self.router = router
         self.shutting_down = False
-        self.draining = False
-        #: Connections waiting between requests, in the order they became idle (a dict:
-        #: insertion-ordered), so the longest-idle one is found from the front.
-        self.idle: dict[Connection, None] = {}
         self.connections = 0
         self._shutdown = trio.Event()
-        self._slots = trio.Semaphore(config.server.max_connections)
-        self.admission = Admission(config.server.max_inflight_bytes)
-        self._room = trio.Event()  # set (and replaced) when a slot frees or a connection idles
+        self.slots = ConnectionSlots(config.server.max_connections)
+        self.context = ServerContext(
+            settings=config.server,
+            router=router,
+            dialect=dialect,
+            dialect_for_path=dialect_for_path or (lambda _path: dialect),
+            observer=observer,
+            admission=Admission(config.server.max_inflight_bytes),
+            slots=self.slots,
+        )
         self._accept_errors = 0  # accept() failures not yet logged
         self._accept_error_logged = -float("inf")
+
+    @property
+    def config(self) -> Config:
+        """The settings. New ones apply to connections accepted from then on (the
+        connection cap and the in-flight memory limit stay as they were built)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self._config = config
+        self.context.settings = config.server
+
+    @property
+    def router(self) -> Router:
+        """The endpoints; a new router serves the requests that arrive from then on."""
+        return self.context.router
+
+    @router.setter
+    def router(self, router: Router) -> None:
+        self.context.router = router
+
+    @property
+    def admission(self) -> Admission:
+        """The memory the requests in flight hold (admission.py)."""
+        return self.context.admission
+
+    @property
+    def draining(self) -> bool:
+        """Listeners closed: connections finish their response, then close."""
+        return self.context.draining
 
     def begin_shutdown(self) -> None:
         """Start the graceful shutdown (idempotent, callable from any task)."""
@@ -177,10 +219,8 @@ class Server:
                 accept_nursery.cancel_scope.cancel()
             for listener in listeners:
                 await listener.aclose()
-            self.draining = True
-            for conn in list(self.idle):
-                if conn.idle_scope is not None:
-                    conn.idle_scope.cancel()
+            self.context.draining = True
+            self.slots.close_idle()
             handler_nursery.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace_s
             LOG.info(
                 "listener closed; %d connection(s) have %g s to finish",
@@ -192,52 +232,29 @@ class Server:
     async def _accept_loop(
         self, listener: trio.SocketListener, handler_nursery: trio.Nursery
     ) -> None:
+        slots = self.slots
         while True:
-            while self.at_cap:
+            while slots.at_cap:
                 # At the cap: once a client waits in the backlog, make room for it; with
                 # no idle keep-alive to reclaim, wait for a slot or for one to turn idle.
                 await trio.lowlevel.wait_readable(listener.socket)
-                if self.reclaim_idle():
+                if slots.reclaim_idle():
                     break
-                await self._room.wait()
-            await self._slots.acquire()
+                await slots.wait_room()
+            await slots.acquire()
             try:
                 stream = await listener.accept()
             except OSError as exc:
-                self._slots.release()
+                slots.release()
                 if exc.errno in ACCEPT_CAPACITY_ERRNOS:
                     self._log_accept_error(exc)
                     await trio.sleep(ACCEPT_CAPACITY_SLEEP_S)
                     continue
                 raise
             except BaseException:
-                self._slots.release()
+                slots.release()
                 raise
             handler_nursery.start_soon(self._connection_task, stream)
-
-    @property
-    def at_cap(self) -> bool:
-        """Every connection slot is taken."""
-        return self._slots.value == 0
-
-    def notify_room(self) -> None:
-        """A slot freed or a keep-alive connection turned idle: wake accept loops at the cap."""
-        self._room.set()
-        self._room = trio.Event()
-
-    def reclaim_idle(self) -> bool:
-        """Close the longest-idle keep-alive connection (between requests); False if none.
-
-        ``idle`` is in idle order, so the first keep-alive found is the oldest; only
-        fresh connections (no request served yet, gone within ``header_timeout_s``)
-        are passed over.
-        """
-        for conn in self.idle:
-            if conn.served and conn.idle_scope is not None:
-                conn.idle_scope.cancel()
-                del self.idle[conn]  # once: the next reclaim picks another
-                return True
-        return False
 
     def _log_accept_error(self, exc: OSError) -> None:
         self._accept_errors += 1
@@ -258,11 +275,10 @@ class Server:
         try:
             if self.tls is not None:
                 stream = trio.SSLStream(stream, self.tls, server_side=True)
-            await handle_connection(self, stream)
+            await handle_connection(self.context, stream)
         except Exception:
             # A bug in one connection must never take the server down with it.
             LOG.exception("connection task failed")
         finally:
             self.connections -= 1
-            self._slots.release()
-            self.notify_room()
+            self.slots.release()

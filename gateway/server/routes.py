@@ -7,7 +7,8 @@ Literal routes win over prefixes; among prefixes the longest wins. A path
 that exists under another method is a 405 with ``Allow``; otherwise 404.
 HEAD is served by every GET route (the connection sends the head only) and
 is a 405 on the others (RFC 9110 section 9.3.2).
-Each route names the wire format its errors are written in.
+A route may name the dialect its errors are worded in (gateway.server.dialect);
+one that names none speaks the server's default.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import attrs
 from gateway.errors import MethodNotAllowed, NotFound, echo
 
 if TYPE_CHECKING:
-    from gateway.server.connection import Exchange
+    from gateway.server.dialect import Dialect
+    from gateway.server.exchange import Exchange
 
-__all__ = ["Handler", "Route", "Router", "format_for_path"]
+__all__ = ["Handler", "Route", "Router"]
 
 Handler = Callable[["Exchange"], Awaitable[None]]
 
@@ -35,7 +37,7 @@ class Route:
         method: HTTP method, upper case.
         pattern: ``/literal`` or ``/prefix/{name:path}``.
         handler: the coroutine function answering it.
-        fmt: the wire format of its error bodies (openai, anthropic, gemini).
+        dialect: how its errors are worded (None: the server's default dialect).
         watch_disconnect: run a watchdog that cancels the handler when the
             client leaves (for handlers that wait on providers).
     """
@@ -43,7 +45,7 @@ class Route:
     method: str
     pattern: str
     handler: Handler
-    fmt: str = "openai"
+    dialect: Dialect | None = None
     watch_disconnect: bool = False
 
     @property
@@ -55,15 +57,6 @@ class Route:
     def param(self) -> str | None:
         _, brace, rest = self.pattern.partition("{")
         return rest.split(":", 1)[0].rstrip("}") if brace else None
-
-
-def format_for_path(path: str) -> str:
-    """The wire format to answer errors in when no route matched."""
-    if path.startswith(("/v1beta/", "/v1/models/")) and ":" in path:
-        return "gemini"
-    if path.startswith("/v1/messages"):
-        return "anthropic"
-    return "openai"
 
 
 class Router:
@@ -106,7 +99,9 @@ class Router:
             assert prefix is not None
             if path.startswith(prefix) and len(path) > len(prefix):
                 if route.method == method:
-                    return route, {route.param: path[len(prefix) :]}
+                    param = route.param
+                    assert param is not None  # a prefix route has its parameter
+                    return route, {param: path[len(prefix) :]}
                 allowed.add(route.method)
         if allowed:
             if "GET" in allowed:

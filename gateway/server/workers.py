@@ -73,7 +73,7 @@ class _Supervisor:
         self.argv = argv
         self.port = port
         self.pipe_fd = pipe_fd  # the read end every worker inherits
-        self.stopping = False
+        self.stopping = trio.Event()  # set once a signal asked the workers to stop
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.waiters = trio.CapacityLimiter(workers)  # one thread per worker's wait()
 
@@ -93,7 +93,7 @@ class _Supervisor:
         ]
 
     async def keep_running(self, worker_id: int) -> None:
-        while not self.stopping:
+        while not self.stopping.is_set():
             started = trio.current_time()
             # Forked from this (the main) thread, so PR_SET_PDEATHSIG means "the parent".
             # A fork+exec takes milliseconds; the supervisor has nothing else to serve.
@@ -111,7 +111,7 @@ class _Supervisor:
                     proc.kill()
                     with trio.CancelScope(shield=True):
                         await trio.to_thread.run_sync(proc.wait)
-            if self.stopping:
+            if self.stopping.is_set():
                 LOG.info("worker %d exited (%s)", worker_id, status)
                 return
             LOG.error("worker %d died (status %s); restarting", worker_id, status)
@@ -142,7 +142,7 @@ async def _supervise_with(sup: _Supervisor, workers: int) -> int:
                     sup.forward(signal.SIGHUP)
                     continue
                 LOG.info("%s: stopping %d workers", signal.Signals(signum).name, workers)
-                sup.stopping = True
+                sup.stopping.set()
                 sup.forward(signal.SIGTERM)
 
         async with trio.open_nursery() as outer:

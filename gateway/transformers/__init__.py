@@ -1,21 +1,23 @@
-"""Provider transformer files: the frozen model, the loader, and the hot-swapped registry.
+"""Provider transformer files: the frozen model, parsing and loading, and the hot-swapped registry.
 
-See design.md, "Transformer files". The submodules:
+See design.md, "Transformer files". The submodules, from the bottom up:
 
 * :mod:`~gateway.transformers.model`: frozen specs (:class:`Transformer`, ...).
-* :mod:`~gateway.transformers.loader`: :func:`parse_transformer`, :func:`check_directory`.
+* :mod:`~gateway.transformers.schema`: the file as written and its strict converter.
+* :mod:`~gateway.transformers.checks`, :mod:`~gateway.transformers.expand`: what
+  types cannot say, and ``${VAR}`` expansion.
+* :mod:`~gateway.transformers.parse`: :func:`parse_transformer`, bytes to a transformer.
+* :mod:`~gateway.transformers.files`: which entries count, reading only regular files.
+* :mod:`~gateway.transformers.load`: a directory to one outcome per file.
+* :mod:`~gateway.transformers.assemble`: which version of each file serves.
 * :mod:`~gateway.transformers.registry`: :class:`Registry` snapshots and the
   :class:`RegistryHolder` that polls the directory and swaps them.
+
+The ``check`` command (:mod:`gateway.check`) sits above this package and routing.
 """
 
 from __future__ import annotations
 
-from gateway.transformers.loader import (
-    TransformerError,
-    check_directory,
-    make_converter,
-    parse_transformer,
-)
 from gateway.transformers.model import (
     ModelEntry,
     RequestEdits,
@@ -24,6 +26,7 @@ from gateway.transformers.model import (
     Transformer,
     expand_env,
 )
+from gateway.transformers.parse import TransformerError, parse_transformer
 from gateway.transformers.registry import (
     Registry,
     RegistryHolder,
@@ -31,6 +34,7 @@ from gateway.transformers.registry import (
     make_registry,
     scan_directory,
 )
+from gateway.transformers.schema import make_converter
 
 __all__ = [
     "ModelEntry",
@@ -42,7 +46,6 @@ __all__ = [
     "Transformer",
     "TransformerError",
     "build_registry",
-    "check_directory",
     "expand_env",
     "make_converter",
     "make_registry",

@@ -1,11 +1,11 @@
 """Frozen specs for one provider transformer file (design.md, "Transformer files").
 
 Theory of operation: a transformer file is parsed once per reload by
-:mod:`gateway.transformers.loader` into the classes below, and from then on it
+:mod:`gateway.transformers.parse` into the classes below, and from then on it
 is read-only data shared by every request that routes to it. Everything a
 request needs is already resolved here: ``${VAR}`` references are expanded,
 empty keys and empty headers are gone, a string model entry has become a
-:class:`ModelEntry`. The classes carry no validators: the loader checks a file
+:class:`ModelEntry`. The classes carry no validators: the parser checks a file
 and reports every problem with its key path, which a validator raised from
 inside ``__init__`` could not do.
 
@@ -199,7 +199,7 @@ class Retry:
 class Transformer:
     """One provider: where it lives, how to authenticate, which models it serves.
 
-    Built by :func:`gateway.transformers.loader.parse_transformer`; every string
+    Built by :func:`gateway.transformers.parse.parse_transformer`; every string
     here is already expanded from the environment.
 
     Attributes:

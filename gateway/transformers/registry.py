@@ -37,16 +37,14 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any
 
 import attrs
 import trio
 
-from gateway.transformers.loader import (
-    assemble,
-    list_transformer_files,
-    load_directory,
-)
+from gateway.transformers.assemble import assemble
+from gateway.transformers.files import list_transformer_files
+from gateway.transformers.load import load_directory
 from gateway.transformers.model import Transformer
 
 __all__ = [
@@ -72,10 +70,8 @@ MAX_SCHEDULE = 1000
 _UNSTATABLE: Stamp = (-1, -1, -1)
 
 
-_V = TypeVar("_V")
-
-
-def _frozen_map(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
+def _frozen_map(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    # Not generic: mypy's attrs plugin cannot bind a type variable of a converter.
     return MappingProxyType(dict(mapping))
 
 
@@ -166,7 +162,7 @@ def make_registry(
 
     Raises:
         ValueError: two transformers share a name, or two are the default
-            (the loader never lets that happen; this guards direct callers).
+            (assembling a load never lets that happen; this guards direct callers).
     """
     by_name: dict[str, Transformer] = {}
     aliases: dict[str, list[str]] = {}

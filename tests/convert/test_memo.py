@@ -43,7 +43,7 @@ from gateway.convert.model import Message, Notes, Request, Text
 from gateway.errors import BadRequest
 from gateway.formats import FORMAT_NAMES, FORMATS, convert_request
 from gateway.routing import Target
-from gateway.transformers.loader import parse_transformer
+from gateway.transformers import parse_transformer
 
 MODEL = "client-model"
 UPSTREAM = "up-model"

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import errors
-from gateway.errors import BadRequest, ErrorKind, ModelNotFound, UpstreamError
+from gateway.errors import ErrorKind, UpstreamError
 from gateway.formats import (
     DEFAULT_FORMAT,
     FORMAT_NAMES,
@@ -16,16 +15,13 @@ from gateway.formats import (
     format_for,
     format_for_path,
 )
-from gateway.relay import KEEPALIVE
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 #: Files outside gateway/formats/ that may still spell a format's name, and why.
 NOT_DISPATCH = {
     # the canonical model records which provider signed a thinking block or call
     "convert/model.py",
-    # other parts of issue 9: the server's error format by path (being replaced by the
-    # app's dialects) and the transformer file's ``format`` field and default key headers
-    "server/routes.py",
+    # the transformer file's ``format`` field and each format's default key header
     "transformers/model.py",
 }
 
@@ -58,29 +54,6 @@ def test_format_for_falls_back_to_the_default() -> None:
 )
 def test_format_for_path(path: str, name: str) -> None:
     assert format_for_path(path).name == name
-
-
-def test_keepalives_by_name() -> None:
-    assert {name: FORMATS[name].wire.KEEPALIVE for name in FORMAT_NAMES} == KEEPALIVE
-
-
-@pytest.mark.parametrize("name", [*FORMAT_NAMES, "", "mock"])
-@pytest.mark.parametrize(
-    "exc",
-    [
-        BadRequest("bad"),
-        ModelNotFound("m"),
-        UpstreamError("busy", kind=ErrorKind.OVERLOADED, status_hint=503),
-    ],
-)
-def test_the_transitional_error_functions_are_the_formats(
-    name: str, exc: errors.GatewayError
-) -> None:
-    fmt = format_for(name)
-    status, body = fmt.error_response(exc)
-    assert errors.error_response(name, exc) == (status, body)
-    assert errors.error_status(name, exc.kind, exc.status_hint) == status
-    assert errors.error_body(name, exc.kind, status, exc.message, code=exc.code) == body
 
 
 def test_overload_status_per_format() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import trio
 
 from gateway.config import Config
+from gateway.dialects import DEFAULT, dialect_for_path
 from gateway.server.listen import Server, open_listeners
 from gateway.server.routes import Route, Router
 from tests.proxy.fakes import FakeProvider
@@ -20,7 +21,13 @@ class RecordingProvider(FakeProvider):
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         routes = [Route("POST", "/{rest:path}", self.handle, watch_disconnect=True)]
-        server = Server(Config(), Router(routes), tls=self.tls)
+        server = Server(
+            Config(),
+            Router(routes),
+            tls=self.tls,
+            dialect=DEFAULT,
+            dialect_for_path=dialect_for_path,
+        )
         listeners = await open_listeners("127.0.0.1", 0)
         self.port = listeners[0].socket.getsockname()[1]
         await server.serve(listeners, task_status=task_status)

@@ -17,7 +17,8 @@ import httpx
 import trio
 
 from gateway.config import Config, ServerConfig
-from gateway.server.connection import Exchange
+from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
+from gateway.server.exchange import Exchange
 from gateway.server.listen import Server, open_listeners
 from gateway.server.routes import Route, Router
 from tests.proxy.fakes import eventually, start_gateway, write_transformer
@@ -47,10 +48,15 @@ async def _serve(nursery: trio.Nursery, hold: Hold, **settings: object) -> tuple
         await ex.respond_json(200, {"hello": True})
 
     routes = [
-        Route("POST", "/hold", hold.handler, fmt="gemini", watch_disconnect=True),
+        Route("POST", "/hold", hold.handler, DIALECTS["gemini"], watch_disconnect=True),
         Route("GET", "/hello", hello),
     ]
-    server = Server(Config(server=ServerConfig(**settings)), Router(routes))  # type: ignore[arg-type]
+    server = Server(
+        Config(server=ServerConfig(**settings)),  # type: ignore[arg-type]
+        Router(routes),
+        dialect=DEFAULT,
+        dialect_for_path=dialect_for_path,
+    )
     listeners = await open_listeners("127.0.0.1", 0)
     addresses = await nursery.start(server.serve, listeners)
     return server, addresses[0][1]

@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.transformers.loader import MAX_FILE_BYTES, check_directory, load_directory
+from gateway.check import check_directory
+from gateway.transformers.files import MAX_FILE_BYTES
+from gateway.transformers.load import load_directory
 from tests.process import GatewayProcess, free_port, run_gateway
 
 MOCK = {"format": "mock", "models": {"*": "*"}}

@@ -26,7 +26,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.server.connection import Exchange
+from gateway.server.exchange import Exchange
 from tests.proxy.fakes import (
     anthropic_events,
     anthropic_reply,
@@ -84,6 +84,7 @@ class FormatFake:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         from gateway.config import Config
+        from gateway.dialects import DEFAULT, dialect_for_path
         from gateway.server.listen import Server, open_listeners
         from gateway.server.routes import Route, Router
 
@@ -95,7 +96,10 @@ class FormatFake:
         ]
         listeners = await open_listeners("127.0.0.1", 0)
         self.port = listeners[0].socket.getsockname()[1]
-        await Server(Config(), Router(routes)).serve(listeners, task_status=task_status)
+        server = Server(
+            Config(), Router(routes), dialect=DEFAULT, dialect_for_path=dialect_for_path
+        )
+        await server.serve(listeners, task_status=task_status)
 
 
 class ErrorRecords(logging.Handler):

@@ -11,7 +11,7 @@ import trio
 
 from gateway.failures import MAX_KEY_REST_S
 from gateway.keys import KeyPool
-from gateway.transformers.loader import TransformerError, parse_transformer
+from gateway.transformers import TransformerError, parse_transformer
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 from tests.proxy.fakes import Step, openai_reply, start_gateway, write_transformer
 

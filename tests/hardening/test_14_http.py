@@ -19,7 +19,7 @@ import httpx
 import pytest
 import trio
 
-from gateway.server.connection import Exchange
+from gateway.server.exchange import Exchange
 from gateway.server.listen import open_listeners
 from tests.proxy.fakes import (
     Step,

@@ -13,7 +13,8 @@ import trio
 
 from gateway.app import App
 from gateway.config import Config, ServerConfig
-from gateway.server.connection import Exchange
+from gateway.dialects import DEFAULT, dialect_for_path
+from gateway.server.exchange import Exchange
 from gateway.server.listen import Server, open_listeners
 from gateway.server.routes import Route, Router
 from gateway.transformers.registry import RegistryHolder
@@ -105,7 +106,13 @@ class FakeProvider:
             # absolute-form targets: this fake also serves as an HTTP forward proxy
             Route("POST", "http://{rest:path}", self.handle, watch_disconnect=True),
         ]
-        server = Server(Config(), Router(routes), tls=self.tls)
+        server = Server(
+            Config(),
+            Router(routes),
+            tls=self.tls,
+            dialect=DEFAULT,
+            dialect_for_path=dialect_for_path,
+        )
         listeners = await open_listeners("127.0.0.1", 0)
         self.port = listeners[0].socket.getsockname()[1]
         await server.serve(listeners, task_status=task_status)

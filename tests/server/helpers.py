@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import attrs
@@ -10,7 +11,9 @@ import trio
 import trio.testing
 
 from gateway.config import Config, ServerConfig
-from gateway.server.connection import Exchange, handle_connection
+from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
+from gateway.server.connection import handle_connection
+from gateway.server.exchange import ClientGone, Exchange, Request
 from gateway.server.listen import Server
 from gateway.server.routes import Route, Router
 
@@ -69,10 +72,36 @@ def make_server(probe: Probe, **server_settings: Any) -> Server:
         Route("GET", "/wait", wait, watch_disconnect=True),
         Route("GET", "/stream", stream, watch_disconnect=True),
         Route("GET", "/mute", mute),
-        Route("POST", "/gemini/{rest:path}", echo, fmt="gemini"),
+        Route("POST", "/gemini/{rest:path}", echo, dialect=DIALECTS["gemini"]),
     ]
     config = Config(server=ServerConfig(**server_settings))
-    return Server(config, Router(routes))
+    return Server(config, Router(routes), dialect=DEFAULT, dialect_for_path=dialect_for_path)
+
+
+@attrs.define
+class FakeWire:
+    """Records what an Exchange sends; ``gone`` makes every send fail as a departed client."""
+
+    draining: bool = False
+    gone: bool = False
+    sent: list[h11.Event] = attrs.Factory(list)
+
+    async def send_events(self, *events: h11.Event) -> None:
+        if self.gone:
+            raise ClientGone
+        self.sent.extend(events)
+
+
+def make_request(method: str = "GET", target: str = "/x?a=1") -> Request:
+    return Request(
+        method=method,
+        target=target,
+        headers=[(b"x-one", b"1"), (b"x-two", b"2"), (b"x-one", b"again")],
+        body=b"",
+        request_id="rid",
+        client="127.0.0.1:5",
+        started=time.perf_counter(),
+    )
 
 
 @attrs.define
@@ -161,5 +190,5 @@ def connect_memory(
     """
     pair = trio.testing.lockstep_stream_pair if lockstep else trio.testing.memory_stream_pair
     client, server_end = pair()
-    nursery.start_soon(handle_connection, server, server_end)
+    nursery.start_soon(handle_connection, server.context, server_end)
     return client

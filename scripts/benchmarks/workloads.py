@@ -1,4 +1,4 @@
-"""Request, response and stream bodies for scripts/bench.py ``convert``, built in code.
+"""Request, response and stream bodies for ``bench.py convert``, built in code.
 
 - :func:`small_request`: one short user message (Anthropic Messages shape).
 - :func:`claude_code_request`: what Claude Code sends after a while of work: a
@@ -13,8 +13,8 @@
   arguments arrive in 120 fragments).
 
 The OpenAI and Gemini versions of each body are made with the gateway's own
-converters (``gateway.convert.convert_request`` / ``convert_response``), so
-every format describes the same conversation. Everything is deterministic.
+converters (``rig.gw.in_format`` / ``response_in_format``), so every format
+describes the same conversation. Everything is deterministic.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rig.mock_upstream import chunk_events
+
 __all__ = [
     "claude_code_request",
-    "in_format",
     "openai_text_stream",
     "openai_tool_stream",
-    "response_in_format",
     "small_request",
     "small_response",
     "tool_response",
@@ -263,24 +263,6 @@ def tool_response(model: str = "bench-model") -> dict[str, Any]:
     }
 
 
-def in_format(body: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """An Anthropic request body in ``fmt`` (openai, gemini), by the gateway's converters."""
-    from gateway.formats import convert_request
-
-    if fmt == "anthropic":
-        return body
-    out, _notes = convert_request(body, "anthropic", fmt, upstream_model=body["model"])
-    return out
-
-
-def response_in_format(body: dict[str, Any], fmt: str) -> dict[str, Any]:
-    from gateway.formats import convert_response
-
-    if fmt == "anthropic":
-        return body
-    return convert_response(body, "anthropic", fmt, model=body["model"])
-
-
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
@@ -297,8 +279,6 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
 
 def openai_text_stream(count: int = 200) -> list[bytes]:
     """The mock upstream's stream: ``count`` events (the last with finish_reason), [DONE]."""
-    from bench_upstream import chunk_events
-
     return chunk_events(count)
 
 

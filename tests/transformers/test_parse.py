@@ -1,4 +1,4 @@
-"""Tests for gateway.transformers.loader: parsing, problem lines, cross-file checks."""
+"""Tests for gateway.transformers.parse: one file's bytes to a Transformer, and its problem lines."""
 
 from __future__ import annotations
 
@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cattrs
 import pytest
 
-from gateway.transformers.loader import (
-    LoadedFile,
-    TransformerError,
-    TransformerFile,
-    assemble,
-    check_directory,
-    format_path,
-    list_transformer_files,
-    make_converter,
-    parse_transformer,
-)
+from gateway.transformers.files import list_transformer_files
 from gateway.transformers.model import ModelEntry, RequestEdits, Retry, Timeouts
+from gateway.transformers.parse import TransformerError, parse_transformer
 
 SHIPPED = Path(__file__).resolve().parents[2] / "transformers"
 
@@ -140,7 +130,7 @@ def test_name_from_file_overrides_stem() -> None:
         pytest.param({}, ["p.json: format: required key missing"], id="no-format"),
         pytest.param(
             {"format": "cohere"},
-            ["p.json: format: expected one of 'openai', 'anthropic', 'gemini', 'mock'"],
+            ["p.json: format: expected one of 'openai', 'anthropic', 'gemini', 'mock', got string"],
             id="bad-format",
         ),
         pytest.param(
@@ -207,7 +197,7 @@ def test_name_from_file_overrides_stem() -> None:
         pytest.param(
             {"format": "mock", "default": 1, "weight": True, "stream": "yes"},
             [
-                "p.json: stream: expected one of 'native', 'emulate'",
+                "p.json: stream: expected one of 'native', 'emulate', got string",
                 "p.json: default: expected true or false, got number",
                 "p.json: weight: expected a number, got boolean",
             ],
@@ -350,164 +340,11 @@ def test_key_with_inner_line_break_is_refused() -> None:
     assert problems == ["p.json: keys[0]: the key contains a line break"]
 
 
-def test_converter_is_strict_and_fresh() -> None:
-    first, second = make_converter(), make_converter()
-    assert first is not second  # a factory, not a shared global
-    with pytest.raises(cattrs.ClassValidationError):
-        first.structure({"format": "mock", "weight": "1"}, TransformerFile)
-
-
-@pytest.mark.parametrize(
-    ("path", "text"),
-    [
-        ((), ""),
-        (("weight",), "weight"),
-        (("models", "fast", "fallbacks", 0), "models.fast.fallbacks[0]"),
-        (("models", "anthropic/claude-x", "model"), "models.anthropic/claude-x.model"),
-        (("models", "qwen2.5:7b"), 'models["qwen2.5:7b"]'),
-        (("headers", "a b"), 'headers["a b"]'),
-    ],
-)
-def test_format_path(path: tuple[str | int, ...], text: str) -> None:
-    assert format_path(path) == text
-
-
-# -- directories ---------------------------------------------------------------------------
-
-
-def _write(directory: Path, name: str, data: object) -> None:
-    (directory / name).write_bytes(data if isinstance(data, bytes) else _raw(data))
-
-
-def test_shipped_transformers_pass_check() -> None:
-    problems, warnings = check_directory(SHIPPED, {})
-    assert problems == []
-    names = set(list_transformer_files(SHIPPED))
-    assert names == {
-        f"{n}.json"
-        for n in (
-            "openai",
-            "anthropic",
-            "gemini",
-            "openrouter",
-            "groq",
-            "deepseek",
-            "ollama",
-            "mock",
-        )
-    }
-    # Without keys set, every keyed provider is a warning, never a problem.
-    assert "openai.json: keys: OPENAI_API_KEY is not set" in warnings
-    assert not any(w.startswith(("ollama.json", "mock.json")) for w in warnings)
-
-
-def test_shipped_transformers_with_keys_set_have_no_warnings() -> None:
-    env = {
-        f"{n}_API_KEY": "k"
-        for n in ("OPENAI", "ANTHROPIC", "GEMINI", "OPENROUTER", "GROQ", "DEEPSEEK")
-    }
-    assert check_directory(SHIPPED, env) == ([], [])
-
-
 def test_shipped_files_each_have_a_wildcard_and_aliases() -> None:
     for name in list_transformer_files(SHIPPED):
         t = parse_transformer((SHIPPED / name).read_bytes(), name, {})
         assert t.models["*"] == ModelEntry("*"), name
         assert len(t.models) > 1, name
-
-
-def test_check_directory_cross_file_problems(tmp_path: Path) -> None:
-    _write(tmp_path, "a.json", {"format": "mock", "name": "same", "default": True})
-    _write(tmp_path, "b.json", {"format": "mock", "name": "same"})
-    _write(tmp_path, "c.json", {"format": "mock", "default": True})
-    _write(tmp_path, "d.json", {"format": "mock", "weight": 0})
-    (tmp_path / ".#a.json").write_bytes(b"editor lock file")  # hidden: ignored
-    (tmp_path / "notes.txt").write_bytes(b"not a transformer")
-    problems, warnings = check_directory(tmp_path, {})
-    assert problems == [
-        "b.json: name: 'same' is already used by a.json",
-        "c.json: default: a.json is already the default provider",
-        "d.json: weight: must be a number greater than 0",
-    ]
-    assert warnings == []
-
-
-def test_check_directory_warnings(tmp_path: Path) -> None:
-    _write(
-        tmp_path,
-        "openai.json",
-        {
-            "format": "openai",
-            "base_url": "https://x",
-            "keys": ["${OPENAI_API_KEY}", "${OPENAI_API_KEY_2}"],
-            "models": {"fast": {"model": "m", "fallbacks": ["mock/any", "nowhere", "slow"]}},
-        },
-    )
-    _write(tmp_path, "one.json", {"format": "openai", "base_url": "https://x", "keys": ["${ONE}"]})
-    _write(tmp_path, "lit.json", {"format": "openai", "base_url": "https://x", "keys": [""]})
-    _write(tmp_path, "tls.json", {"format": "mock", "tls_verify": str(tmp_path / "missing.pem")})
-    _write(tmp_path, "mock.json", {"format": "mock", "models": {"slow": "s", "*": "*"}})
-    problems, warnings = check_directory(tmp_path, {})
-    assert problems == []
-    assert warnings == [
-        "lit.json: keys: every key is empty",
-        "one.json: keys: ONE is not set",
-        "openai.json: keys: none of OPENAI_API_KEY, OPENAI_API_KEY_2 is set",
-        "openai.json: models.fast.fallbacks[1]: 'nowhere' does not route to any provider",
-        "tls.json: tls_verify: the CA bundle file does not exist",
-    ]
-
-
-def test_check_directory_missing_and_empty(tmp_path: Path) -> None:
-    missing = tmp_path / "nope"
-    assert check_directory(missing, {}) == (
-        [f"{missing}: cannot read the directory (No such file or directory)"],
-        [],
-    )
-    assert check_directory(tmp_path, {}) == ([], [f"{tmp_path}: no *.json transformer files"])
-
-
-def test_check_directory_unreadable_file(tmp_path: Path) -> None:
-    (tmp_path / "dangling.json").symlink_to(tmp_path / "gone.json")
-    problems, _ = check_directory(tmp_path, {})
-    assert problems == ["dangling.json: cannot read (No such file or directory)"]
-
-
-def _mock(name: str, source: str, **kw: Any) -> LoadedFile:
-    data = {"format": "mock", "name": name, **kw}
-    return LoadedFile(source, parse_transformer(_raw(data), source, {}))
-
-
-def test_assemble_keeps_previous_good_version_of_failed_file() -> None:
-    old_a = _mock("a", "a.json").transformer
-    assert old_a is not None
-    broken = LoadedFile("a.json", None, ("a.json: weight: must be a number greater than 0",))
-    result = assemble([broken, _mock("b", "b.json")], {"a.json": old_a})
-    assert [t.name for t in result.serving.values()] == ["a", "b"]
-    assert result.serving["a.json"] is old_a
-    assert dict(result.problems) == {"a.json": broken.problems}
-
-
-def test_assemble_later_file_loses_a_clash_and_falls_back() -> None:
-    previous_b = _mock("bee", "b.json").transformer
-    assert previous_b is not None
-    result = assemble(
-        [_mock("b", "b.json", default=True), _mock("a", "a.json", default=True)],
-        {"b.json": previous_b},
-    )
-    assert result.serving["a.json"].name == "a"
-    assert result.serving["b.json"] is previous_b  # the new version clashed; the old one fits
-    assert dict(result.problems) == {
-        "b.json": ("b.json: default: a.json is already the default provider",)
-    }
-
-
-def test_assemble_drops_a_file_whose_versions_all_clash() -> None:
-    previous_b = _mock("a", "b.json").transformer
-    assert previous_b is not None
-    result = assemble([_mock("a", "a.json"), _mock("a", "b.json")], {"b.json": previous_b})
-    assert list(result.serving) == ["a.json"]
-    assert dict(result.problems) == {"b.json": ("b.json: name: 'a' is already used by a.json",)}
 
 
 def test_deeply_nested_json_is_a_problem_not_a_crash() -> None:
@@ -518,11 +355,3 @@ def test_deeply_nested_json_is_a_problem_not_a_crash() -> None:
         + b"}}}"
     )
     assert _problems(raw) == ["p.json: invalid JSON: nested too deeply"]
-
-
-def test_oversized_file_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.transformers.loader.MAX_FILE_BYTES", 64)
-    _write(tmp_path, "big.json", {"format": "mock", "models": {f"m{i}": "x" for i in range(20)}})
-    _write(tmp_path, "small.json", {"format": "mock"})
-    problems, _ = check_directory(tmp_path, {})
-    assert problems == ["big.json: larger than 64 bytes"]

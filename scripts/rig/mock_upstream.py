@@ -1,10 +1,9 @@
-#!/usr/bin/env python
-"""A fast mock OpenAI-format provider for scripts/bench.py (``proxy`` and ``convert``).
+"""A fast mock OpenAI-format provider for the benchmarks (a process of its own).
 
-    python scripts/bench_upstream.py --port P [--host 127.0.0.1]
+    PYTHONPATH=scripts python -m rig.mock_upstream --port P [--host 127.0.0.1]
 
 It runs in a process of its own and speaks just enough HTTP/1.1 for the
-gateway's upstream client and our benchmark clients: keep-alive,
+gateway's upstream client, httpx and our benchmark clients: keep-alive,
 ``content-length`` request bodies, chunked or sized responses. It is written
 on asyncio's ``Protocol`` callbacks with a hand-rolled request parser instead
 of trio + h11 because it must cost as little CPU as possible: on a 2-core

@@ -1,12 +1,11 @@
-#!/usr/bin/env python
-"""httpx.AsyncClient with its default transport vs with PooledTransport, same run.
+"""``bench.py transport``: httpx.AsyncClient with its default transport vs with PooledTransport.
 
-    python scripts/bench_transport.py [--duration 3] [--concurrency 32] [--repeat 1] [--json]
+    python scripts/bench.py transport [--duration 3] [--concurrency 32] [--repeat 1] [--json]
 
-An upstream on 127.0.0.1 (trio + h11, keep-alive, a fixed ~300-byte JSON 200
-reply to every request) runs in a child process, so it has a core of its own
-and the client process measures only the client side. Each request is a
-``POST /v1/chat/completions`` with a small JSON body, read to the end.
+The mock upstream (rig/mock_upstream.py: keep-alive, a fixed ~300-byte JSON 200 reply to
+every non-stream request) runs in a child process, so it has a core of its own and this
+process measures only the client side. Each request is a ``POST /v1/chat/completions``
+with a small JSON body, read to the end.
 
 Scenarios, each for ``--duration`` seconds after a short warm-up:
 
@@ -29,44 +28,27 @@ and requests per CPU-second of the client (req/s per core: the figure that
 survives a machine shared with other work). Then, per scenario, the
 PooledTransport / default ratios and the p50 latency PooledTransport adds over
 raw h11. With ``--repeat N`` each row is the run with the median requests/s.
-The upstream child is stopped on the way out, Ctrl-C included.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import resource
-import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
+from pathlib import Path
 
 import h11
 import httpx
 import trio
+from rig.cpu import Cpu
+from rig.gw import PooledTransport
+from rig.mock_upstream import REPLY
+from rig.procs import HOST, Proc
+from rig.report import percentile
+from rig.stack import start_upstream
 
-from gateway.upstream_transport import PooledTransport
-
-REPLY = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "bench-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
-    }
-).encode()
 REQUEST = json.dumps(
     {"model": "bench-model", "messages": [{"role": "user", "content": "Hello there"}]}
 ).encode()
@@ -76,75 +58,6 @@ RECEIVE_BYTES = 64 * 1024
 
 Send = Callable[[], Awaitable[None]]
 Results = dict[str, dict[str, dict[str, float]]]  # scenario -> client -> figures
-
-
-# ---------------------------------------------------------------- upstream (child process)
-
-
-async def _upstream_connection(stream: trio.SocketStream) -> None:
-    conn = h11.Connection(h11.SERVER)
-    reply_head = h11.Response(
-        status_code=200,
-        headers=[("content-type", "application/json"), ("content-length", str(len(REPLY)))],
-    )
-    try:
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive_some(RECEIVE_BYTES))
-            elif type(event) is h11.EndOfMessage:
-                out = conn.send(reply_head) + conn.send(h11.Data(data=REPLY))
-                await stream.send_all(out + conn.send(h11.EndOfMessage()))
-                conn.start_next_cycle()
-            elif type(event) is h11.ConnectionClosed:
-                return
-    except (trio.BrokenResourceError, h11.ProtocolError):
-        return
-    finally:
-        await trio.aclose_forcefully(stream)
-
-
-async def _serve_upstream() -> None:
-    async with trio.open_nursery() as nursery:
-        serve = partial(trio.serve_tcp, _upstream_connection, 0, host="127.0.0.1", backlog=1024)
-        listeners = await nursery.start(serve)
-        print(listeners[0].socket.getsockname()[1], flush=True)
-
-
-class _Upstream:
-    """The upstream child process: its port, its CPU time, and stopping it."""
-
-    def __init__(self) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve-upstream"],
-            stdout=subprocess.PIPE,
-        )
-        assert self.child.stdout is not None
-        line = self.child.stdout.readline()
-        if not line:
-            self.stop()
-            raise SystemExit("the upstream process did not start")
-        self.port = int(line)
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds of the child (Linux /proc; NaN elsewhere)."""
-        try:
-            with open(f"/proc/{self.child.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.child.terminate()
-        try:
-            self.child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.child.kill()
-            self.child.wait()
-
-
-# ---------------------------------------------------------------- clients
 
 
 class _RawH11:
@@ -158,7 +71,7 @@ class _RawH11:
             method="POST",
             target=PATH,
             headers=[
-                ("host", f"127.0.0.1:{port}"),
+                ("host", f"{HOST}:{port}"),
                 ("content-type", "application/json"),
                 ("content-length", str(len(REQUEST))),
             ],
@@ -166,7 +79,7 @@ class _RawH11:
 
     async def send(self) -> None:
         if self._stream is None:
-            self._stream = await trio.open_tcp_stream("127.0.0.1", self._port)
+            self._stream = await trio.open_tcp_stream(HOST, self._port)
         conn = self._conn
         out = conn.send(self._request) + conn.send(h11.Data(data=REQUEST))
         await self._stream.send_all(out + conn.send(h11.EndOfMessage()))
@@ -231,10 +144,9 @@ def _transport_sender(transport: PooledTransport, url: str) -> Send:
 
 
 async def _measure(
-    client_name: str, upstream: _Upstream, tasks: int, duration: float
+    client_name: str, upstream: Proc, port: int, tasks: int, duration: float
 ) -> dict[str, float]:
-    port = upstream.port
-    url = f"http://127.0.0.1:{port}{PATH}"
+    url = f"http://{HOST}:{port}{PATH}"
     raw: list[_RawH11] = []
     client: httpx.AsyncClient | PooledTransport | None = None
     if client_name == "raw h11":
@@ -249,41 +161,34 @@ async def _measure(
         senders = [_httpx_sender(client, url)] * tasks
     try:
         await _load(senders, WARM_UP_S)
-        before = _cpu_s(), upstream.cpu_s(), time.perf_counter()
+        cpu = Cpu({"upstream": upstream})
         latencies = await _load(senders, duration)
-        wall = time.perf_counter() - before[2]
-        cpu = (_cpu_s() - before[0]) / wall
-        upstream_cpu = (upstream.cpu_s() - before[1]) / wall
+        used = cpu.stop()
     finally:
         for r in raw:
             await r.aclose()
         if client is not None:
             await client.aclose()
-    latencies.sort()
     return {
         "rps": len(latencies) / duration,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "client_cpu": cpu,
-        "upstream_cpu": upstream_cpu,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "client_cpu": used["client"] / used["wall"],
+        "upstream_cpu": used["upstream"] / used["wall"],
     }
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 CLIENTS = ("raw h11", "PooledTransport alone", "httpx default", "httpx + PooledTransport")
 
 
-async def _run(upstream: _Upstream, args: argparse.Namespace) -> Results:
+async def _run(upstream: Proc, port: int, args: argparse.Namespace) -> Results:
     results: Results = {}
     for scenario, tasks in (("sequential", 1), ("concurrent", args.concurrency)):
         results[scenario] = {}
         for name in CLIENTS:
             runs = [
-                await _measure(name, upstream, tasks, args.duration) for _ in range(args.repeat)
+                await _measure(name, upstream, port, tasks, args.duration)
+                for _ in range(args.repeat)
             ]
             runs.sort(key=lambda run: run["rps"])
             results[scenario][name] = runs[len(runs) // 2]
@@ -291,6 +196,7 @@ async def _run(upstream: _Upstream, args: argparse.Namespace) -> Results:
 
 
 def _print(results: Results, args: argparse.Namespace) -> None:
+    print(f"upstream: the mock upstream in a child process, {len(REPLY)}-byte JSON reply")
     print(
         f"{'scenario':<16} {'client':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'CPU':>5} {'req/CPU-s':>9} {'upstream CPU':>12}"
@@ -315,31 +221,25 @@ def _print(results: Results, args: argparse.Namespace) -> None:
         print(line)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per row")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median is kept")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_upstream:
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-transport-") as tmp:
+        upstream, port = start_upstream(Path(tmp) / "upstream.log")
         try:
-            trio.run(_serve_upstream)
-        except KeyboardInterrupt:
-            pass
-        return
-    upstream = _Upstream()
-    try:
-        results = trio.run(_run, upstream, args)
-    finally:
-        upstream.stop()
+            results = trio.run(_run, upstream, port, args)
+        finally:
+            upstream.stop()
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"upstream: trio + h11 in a child process, {len(REPLY)}-byte JSON reply")
         _print(results, args)
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per row (3)")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent tasks (32)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median is kept")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+COMMAND = ("httpx's default transport vs PooledTransport, client side only", options, run)

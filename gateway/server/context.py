@@ -1,0 +1,54 @@
+"""What a connection reads of the server it belongs to.
+
+One :class:`ServerContext` per :class:`~gateway.server.listen.Server`, shared
+by its connections: the settings, the endpoints, the dialects that word the
+server's own errors (gateway.server.dialect), the observer of finished
+requests, the memory admission, the connection slots, and whether the server
+drains. The connection module needs nothing else of the server, so it does
+not import the listening side (which imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from gateway.config import ServerConfig
+    from gateway.server.admission import Admission
+    from gateway.server.dialect import Dialect, DialectForPath
+    from gateway.server.exchange import HttpRecord
+    from gateway.server.routes import Router
+    from gateway.server.slots import ConnectionSlots
+
+__all__ = ["Observer", "ServerContext"]
+
+#: Called with the record of each finished request, after its access line.
+Observer = Callable[["HttpRecord"], None]
+
+
+@attrs.define(eq=False)
+class ServerContext:
+    """The server as its connections see it.
+
+    Attributes:
+        settings: ``config.server``.
+        router: the endpoints.
+        dialect: of routes that name none.
+        dialect_for_path: of requests that matched no route.
+        observer: gets each finished request's record (None: nobody).
+        admission: the memory the requests in flight hold (gateway.server.admission).
+        slots: the connection cap and the idle connections (gateway.server.slots).
+        draining: the server is shutting down: finish the response, then close.
+    """
+
+    settings: ServerConfig
+    router: Router
+    dialect: Dialect
+    dialect_for_path: DialectForPath
+    observer: Observer | None
+    admission: Admission
+    slots: ConnectionSlots
+    draining: bool = False

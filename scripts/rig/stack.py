@@ -1,0 +1,82 @@
+"""The stack the proxy and convert benchmarks measure: the mock upstream and gateways.
+
+:func:`stack` starts, in a temporary directory, the mock OpenAI-format upstream
+(rig/mock_upstream.py, a process of its own) and writes a transformer directory with one
+openai-format provider pointing at it (``base_url`` http://127.0.0.1:PORT/v1, no keys,
+``"*": "*"``, retries 0, ``default``). :meth:`Stack.start_gateway` then starts the real
+``python -m gateway --transformers DIR --port P`` in front of it (1 worker, default
+settings: text access lines on, stderr to a file). On the way out every process is
+stopped, and ``keep_logs`` gets a copy of their logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rig.procs import HOST, Proc, copy_logs, free_port, http_request, wait_ready
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    upstream: Proc
+    upstream_port: int
+    gateways: list[Proc] = field(default_factory=list)
+
+    def start_gateway(self, label: str = "gateway") -> tuple[Proc, int]:
+        """``python -m gateway --transformers DIR --port P``: 1 worker, access log on."""
+        port = free_port()
+        cmd = [sys.executable, "-m", "gateway", "--transformers", str(self.tmp / "transformers")]
+        cmd += ["--host", HOST, "--port", str(port)]
+        log = self.tmp / f"gateway-{len(self.gateways)}.log"
+        proc = Proc(f"python -m gateway ({label})", cmd, log)
+        self.gateways.append(proc)
+        wait_ready([proc], port, "/health/ready", log_marker=b"listening on", markers=1)
+        return proc, port
+
+    def upstream_json(self, path: str) -> Any:
+        """``GET path`` of the mock upstream (``/_bench/cancels``, ``/_bench/stats``)."""
+        status, body = http_request(self.upstream_port, "GET", path, timeout=10)
+        if status != 200:
+            raise RuntimeError(f"the mock upstream answered {status} to GET {path}")
+        return json.loads(body)
+
+
+def start_upstream(log: Path) -> tuple[Proc, int]:
+    """The mock upstream on a free port, ready."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "rig.mock_upstream", "--port", str(port)]
+    proc = Proc("mock upstream", cmd, log)
+    wait_ready([proc], port, "/health")
+    return proc, port
+
+
+@contextlib.contextmanager
+def stack(prefix: str, keep_logs: str | None = None) -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmpname:
+        tmp = Path(tmpname)
+        upstream, port = start_upstream(tmp / "upstream.log")
+        rig = Stack(tmp, upstream, port)
+        try:
+            (tmp / "transformers").mkdir()
+            spec = {
+                "name": "bench",
+                "format": "openai",
+                "base_url": f"http://{HOST}:{port}/v1",
+                "models": {"*": "*"},
+                "retry": {"retries": 0, "backoff_s": 0},
+                "default": True,
+            }
+            (tmp / "transformers" / "bench.json").write_text(json.dumps(spec, indent=2))
+            yield rig
+        finally:
+            copy_logs(tmp, keep_logs)
+            for proc in [*rig.gateways, upstream]:
+                proc.stop()
