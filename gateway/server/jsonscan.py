@@ -16,31 +16,37 @@ crash). Both are visible in the bytes at C speed (``bytes.translate``,
   bytes, hence two per byte.
 * :func:`json_depth_over` tells whether nesting exceeds a limit, in three
   steps. (1) :func:`_structure` keeps the quotes that delimit strings and
-  the brackets, in three C passes: a ``translate`` keeps only brackets,
-  quotes, backslashes and the letters an escape can hold (``/bfnrtu``),
-  mapped into an alphabet in which the C codec behind
-  ``codecs.escape_decode`` reads every JSON escape as one escape of its own
-  (a quote becomes a newline, so an escaped quote is a line continuation and
-  vanishes; every other escape becomes a control byte); that codec pairs
-  backslashes left to right as the decoder does; a second ``translate``
-  drops all but quotes and brackets. (2) :func:`_outside_strings` cuts out
-  what string literals held (brackets in strings do not nest). (3) Pairs
-  ``{}`` / ``[]`` are removed a layer per ``replace`` (ordinary bodies
-  vanish in ~20 short passes); a text that does not empty within ``limit``
-  replaces, or peels slowly, gets an exact running sum
-  (``itertools.accumulate`` over a signed memoryview). A small body with no
-  more opening brackets than the limit is settled by two counts. Big bodies
-  go through every step in 1 MiB pieces, each one short C call, so a worker
-  thread running this lets the event loop have the GIL between them.
+  the brackets (and, for the estimate, commas and escaped quotes), in three
+  C passes: a ``translate`` keeps only brackets, commas, quotes, backslashes
+  and the letters an escape can hold (``/bfnrtu``), mapped into an alphabet
+  in which the C codec behind ``codecs.escape_decode`` reads every JSON
+  escape as one escape of its own (an escaped quote becomes a newline, any
+  other escape a control byte), pairing backslashes left to right as the
+  decoder does; a second ``translate`` keeps what is left of quotes,
+  brackets and commas. (2) :func:`_outside_strings` cuts out what string
+  literals held (brackets in strings do not nest). (3) Pairs ``{}`` / ``[]``
+  are removed a layer per ``replace`` (ordinary bodies vanish in ~20 short
+  passes); a text that does not empty within ``limit`` replaces, or peels
+  slowly, gets an exact running sum (``itertools.accumulate`` over a signed
+  memoryview). A small body with no more opening brackets than the limit is
+  settled by two counts. Big bodies go through every step in 1 MiB pieces,
+  each a few short C calls, so a worker thread running this lets the event
+  loop have the GIL between them.
 
 Deleting bytes before escapes are read would be wrong: the backslash of a
 deleted ``\\n`` would pair with the next ``\\"`` and turn strings inside out.
 Here every byte an escape of valid JSON holds is kept, so backslashes pair as
 the decoder pairs them. Invalid JSON gets some answer, and the decoder
-reports the syntax error after; up to its first error, which is as far as
-the decoder reads, the scan is exact, so the decoder never nests deeper than
-the scan allowed. A 120 KB agent body costs ~110 µs here (``json.loads``:
-~240 µs), half of it the first pass.
+reports the syntax error after; up to its first error (a backslash outside a
+string or a bad escape is one), which is as far as the decoder reads, the
+scan is exact, so the decoder never nests deeper than the scan allowed.
+
+One pass for both: the server estimates every body as soon as it is read, and
+the front end checks its depth right after (on the event loop up to 256 KiB).
+For those bodies the estimate counts on the structure text and leaves it, by
+the body's identity (at most 8, ~4 MiB), to the depth check. A 120 KB agent
+body costs ~110 µs to estimate and ~45 µs more to check (``json.loads``:
+~240 µs); before, ~60 µs and ~200 µs.
 """
 
 from __future__ import annotations
@@ -52,17 +58,21 @@ __all__ = ["DEFAULT_MAX_JSON_DEPTH", "estimate_memory", "json_depth_over"]
 
 DEFAULT_MAX_JSON_DEPTH = 64
 
-#: What the first pass keeps: brackets, quotes, backslashes and every letter that can follow
-#: a backslash in JSON (``\\/`` ``\\b`` ``\\f`` ``\\n`` ``\\r`` ``\\t`` ``\\uXXXX``).
-_ESCAPABLE = b'"\\[]{}/bfnrtu'
+#: What the first pass keeps: brackets, quotes, commas, backslashes and every letter that can
+#: follow a backslash in JSON (``\\/`` ``\\b`` ``\\f`` ``\\n`` ``\\r`` ``\\t`` ``\\uXXXX``).
+_ESCAPABLE = b'"\\[]{},/bfnrtu'
 _NOT_ESCAPABLE = bytes(range(256)).translate(None, _ESCAPABLE)
-#: ...mapped so that ``escape_decode`` sees only escapes it knows: ``\\<newline>`` (an escaped
-#: quote: removed), ``\\\\`` (one backslash), ``\\a`` (any letter escape: byte 7); a lone ``"``
-#: stays a newline and brackets stay the letters ``bfrt`` (after a backslash only in invalid JSON).
-_TO_CODEC = bytes.maketrans(_ESCAPABLE, b"\n\\bfrtaaaaaaa")
-#: The second pass: newlines and ``bfrt`` back to quotes and brackets, everything else out.
-_FROM_CODEC = bytes.maketrans(b"\nbfrt", b'"[]{}')
-_NOT_STRUCTURE = bytes(range(256)).translate(None, b"\nbfrt")
+#: ...mapped so that ``escape_decode`` sees only escapes it knows: a quote is ``n`` (escaped:
+#: ``\\n``, a newline), brackets and commas are ``bfrtv`` (escaped only in invalid JSON:
+#: control bytes), the letters of escapes ``a`` (``\\a``, byte 7), a backslash stays one.
+_TO_CODEC = bytes.maketrans(_ESCAPABLE, b"n\\bfrtvaaaaaaa")
+#: The second pass: quotes back to ``"`` (escaped ones to ``'``), brackets and commas back
+#: (escaped or not: the memory estimate counts them all), everything else out.
+_CODEC_OUT = b"n\nbfrtv\x08\x0c\r\t\x0b"
+_FROM_CODEC = bytes.maketrans(_CODEC_OUT, b"\"'[]{},[]{},")
+_NOT_CODEC_OUT = bytes(range(256)).translate(None, _CODEC_OUT)
+#: What :func:`json_depth_over` drops from that text: escaped quotes and commas.
+_NOT_NESTING = b",'"
 #: Bodies up to this size may be settled by counting their opening brackets.
 _SMALL = 4096
 #: Bracket texts larger than this must shrink quickly under peeling, or be counted exactly.
@@ -71,6 +81,11 @@ _PEEL_BYTES = 64 << 10
 _UNCOUNTED = bytes(range(256)).translate(None, b'{[,"')
 #: Opening brackets to +1, closing ones to -1 (0xff read as a signed char).
 _SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+#: The structure texts of bodies up to this size that :func:`estimate_memory` computed are
+#: kept (at most this many, by identity) until :func:`json_depth_over` asks for them.
+_REMEMBER_BYTES = 256 << 10
+_REMEMBER_COUNT = 8
+_remembered: dict[int, tuple[bytes, bytes]] = {}
 #: Bytes per step of the scans of big bodies: each step is a few short C calls, so a worker
 #: thread running this lets the event loop have the GIL between steps.
 _STEP = 1 << 20
@@ -84,15 +99,38 @@ _PER_QUOTE = 32  # half a string object's header
 
 
 def estimate_memory(raw: bytes) -> int:
-    """Bytes of memory ``raw`` will cost once decoded and handled (an estimate)."""
-    # Past a few KiB, one pass keeps the four counted bytes; counting them is then cheap.
-    counted = raw if len(raw) < _SMALL else raw.translate(None, _UNCOUNTED)
+    """Bytes of memory ``raw`` will cost once decoded and handled (an estimate).
+
+    Bodies of a few KiB to 256 KiB (decoded on the event loop, right after) are
+    counted on their structure text, which :func:`json_depth_over` then takes
+    instead of computing it again (one pass over the body for both); bigger ones
+    on one ``translate`` that keeps the four counted bytes.
+    """
+    if len(raw) < _SMALL:
+        counted = raw
+    elif len(raw) > _REMEMBER_BYTES:
+        counted = raw.translate(None, _UNCOUNTED)
+    else:
+        counted = _structure(raw)
+        if len(_remembered) >= _REMEMBER_COUNT:  # bodies never decoded: the oldest goes
+            _remembered.pop(next(iter(_remembered), 0), None)
+        _remembered[id(raw)] = (raw, counted)
+        quotes = counted.count(b'"') + counted.count(b"'")  # escaped ones count too
+        return _weigh(
+            len(raw), counted.count(b"{"), counted.count(b"["), counted.count(b","), quotes
+        )
+    return _weigh(
+        len(raw), counted.count(b"{"), counted.count(b"["), counted.count(b","), counted.count(b'"')
+    )
+
+
+def _weigh(size: int, objects: int, arrays: int, commas: int, quotes: int) -> int:
     return (
-        _PER_BYTE * len(raw)
-        + _PER_OBJECT * counted.count(b"{")
-        + _PER_ARRAY * counted.count(b"[")
-        + _PER_COMMA * counted.count(b",")
-        + _PER_QUOTE * counted.count(b'"')
+        _PER_BYTE * size
+        + _PER_OBJECT * objects
+        + _PER_ARRAY * arrays
+        + _PER_COMMA * commas
+        + _PER_QUOTE * quotes
     )
 
 
@@ -104,7 +142,9 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
     """
     if len(raw) <= _SMALL and raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # brackets in strings only add to the count
-    text = _structure(raw)
+    entry = _remembered.pop(id(raw), None)  # estimate_memory's, for this very body
+    text = entry[1] if entry is not None and entry[0] is raw else _structure(raw)
+    text = text.translate(None, _NOT_NESTING)
     if text.count(b"[") + text.count(b"{") <= limit:
         return False
     brackets = _outside_strings(text)
@@ -125,7 +165,8 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
 
 
 def _structure(raw: bytes) -> bytes:
-    """The quotes that open or close strings and every bracket of ``raw``, in order.
+    """The quotes that open or close strings, the escaped ones as ``'``, and every bracket
+    and comma of ``raw``, in order.
 
     Three C passes per 1 MiB piece (see the module docstring). An odd run of
     backslashes at the end of a piece escapes the first byte of the next: its last
@@ -138,7 +179,7 @@ def _structure(raw: bytes) -> bytes:
         carry = b""
         if (len(kept) - len(kept.rstrip(b"\\"))) % 2:
             kept, carry = kept[:-1], b"\\"
-        pieces.append(escape_decode(kept)[0].translate(_FROM_CODEC, _NOT_STRUCTURE))
+        pieces.append(escape_decode(kept)[0].translate(_FROM_CODEC, _NOT_CODEC_OUT))
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 

@@ -159,3 +159,55 @@ def test_depth_scan_of_10_mib_hostile_bodies_is_bounded():
         started = time.perf_counter()
         json_depth_over(raw, 64)
         assert time.perf_counter() - started < 5
+
+
+def _formula(raw: bytes) -> int:
+    """The estimate as NOTES.md states it, on the body's own counts."""
+    return (
+        2 * len(raw)
+        + 224 * raw.count(b"{")
+        + 64 * raw.count(b"[")
+        + 40 * raw.count(b",")
+        + 32 * raw.count(b'"')
+    )
+
+
+#: Pieces of bodies, valid or not: escapes of every byte the estimate counts among them.
+_TOKENS = [b'\\"', b"\\\\", b"\\[", b"\\{", b"\\,", b"\\]", b'"', b"[", b"{", b",", b"\\", b"x"]
+_noisy = (
+    st.binary(max_size=64)
+    | st.text(alphabet=_NASTY, max_size=64).map(lambda s: s.encode("utf-8", "surrogatepass"))
+    | st.lists(st.sampled_from(_TOKENS), max_size=20).map(b"".join)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_noisy, max_size=30), st.sampled_from([0, 4096, 300_000]))
+@example([b'["a\\"b", "\\\\", "\\[\\{\\,"]'], 4096)
+def test_memory_estimate_is_the_formula_in_every_size_band(pieces, pad):
+    # Under 4 KiB: counted on the body; to 256 KiB: on the structure text (escaped
+    # quotes and brackets counted too); beyond: on one translate.
+    raw = b"".join(pieces) + b"x" * pad
+    assert jsonscan.estimate_memory(raw) == _formula(raw)
+    assert jsonscan.estimate_memory(raw + b"\\") == _formula(raw + b"\\")
+
+
+def test_the_estimate_leaves_its_structure_to_the_depth_check_of_that_body_only():
+    jsonscan._remembered.clear()
+    deep = b'{"pad": "' + b"x" * 5000 + b'", "v": ' + b"[" * 70 + b"]" * 70 + b"}"
+    jsonscan.estimate_memory(deep)
+    assert id(deep) in jsonscan._remembered
+    assert json_depth_over(deep, 64)
+    assert not jsonscan._remembered  # taken once
+    # An equal body that is another object computes its own.
+    twin = bytes(bytearray(deep))
+    jsonscan.estimate_memory(deep)
+    assert json_depth_over(twin, 64)
+    assert id(deep) in jsonscan._remembered
+    # Bodies never checked do not pile up.
+    bodies = [b"[" + b"1," * 3000 + b"%d]" % i for i in range(20)]
+    for body in bodies:
+        jsonscan.estimate_memory(body)
+    assert len(jsonscan._remembered) == jsonscan._REMEMBER_COUNT
+    assert not json_depth_over(bodies[-1], 64)
+    jsonscan._remembered.clear()
