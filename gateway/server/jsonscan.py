@@ -85,7 +85,7 @@ _SIGNS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 #: kept (at most this many, by identity) until :func:`json_depth_over` asks for them.
 _REMEMBER_BYTES = 256 << 10
 _REMEMBER_COUNT = 8
-_remembered: dict[int, tuple[bytes, bytes]] = {}
+_remembered: dict[int, tuple[bytes, bytes, int]] = {}  # id -> body, text, opening brackets
 #: Bytes per step of the scans of big bodies: each step is a few short C calls, so a worker
 #: thread running this lets the event loop have the GIL between steps.
 _STEP = 1 << 20
@@ -111,14 +111,15 @@ def estimate_memory(raw: bytes) -> int:
     elif len(raw) > _REMEMBER_BYTES:
         counted = raw.translate(None, _UNCOUNTED)
     else:
-        counted = _structure(raw)
+        structure = _structure(raw)
+        text = structure.translate(None, _NOT_NESTING)
+        commas = structure.count(b",")
+        escaped_quotes = len(structure) - len(text) - commas
+        objects, arrays = text.count(b"{"), text.count(b"[")
         if len(_remembered) >= _REMEMBER_COUNT:  # bodies never decoded: the oldest goes
             _remembered.pop(next(iter(_remembered), 0), None)
-        _remembered[id(raw)] = (raw, counted)
-        quotes = counted.count(b'"') + counted.count(b"'")  # escaped ones count too
-        return _weigh(
-            len(raw), counted.count(b"{"), counted.count(b"["), counted.count(b","), quotes
-        )
+        _remembered[id(raw)] = (raw, text, objects + arrays)
+        return _weigh(len(raw), objects, arrays, commas, text.count(b'"') + escaped_quotes)
     return _weigh(
         len(raw), counted.count(b"{"), counted.count(b"["), counted.count(b","), counted.count(b'"')
     )
@@ -143,9 +144,12 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
     if len(raw) <= _SMALL and raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # brackets in strings only add to the count
     entry = _remembered.pop(id(raw), None)  # estimate_memory's, for this very body
-    text = entry[1] if entry is not None and entry[0] is raw else _structure(raw)
-    text = text.translate(None, _NOT_NESTING)
-    if text.count(b"[") + text.count(b"{") <= limit:
+    if entry is not None and entry[0] is raw:
+        _, text, opening = entry
+    else:
+        text = _structure(raw).translate(None, _NOT_NESTING)
+        opening = text.count(b"[") + text.count(b"{")
+    if opening <= limit:
         return False
     brackets = _outside_strings(text)
     # A replace of "{}" (or "[]") removes the innermost pairs of its kind, lowering the
@@ -179,7 +183,8 @@ def _structure(raw: bytes) -> bytes:
         carry = b""
         if (len(kept) - len(kept.rstrip(b"\\"))) % 2:
             kept, carry = kept[:-1], b"\\"
-        pieces.append(escape_decode(kept)[0].translate(_FROM_CODEC, _NOT_CODEC_OUT))
+        decoded = escape_decode(kept)[0] if b"\\" in kept else kept
+        pieces.append(decoded.translate(_FROM_CODEC, _NOT_CODEC_OUT))
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
