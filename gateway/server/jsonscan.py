@@ -73,7 +73,7 @@ _FROM_CODEC = bytes.maketrans(_CODEC_OUT, b"\"'[]{},[]{},")
 _NOT_CODEC_OUT = bytes(range(256)).translate(None, _CODEC_OUT)
 #: What :func:`json_depth_over` drops from that text: escaped quotes and commas.
 _NOT_NESTING = b",'"
-#: Bodies up to this size may be settled by counting their opening brackets.
+#: Bodies under this size are counted on their own bytes (a depth check may need no more).
 _SMALL = 4096
 #: Bracket texts larger than this must shrink quickly under peeling, or be counted exactly.
 _PEEL_BYTES = 64 << 10
@@ -141,7 +141,7 @@ def json_depth_over(raw: bytes, limit: int) -> bool:
     ``raw`` need not be valid JSON: unbalanced brackets give some answer, and
     the decoder reports the syntax error after.
     """
-    if len(raw) <= _SMALL and raw.count(b"[") + raw.count(b"{") <= limit:
+    if len(raw) < _SMALL and raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # brackets in strings only add to the count
     entry = _remembered.pop(id(raw), None)  # estimate_memory's, for this very body
     if entry is not None and entry[0] is raw:
