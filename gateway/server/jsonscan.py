@@ -29,9 +29,9 @@ crash). Both are visible in the bytes at C speed (``bytes.translate``,
   passes); a text that does not empty within ``limit`` replaces, or peels
   slowly, gets an exact running sum (``itertools.accumulate`` over a signed
   memoryview). A small body with no more opening brackets than the limit is
-  settled by two counts. Big bodies go through every step in 1 MiB pieces,
-  each a few short C calls, so a worker thread running this lets the event
-  loop have the GIL between them.
+  settled by two counts. Big bodies go through steps (1), (2) and the exact
+  count 1 MiB at a time, each piece a few short C calls, so a worker thread
+  running this lets the event loop have the GIL between them.
 
 Deleting bytes before escapes are read would be wrong: the backslash of a
 deleted ``\\n`` would pair with the next ``\\"`` and turn strings inside out.
