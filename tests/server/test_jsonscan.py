@@ -76,7 +76,12 @@ def test_depth_scan_in_small_steps_agrees(value, options, limit, step):
     # Big bodies go through in 1 MiB pieces; tiny pieces put every boundary everywhere:
     # inside escapes, between a backslash and its letter, inside strings.
     raw = _encode(value, options)
-    with mock.patch.object(jsonscan, "_STEP", step), mock.patch.object(jsonscan, "_SMALL", 0):
+    with (
+        mock.patch.object(jsonscan, "_STEP", step),
+        mock.patch.object(jsonscan, "_SUM_STEP", step),
+        mock.patch.object(jsonscan, "_PEEL_BYTES", 0),  # peeling gives up as soon as it slows
+        mock.patch.object(jsonscan, "_SMALL", 0),
+    ):
         assert json_depth_over(raw, limit) == (_depth(value) > limit)
 
 
