@@ -12,6 +12,7 @@ its first error; and it must stay linear on hostile shapes.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from unittest import mock
 
@@ -216,3 +217,28 @@ def test_the_estimate_leaves_its_structure_to_the_depth_check_of_that_body_only(
     assert len(jsonscan._remembered) == jsonscan._REMEMBER_COUNT
     assert not json_depth_over(bodies[-1], 64)
     jsonscan._remembered.clear()
+
+
+def test_depth_scan_of_a_big_body_lets_other_threads_run():
+    # Big bodies are checked in a worker thread: it must hand the GIL over between short C
+    # calls (one re.sub over 16 MiB of backslashes once held it ~1.5 s).
+    gaps: list[float] = []
+    done = threading.Event()
+
+    def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        for raw in (b'"' + b"\\" * (16 << 20) + b'"', b"[" * (16 << 20)):
+            json_depth_over(raw, 64)
+    finally:
+        done.set()
+        thread.join()
+    assert max(gaps) < 0.5
