@@ -37,11 +37,15 @@ def _depth(value: object) -> int:
 #: brackets, the letters of escapes, control characters, non-ASCII, a lone surrogate.
 _NASTY = '"\\/[]{}bfnrtuaxv,:\n\t\r\x00\x07\x1f \u00e9\u2200\u225b\ud800\U0001f600'
 _strings = st.text(alphabet=_NASTY, max_size=12)
+
+
+def _containers(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(children, max_size=4) | st.dictionaries(_strings, children, max_size=4)
+
+
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _strings,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(_strings, children, max_size=4)
-    ),
+    _containers,
     max_leaves=60,
 )
 _dumps = st.sampled_from(
