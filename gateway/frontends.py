@@ -23,7 +23,9 @@ from gateway.server.jsonscan import DEFAULT_MAX_JSON_DEPTH, json_depth_over
 __all__ = ["ClientRequest", "parse_json_object", "query_params", "require"]
 
 #: Bodies over this size are decoded so that other threads (the event loop) get turns.
-YIELDING_DECODE_BYTES = 64 * 1024
+#: Smaller ones are decoded on the event loop itself (``app.THREAD_DECODE_BYTES``), where
+#: handing the GIL to other threads would only slow it down.
+YIELDING_DECODE_BYTES = 256 * 1024
 
 
 class ClientRequest(Protocol):
@@ -58,17 +60,38 @@ def parse_json_object(raw: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> di
     4,300-digit conversion limit, and ``NaN`` / ``Infinity`` / ``-Infinity``, which
     ``json`` accepts but are not JSON (forwarded, they would break the provider).
     Big bodies are decoded off the event loop by the caller (app.py).
+
+    The text is read as ``json.loads`` reads bytes (UTF-8, or UTF-16/32 told by its
+    first bytes; lone surrogates kept), then decoded by one shared decoder: ``loads``
+    with a hook builds a decoder per call (~1.5 µs, a third of a small request's decode).
     """
     if not raw:
         raise BadRequest("The request body is empty; send a JSON object.")
-    if json_depth_over(raw, max_depth):
+    encoding = json.detect_encoding(raw)
+    try:
+        if encoding.startswith("utf-8"):
+            text = None
+            scanned = raw
+        else:  # UTF-16 or -32: their code units may hold quote or bracket bytes; scan UTF-8
+            text = raw.decode(encoding, "surrogatepass")
+            scanned = text.encode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise BadRequest("The request body is not UTF-8 text; send a JSON object.") from None
+    if json_depth_over(scanned, max_depth):
         raise BadRequest(
             f"The request body nests arrays and objects more than {max_depth} levels deep, "
             f"the most this gateway accepts (server.max_json_depth)."
         )
     try:
-        hook = _let_other_threads_run if len(raw) > YIELDING_DECODE_BYTES else None
-        body = json.loads(raw, parse_constant=_refuse_constant, object_hook=hook)
+        if text is None:
+            text = raw.decode(encoding, "surrogatepass")
+        if len(raw) > YIELDING_DECODE_BYTES:
+            decoder = json.JSONDecoder(
+                parse_constant=_refuse_constant, object_hook=_let_other_threads_run
+            )
+        else:
+            decoder = _DECODER
+        body = decoder.decode(text)
     except UnicodeDecodeError:
         raise BadRequest("The request body is not UTF-8 text; send a JSON object.") from None
     except json.JSONDecodeError as exc:
@@ -105,6 +128,10 @@ def _let_other_threads_run(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number; send a number or null.")
+
+
+#: The decoder of bodies decoded in one go (see :func:`parse_json_object`).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def require(body: Mapping[str, Any], field: str, kind: type, what: str) -> Any:
