@@ -35,9 +35,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from gateway.errors import BadRequest, ModelNotFound
-from gateway.transformers.model import ModelEntry, Transformer
 
 if TYPE_CHECKING:
+    # Types only: the front ends (gateway.formats) check model names here, and the
+    # transformer model reads the registered formats, so a runtime import would be a cycle.
+    from gateway.transformers.model import ModelEntry, Transformer
     from gateway.transformers.registry import Registry
 
 __all__ = ["MAX_MODEL_CHARS", "Target", "check_model_name", "route"]

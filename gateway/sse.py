@@ -57,7 +57,7 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 #: Most data one event may accumulate, in bytes, for the same reason: a
 #: stream of ``data:`` lines without a blank line would otherwise grow forever.
 #: Same-format streams, relayed undecoded, cut at the same size
-#: (:class:`gateway.relay.EventFramer`); past it the client gets an in-stream error.
+#: (:class:`gateway.proxy.relay.EventFramer`); past it the client gets an in-stream error.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"

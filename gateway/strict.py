@@ -37,7 +37,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin
 
 import attrs
@@ -57,6 +57,7 @@ __all__ = [
     "Problem",
     "format_path",
     "make_converter",
+    "one_of",
     "problem_line",
     "shape_problems",
     "unknown_key",
@@ -201,16 +202,25 @@ def _is_dict(tp: Any) -> bool:
     return get_origin(tp) is dict
 
 
-def _literal_hook(tp: Any) -> StructureHook:
-    choices = get_args(tp)
-    expected = "one of " + ", ".join(repr(c) for c in choices)
+def one_of(choices: Sequence[str]) -> StructureHook:
+    """A hook taking only one of the strings ``choices`` (the refusal lists them in order).
+
+    For an enumeration known only at run time (register it for a ``NewType``); a
+    ``Literal`` type gets the same hook by itself.
+    """
+    allowed = tuple(choices)
+    expected = "one of " + ", ".join(repr(c) for c in allowed)
 
     def structure_literal(value: object, _: type) -> object:
-        if not isinstance(value, str) or value not in choices:
+        if not isinstance(value, str) or value not in allowed:
             raise Invalid(expected, value)
         return value
 
     return structure_literal
+
+
+def _literal_hook(tp: Any) -> StructureHook:
+    return one_of(get_args(tp))
 
 
 def _requiring(kind_: type, expected: str, base: StructureHook) -> StructureHook:

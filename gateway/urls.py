@@ -13,7 +13,7 @@ that is a dot segment on its own (``.`` or ``..``): no encoding makes those
 safe for every server, since some decode ``%2e`` before resolving paths.
 
 This is the one place that builds upstream URL paths from variable values:
-:func:`gateway.proxy.upstream_url` uses it for the Gemini model, and any URL
+:func:`gateway.proxy.upstream_request.upstream_url` uses it for the Gemini model, and any URL
 the gateway builds later (the realtime WebSocket URL of the edge issue, a
 model-listing or count-tokens path) must go through it too.
 """

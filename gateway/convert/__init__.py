@@ -13,8 +13,10 @@ folder (``gateway/formats/<name>/``) and are reached through
   provider's error body;
 - ``memo``: what a conversation's next request shares with its last one;
   ``encoded``: rendered history spliced into a body as JSON text;
-- ``emulate``: a whole answer as a stream and back; ``mock``: the offline
-  ``mock`` provider's answers.
+- ``emulate``: a whole answer as a stream and back.
+
+(The offline ``mock`` provider, which answers canonical requests, is a provider:
+:mod:`gateway.proxy.mock`.)
 
 Everything here is pure: no I/O, no logging, no clock except the OpenAI
 ``created`` stamp when none is given. What a converter drops comes back as

@@ -33,7 +33,7 @@ length and a price per object in it. Short conversations are not kept (``min_mes
 Renderings are kept with their conversation and go with it; renderings of messages merged
 anew on every request are not kept.
 
-Thread-safe: conversions of large bodies run in worker threads (gateway.adapters), so the
+Thread-safe: conversions of large bodies run in worker threads (gateway.proxy.adapters), so the
 bookkeeping is done under a lock; parsing and rendering, the slow part, happen outside it.
 """
 

@@ -10,9 +10,9 @@ instead of branching on the format's name:
 - error bodies both ways: reading a provider's error answer
   (:meth:`Format.read_error`) and writing the client's
   (:meth:`Format.error_response`, :meth:`Format.stream_error`);
-- its :class:`Wire` facts: upstream paths and headers, keep-alive bytes, the
-  markers of a stream's end, the usage key, the max-tokens field, the client
-  paths whose errors it answers;
+- its :class:`Wire` facts: upstream paths and headers (the key's default
+  header too), keep-alive bytes, the markers of a stream's end, the usage key,
+  the max-tokens field, the client paths whose errors it answers;
 - its client endpoints (:class:`Endpoint`), which the app serves.
 
 The conversion memo (:mod:`gateway.convert.memo`) is given to the Format, which
@@ -102,6 +102,8 @@ class Wire(Protocol):
     USAGE_MARKER: bytes
     #: Keys one of which a real usage object of the format has.
     USAGE_FIELDS: tuple[str, ...]
+    #: How a provider key is sent by default: (lower-case header name, value prefix).
+    KEY_HEADER: tuple[str, str]
     #: Client headers forwarded to providers of this format.
     FORWARDED_HEADERS: tuple[ForwardedHeader, ...]
     #: The body names the model and the stream flag (else the URL does).

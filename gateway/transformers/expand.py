@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import attrs
 
 from gateway.transformers.checks import Findings, check_url
-from gateway.transformers.model import is_token, referenced_vars
+from gateway.transformers.model import MOCK, is_token, referenced_vars
 from gateway.transformers.schema import TransformerFile
 
 __all__ = ["Expanded", "expand_fields"]
@@ -69,7 +69,7 @@ def _expand_pairs(
 def expand_fields(spec: TransformerFile, env: Mapping[str, str], found: Findings) -> Expanded:
     """Expand and check the expanding fields of ``spec``; problems go to ``found``."""
     base_url = found.expand(spec.base_url or "", ("base_url",), env).rstrip("/")
-    if not base_url and spec.format != "mock":
+    if not base_url and spec.format != MOCK:
         found.add(("base_url",), f"required for format {spec.format!r} (empty or missing)")
     check_url(base_url, ("http", "https"), ("base_url",), found)
     realtime_url = found.expand(spec.realtime_url or "", ("realtime_url",), env) or None

@@ -27,17 +27,19 @@ import copy
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, NewType
 
 import attrs
 
 from gateway.envvars import expand_env, referenced_vars
+from gateway.formats import FORMAT_NAMES, FORMATS
 
 __all__ = [
     "DEFAULT_COOLDOWN_S",
-    "DEFAULT_KEY_HEADERS",
-    "Format",
+    "MOCK",
+    "PROVIDER_FORMATS",
     "ModelEntry",
+    "ProviderFormat",
     "RequestEdits",
     "Retry",
     "StreamMode",
@@ -49,18 +51,20 @@ __all__ = [
     "referenced_vars",
 ]
 
-Format = Literal["openai", "anthropic", "gemini", "mock"]
+#: The built-in offline provider (:mod:`gateway.proxy.mock`): a provider kind that
+#: answers in the client's own format, not a wire format.
+MOCK = "mock"
+#: What a file's ``format`` may name: a wire format (:data:`gateway.formats.FORMAT_NAMES`,
+#: in their order), or the mock.
+PROVIDER_FORMATS: tuple[str, ...] = (*FORMAT_NAMES, MOCK)
+#: A name in :data:`PROVIDER_FORMATS` (the transformer file's strict converter
+#: refuses any other: :func:`gateway.transformers.schema.make_converter`).
+ProviderFormat = NewType("ProviderFormat", str)
 StreamMode = Literal["native", "emulate"]
 
-#: How a key is sent when the file has no ``key_header``: (lower-case header, value prefix).
-DEFAULT_KEY_HEADERS: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {
-        "openai": ("authorization", "Bearer "),
-        "anthropic": ("x-api-key", ""),
-        "gemini": ("x-goog-api-key", ""),
-        "mock": ("authorization", "Bearer "),
-    }
-)
+#: How a key is sent to the mock when the file has no ``key_header`` (the mock sends
+#: nothing anywhere; a wire format's default is its wire's ``KEY_HEADER``).
+_MOCK_KEY_HEADER = ("authorization", "Bearer ")
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
 
@@ -204,7 +208,7 @@ class Transformer:
 
     Attributes:
         name: routing prefix (``provider/model``); defaults to the file stem.
-        format: the provider's wire format.
+        format: the provider's wire format, or :data:`MOCK`.
         base_url: including the API version path, without a trailing ``/``;
             empty only for the ``mock`` format.
         keys: provider keys to rotate through; empty ones already skipped.
@@ -222,7 +226,7 @@ class Transformer:
     """
 
     name: str
-    format: Format
+    format: ProviderFormat
     base_url: str = ""
     keys: tuple[str, ...] = attrs.field(default=(), repr=False)
     key_vars: tuple[str, ...] = ()
@@ -246,12 +250,12 @@ class Transformer:
     def key_header_parts(self) -> tuple[str, str]:
         """(lower-case header name, value prefix) a provider key is sent with.
 
-        The format's default when the file has no ``key_header``: openai
-        ``("authorization", "Bearer ")``, anthropic ``("x-api-key", "")``, gemini
-        ``("x-goog-api-key", "")``.
+        The format's default (its wire's ``KEY_HEADER``) when the file has no
+        ``key_header``.
         """
         if self.key_header is None:
-            return DEFAULT_KEY_HEADERS[self.format]
+            known = FORMATS.get(self.format)
+            return known.wire.KEY_HEADER if known is not None else _MOCK_KEY_HEADER
         return parse_key_header(self.key_header)
 
     @property

@@ -6,8 +6,9 @@ before ``${VAR}`` expansion and before the checks of meaning. The converter is
 :func:`gateway.strict.make_converter`'s, shared with the settings: unknown keys,
 wrong JSON types (``"5"`` for a number, ``1`` for a boolean) and values outside
 an enumeration are errors, nothing is coerced, and every problem has its key
-path. The one thing particular to this format: a model entry may be a lone
-string, standing for ``{"model": ...}``.
+path. Particular to this format: a model entry may be a lone string, standing
+for ``{"model": ...}``, and ``format`` is one of the registered wire formats or
+the mock (:data:`gateway.transformers.model.PROVIDER_FORMATS`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import attrs
 import cattrs
 
 from gateway.strict import make_converter as make_strict_converter
+from gateway.strict import one_of
 from gateway.transformers.model import (
     DEFAULT_COOLDOWN_S,
-    Format,
+    PROVIDER_FORMATS,
     ModelEntry,
+    ProviderFormat,
     RequestEdits,
     Retry,
     StreamMode,
@@ -33,7 +36,7 @@ __all__ = ["TransformerFile", "make_converter"]
 class TransformerFile:
     """A transformer file exactly as written, before expansion and checks."""
 
-    format: Format
+    format: ProviderFormat
     name: str | None = None
     base_url: str | None = None
     keys: tuple[str, ...] | None = None
@@ -59,4 +62,7 @@ def make_converter() -> cattrs.Converter:
     One per load is enough: it compiles its hooks on first use, so the files
     of one load share it.
     """
-    return make_strict_converter(shorthands={ModelEntry: "model"})
+    conv = make_strict_converter(shorthands={ModelEntry: "model"})
+    # The formats are registered at run time (gateway.formats), so not a Literal type.
+    conv.register_structure_hook(ProviderFormat, one_of(PROVIDER_FORMATS))
+    return conv

@@ -16,11 +16,11 @@ import attrs
 
 import gateway.app as app_module
 from gateway.__main__ import main as gateway_main
-from gateway.adapters import make_adapter
 from gateway.call import Call
 from gateway.convert.memo import Memo
 from gateway.formats import convert_request, convert_response
 from gateway.frontends import parse_json_object
+from gateway.proxy.adapters import make_adapter
 from gateway.routing import Target
 from gateway.server.routes import Route
 from gateway.transformers.parse import parse_transformer

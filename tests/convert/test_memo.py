@@ -36,12 +36,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gateway.adapters import Converting, make_adapter
 from gateway.call import Call
 from gateway.convert.memo import Memo, estimate, mark
 from gateway.convert.model import Message, Notes, Request, Text
 from gateway.errors import BadRequest
 from gateway.formats import FORMAT_NAMES, FORMATS, convert_request
+from gateway.proxy.adapters import Converting, make_adapter
 from gateway.routing import Target
 from gateway.transformers import parse_transformer
 

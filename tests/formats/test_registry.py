@@ -21,8 +21,6 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 NOT_DISPATCH = {
     # the canonical model records which provider signed a thinking block or call
     "convert/model.py",
-    # the transformer file's ``format`` field and each format's default key header
-    "transformers/model.py",
 }
 
 

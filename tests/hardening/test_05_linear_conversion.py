@@ -23,11 +23,9 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters import ConvertingRelay
 from gateway.convert.emulate import accumulate
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
-from gateway.convert.mock import mock_response, mock_stream
 from gateway.convert.model import (
     MessageStart,
     Stop,
@@ -40,6 +38,8 @@ from gateway.convert.model import (
     UsageUpdate,
 )
 from gateway.formats import FORMAT_NAMES, FORMATS, convert_response
+from gateway.proxy.mock import mock_response, mock_stream
+from gateway.proxy.relay import ConvertingRelay
 from gateway.sse import SSEDecoder
 
 MAX_RATIO = 3.2

@@ -1,7 +1,7 @@
 """Issue 8 item 6: SSE framing is linear in the stream, and one event has a size cap.
 
 The cap is the module constant ``gateway.sse.MAX_EVENT_BYTES`` (16 MiB), used by the
-same-format framer (gateway/relay.py) and the converting decoder (gateway/sse.py); past it
+same-format framer (gateway/proxy/relay.py) and the converting decoder (gateway/sse.py); past it
 the client gets an in-stream error in its own format, never a 500 or a cut connection.
 """
 
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from gateway import sse
-from gateway.relay import EventFramer
+from gateway.proxy.relay import EventFramer
 from gateway.sse import SSEDecoder, SSEError
 from tests.hardening.rawprovider import (
     CLIENT_FORMATS,

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters import Converting
 from gateway.call import Call
 from gateway.convert.memo import Memo
+from gateway.proxy.adapters import Converting
 from tests.convert.test_memo import TARGETS
 
 MIB = 1 << 20

@@ -45,6 +45,9 @@ BLOCKED_FIELD: str | None = None
 USAGE_KEY = "usage"
 USAGE_MARKER = b'"usage"'
 USAGE_FIELDS: tuple[str, ...] = ("input_tokens", "output_tokens")
+#: How a provider key is sent when the file has no ``key_header``: (lower-case
+#: header, value prefix), i.e. ``x-api-key: <key>``.
+KEY_HEADER = ("x-api-key", "")
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = (
     ForwardedHeader("anthropic-version", "anthropic-version header", ANTHROPIC_VERSION),
     ForwardedHeader("anthropic-beta", "anthropic-beta header"),

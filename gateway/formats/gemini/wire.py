@@ -48,6 +48,9 @@ BLOCKED_FIELD: str | None = "promptFeedback"
 USAGE_KEY = "usageMetadata"
 USAGE_MARKER = b'"usageMetadata"'
 USAGE_FIELDS: tuple[str, ...] = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
+#: How a provider key is sent when the file has no ``key_header``: (lower-case
+#: header, value prefix), i.e. ``x-goog-api-key: <key>``.
+KEY_HEADER = ("x-goog-api-key", "")
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = ()
 MODEL_IN_BODY = False
 TOOL_NAMES = ToolNameRule(

@@ -40,6 +40,9 @@ BLOCKED_FIELD: str | None = None
 USAGE_KEY = "usage"
 USAGE_MARKER = b'"usage"'
 USAGE_FIELDS: tuple[str, ...] = ("prompt_tokens", "completion_tokens")
+#: How a provider key is sent when the file has no ``key_header``: (lower-case
+#: header, value prefix), i.e. ``Authorization: Bearer <key>``.
+KEY_HEADER = ("authorization", "Bearer ")
 FORWARDED_HEADERS: tuple[ForwardedHeader, ...] = (
     ForwardedHeader("openai-beta", "OpenAI-Beta header"),
 )

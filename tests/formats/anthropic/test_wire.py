@@ -8,7 +8,7 @@ from gateway.call import Call
 from gateway.errors import BadRequest
 from gateway.formats import FORMATS, format_for_path
 from gateway.formats.anthropic import wire
-from gateway.proxy import upstream_headers, upstream_url
+from gateway.proxy.upstream_request import upstream_headers, upstream_url
 from tests.formats.helpers import FakeExchange, FakeRequest, transformer
 
 STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'

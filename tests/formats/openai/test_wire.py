@@ -7,7 +7,7 @@ import pytest
 from gateway.call import Call
 from gateway.formats import FORMATS, format_for_path
 from gateway.formats.openai import wire
-from gateway.proxy import upstream_headers, upstream_url
+from gateway.proxy.upstream_request import upstream_headers, upstream_url
 from tests.formats.helpers import FakeExchange, FakeRequest, transformer
 
 FINISH = b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from gateway.convert.emulate import accumulate
-from gateway.convert.mock import mock_response, mock_stream, placeholder
 from gateway.convert.model import (
     Message,
     Request,
@@ -22,6 +21,7 @@ from gateway.convert.model import (
     ToolResult,
 )
 from gateway.formats import FORMAT_NAMES, FORMATS
+from gateway.proxy.mock import mock_response, mock_stream, placeholder
 from tests import sdk
 
 WEATHER = Tool(

@@ -1,8 +1,16 @@
-"""The built-in offline ``mock`` provider's brain: canonical request in, canonical answer out.
+"""The built-in offline ``mock`` provider (a transformer file with ``"format": "mock"``).
 
-Contract: pure and deterministic (the same request always gets the same
-answer, ids included), so it works in every client format through that
-format's renderer and in tests. What it does:
+A provider kind, not a wire format: it answers in the client's own format,
+whatever that is. The client's body is parsed into the canonical model by the
+client format's parser, answered by :func:`mock_response` (or
+:func:`mock_stream`), and the answer is rendered by the client format's own
+renderer, so the mock exercises the same renderers as real conversions
+(:func:`answer_from_mock`, the one function here that does I/O). A
+count-tokens call gets the gateway's estimate, as for a provider of another
+format.
+
+The answer itself is pure and deterministic (the same request always gets the
+same answer, ids included), so it works in every client format and in tests:
 
 - answers ``Echo: <last user text>`` (JSON when a JSON response format was
   asked for: ``{"echo": ...}`` or a placeholder object built from the schema);
@@ -20,17 +28,20 @@ format's renderer and in tests. What it does:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from gateway.convert import _util as u
 from gateway.convert._common import result_text
 from gateway.convert.emulate import response_to_stream
+from gateway.convert.encoded import dumps_body
 from gateway.convert.model import (
+    MessageStart,
     Request,
     Response,
     StopReason,
@@ -41,10 +52,20 @@ from gateway.convert.model import (
     ToolCallDelta,
     ToolResult,
     Usage,
+    UsageUpdate,
 )
 from gateway.convert.tokens import estimate_input_tokens
+from gateway.formats import FORMATS
+from gateway.proxy.adapters import off_loop
+from gateway.proxy.replies import SSE_HEADERS, answer_estimated_count, note_usage
+from gateway.server.responses import JSON, SSE
 
-__all__ = ["mock_response", "mock_stream", "placeholder"]
+if TYPE_CHECKING:
+    from gateway.call import Call
+    from gateway.routing import Target
+    from gateway.server.exchange import Exchange
+
+__all__ = ["answer_from_mock", "mock_response", "mock_stream", "placeholder"]
 
 _CALL = re.compile(r"\bcall\s+([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 _PLACEHOLDER = {"string": "example", "integer": 1, "number": 1.5, "boolean": True, "null": None}
@@ -162,3 +183,27 @@ def mock_stream(req: Request, *, model: str) -> list[StreamEvent]:
         else:
             out.append(ev)
     return out
+
+
+async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
+    """The mock's answer to ``call``, in the client's own format, written to ``ex``."""
+    if call.op == "count_tokens":
+        await answer_estimated_count(ex, call)
+        return
+    client = FORMATS[call.fmt]
+    parse = functools.partial(client.parse_request, call.body, model=call.model, stream=call.stream)
+    req, _notes = await off_loop(call.size, parse)
+    if not call.stream:
+        resp = mock_response(req, model=target.upstream_model)
+        note_usage(ex, resp.usage)
+        # dumps_body: a lone surrogate the client sent goes back as the same escape.
+        answer = dumps_body(client.render_response(resp, model=call.model))
+        await ex.respond(200, answer, content_type=JSON)
+        return
+    renderer = client.stream_renderer(call.model, include_usage=req.include_usage)
+    await ex.start(200, content_type=SSE, headers=SSE_HEADERS)
+    for event in mock_stream(req, model=target.upstream_model):
+        if isinstance(event, (MessageStart, UsageUpdate)):
+            note_usage(ex, event.usage)
+        await ex.send(renderer.render(event))
+    await ex.send(renderer.finish())

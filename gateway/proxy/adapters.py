@@ -1,16 +1,22 @@
-"""How one call crosses to one target: its upstream body, the answer, the stream. Pure.
+"""How one call crosses to one target: its upstream body, the answer, the stream.
 
 :func:`make_adapter` picks:
 
 - :class:`Passthrough` when the client's format is the provider's: the body is
   the client's own with the model swapped and the file's edits applied, the
   answer goes back as is, and the stream is relayed event by event without
-  re-encoding (:class:`gateway.relay.EventFramer`);
+  re-encoding (:class:`gateway.proxy.relay.FramedRelay`);
 - :class:`Converting` otherwise: the client's body is parsed into the
   canonical model and rendered in the provider's format; answers and stream
   events are parsed in the provider's format and rendered in the client's
-  (design.md, "Conversion"). What the converters drop comes back as ``notes``
-  for the caller to log at debug level.
+  (design.md, "Conversion"), the stream through
+  :class:`gateway.proxy.relay.ConvertingRelay`. What the converters drop comes
+  back as ``notes`` for the caller to log at debug level.
+
+The provider's whole answer is read here too (:func:`read_answer`: a JSON object
+of the format's shape, else a 502), and turned into the client's stream when the
+file emulates streaming (:func:`whole_as_stream`). Big bodies and answers are
+converted in a worker thread (:func:`off_loop`); all else here is pure.
 
 Either way the transformer's ``request`` edits and the model entry's
 ``max_tokens`` clamp apply to the body that goes upstream, and every byte
@@ -22,7 +28,6 @@ echoes its key, whole or in part, never shows it to the client.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,18 +37,18 @@ from gateway.call import Call
 from gateway.convert.emulate import response_to_stream
 from gateway.convert.encoded import dumps_body
 from gateway.convert.memo import Memo
-from gateway.convert.model import MessageStart, Response, StreamError, Usage, UsageUpdate
+from gateway.convert.model import Response, Usage
 from gateway.convert.tokens import estimate_input_tokens
-from gateway.errors import ErrorKind, GatewayError, UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.formats import FORMATS, Format
+from gateway.proxy.relay import ConvertingRelay, FramedRelay
 from gateway.redact import NO_REDACTION, Redactor
-from gateway.relay import EventFramer, stream_error
 from gateway.routing import Target
-from gateway.sse import SSEDecoder
 from gateway.usage import UsageReader
 
 __all__ = [
     "OFF_LOOP_BYTES",
+    "Adapter",
     "Converting",
     "Passthrough",
     "make_adapter",
@@ -86,120 +91,6 @@ def _edited(body: dict[str, Any], call: Call, target: Target) -> bytes:
     if limit is not None and call.op != "count_tokens":
         FORMATS[t.format].wire.clamp_max_tokens(body, limit)
     return dumps_body(body)
-
-
-#: Pieces of a same-format stream kept to look for its terminal event at the end: the
-#: event with the stop reason is at most third from last (OpenAI: finish chunk, usage
-#: chunk, ``[DONE]``), and a piece holds whole events.
-_TAIL_PIECES = 3
-
-
-class FramedRelay:
-    """Same-format stream: whole upstream events, unchanged but for redacted secrets
-    (their usage read on the way).
-
-    Events are not decoded, but the last pieces relayed are searched for the format's
-    terminal markers (its wire's ``TERMINAL_MARKERS``: bytes that only a stream's last
-    event, or an error event, holds) when the upstream ends (O(1) per event), so that
-    a stream that ends without one ends with an error event instead of looking
-    complete (item 12 of issue 8). The event that carries the stop reason counts, as
-    for the converting parsers (OpenAI's ``finish_reason`` without ``[DONE]``, which
-    some compatible servers never send; Anthropic's ``message_delta`` without
-    ``message_stop``): the answer is whole by then.
-
-    Redaction runs on whole events (the framer's output), so a key split over two
-    reads is still seen whole.
-    """
-
-    def __init__(self, fmt: str, redactor: Redactor = NO_REDACTION) -> None:
-        self._fmt = fmt
-        self._framer = EventFramer()
-        self._redact = redactor.data
-        self._usage = UsageReader(fmt)
-        known = FORMATS.get(fmt)
-        self._terminal = known.wire.TERMINAL_MARKERS if known is not None else ()
-        #: The last few pieces relayed: the terminal event is among the last ones.
-        self._tail: deque[bytes] = deque(maxlen=_TAIL_PIECES)
-
-    ended = False  # the relay never ends a stream early itself
-
-    @property
-    def usage(self) -> Usage | None:
-        """The provider's latest usage snapshot in the stream so far."""
-        return self._usage.usage
-
-    def feed(self, chunk: bytes) -> bytes:
-        return self._redact(self._read(self._framer.feed(chunk)))
-
-    def finish(self) -> bytes:
-        rest = self._redact(self._read(self._framer.flush()))
-        if self._complete():
-            return rest
-        return rest + self.error(
-            ErrorKind.API_ERROR, 502, "The upstream stream ended before the response was complete."
-        )
-
-    def _complete(self) -> bool:
-        """Whether the stream's last pieces hold its terminal event (or an error event)."""
-        if not self._terminal:
-            return True
-        return any(marker in piece for piece in self._tail for marker in self._terminal)
-
-    def _read(self, out: bytes) -> bytes:
-        if out:
-            self._usage.scan(out)
-            self._tail.append(out)
-        return out
-
-    def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
-        return self._redact(stream_error(self._fmt, kind, status, message))
-
-
-class ConvertingRelay:
-    """Provider SSE bytes -> canonical events -> the client's SSE bytes."""
-
-    def __init__(self, parser: Any, renderer: Any, redactor: Redactor = NO_REDACTION) -> None:
-        self._decoder = SSEDecoder()
-        self._parser = parser
-        self._renderer = renderer
-        self._redact = redactor.data
-        #: The provider's latest usage snapshot (from its canonical events).
-        self.usage: Usage | None = None
-        #: An error event went out (the provider's or ours): the stream is over.
-        self.ended = False
-
-    def _render_canonical(self, canonical: list[Any], out: list[bytes]) -> bool:
-        """Render ``canonical`` into ``out``; True once an error event ended the stream."""
-        render = self._renderer.render
-        for c in canonical:
-            kind = type(c)
-            if kind is UsageUpdate or (kind is MessageStart and c.usage is not None):
-                self.usage = c.usage
-            out.append(render(c))
-            if kind is StreamError:
-                self.ended = True
-                return True
-        return False
-
-    def _render(self, events: list[Any]) -> list[bytes]:
-        out: list[bytes] = []
-        for ev in events:
-            if self._render_canonical(self._parser.feed(ev), out):
-                return out
-        return out
-
-    def feed(self, chunk: bytes) -> bytes:
-        return self._redact(b"".join(self._render(self._decoder.feed(chunk))))
-
-    def finish(self) -> bytes:
-        out = self._render(self._decoder.close())
-        self._render_canonical(self._parser.finish(), out)
-        out.append(self._renderer.finish())
-        return self._redact(b"".join(out))
-
-    def error(self, kind: ErrorKind, status: int, message: str) -> bytes:
-        self.ended = True
-        return self._redact(self._renderer.render(StreamError(kind, message, status)))
 
 
 class Passthrough:
@@ -286,9 +177,11 @@ class Converting:
         )
 
 
-def whole_as_stream(
-    call: Call, upstream_fmt: str, data: bytes, adapter: Passthrough | Converting
-) -> bytes:
+#: Either adapter (what :func:`make_adapter` gives).
+Adapter = Passthrough | Converting
+
+
+def whole_as_stream(call: Call, upstream_fmt: str, data: bytes, adapter: Adapter) -> bytes:
     """A provider's whole answer as the client's stream ("stream": "emulate")."""
     upstream, client = FORMATS[upstream_fmt], FORMATS[call.fmt]
     tool_names = adapter.tool_names if isinstance(adapter, Converting) else None
@@ -373,7 +266,7 @@ def make_adapter(
     target: Target,
     memo: Memo | None = None,
     redactor: Redactor = NO_REDACTION,
-) -> Passthrough | Converting:
+) -> Adapter:
     """The adapter for ``call`` on ``target`` (BadRequest when it cannot be expressed there).
 
     ``memo`` lets a conversion reuse what an earlier request of the same conversation
