@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.formats import FORMAT_NAMES, FORMATS
 from gateway.transformers.model import (
+    MOCK,
+    PROVIDER_FORMATS,
     ModelEntry,
     RequestEdits,
     Transformer,
@@ -82,6 +85,7 @@ def test_parse_key_header_rejects_line_break_in_prefix() -> None:
         ("openai", None, ("authorization", "Bearer ")),
         ("anthropic", None, ("x-api-key", "")),
         ("gemini", None, ("x-goog-api-key", "")),
+        ("mock", None, ("authorization", "Bearer ")),
         ("openai", "api-key", ("api-key", "")),
         ("anthropic", "Authorization: Bearer", ("authorization", "Bearer ")),
     ],
@@ -89,6 +93,13 @@ def test_parse_key_header_rejects_line_break_in_prefix() -> None:
 def test_key_header_parts(fmt: str, key_header: str | None, expected: tuple[str, str]) -> None:
     t = Transformer(name="p", format=fmt, base_url="https://h", key_header=key_header)  # type: ignore[arg-type]
     assert t.key_header_parts() == expected
+
+
+def test_a_file_names_a_registered_format_or_the_mock() -> None:
+    assert PROVIDER_FORMATS == (*FORMAT_NAMES, MOCK) == ("openai", "anthropic", "gemini", "mock")
+    for name in FORMAT_NAMES:  # the default key header is the format's wire's
+        t = Transformer(name="p", format=name, base_url="https://h")  # type: ignore[arg-type]
+        assert t.key_header_parts() == FORMATS[name].wire.KEY_HEADER
 
 
 def test_repr_hides_keys_and_header_and_query_values() -> None:
