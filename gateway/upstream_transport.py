@@ -9,7 +9,8 @@ gateway forwards. :class:`PooledTransport` plugs into httpx's
 streaming responses, timeouts, exceptions) and only the connection handling
 changes.
 
-One request, step by step:
+One request, step by step (steps 3 and 4 are one connection's work, in
+:mod:`gateway.upstream_connection`; this module is the pool around it):
 
 1. *Checkout.* Idle connections are kept per origin ``(scheme, host, port)``
    in a deque, most recently used last, and handed out LIFO so that a few hot
@@ -39,9 +40,10 @@ One request, step by step:
    Anything else (a body not read to the end, an error, ``trio.Cancelled``)
    closes the socket.
 
-Closing is synchronous: :meth:`_Connection.close` closes the socket itself
-(``trio.socket`` wakes any task blocked on it), so closing cannot block, wait
-for a peer, or be interrupted by cancellation; a TLS connection is closed
+Closing is synchronous: :meth:`~gateway.upstream_connection.Connection.close`
+closes the socket itself (``trio.socket`` wakes any task blocked on it), so
+closing cannot block, wait for a peer, or be interrupted by cancellation; a
+TLS connection is closed
 without a ``close_notify`` (HTTP framing, not TLS, marks the end of a message,
 RFC 9112 section 9.8). That is what lets a client that hangs up mid-stream
 close the upstream socket at once.
@@ -84,6 +86,8 @@ import trio
 # environment_proxy_mounts() identical to what httpx does without a transport.
 from httpx._utils import get_environment_proxies
 
+from gateway.upstream_connection import CONNECTION_ERRORS, Connection
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -105,155 +109,20 @@ as we reused it answers with EOF or a reset within one round trip; a later
 failure more likely means it took the request and died working on it, and
 sending that again could run (and bill) an LLM generation twice."""
 
-RECEIVE_BYTES = 64 * 1024
-"""Most bytes asked of the socket per read, so also the largest body chunk."""
-
 _Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 _RETRYABLE = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-
-
-class _Connection:
-    """One HTTP/1.1 connection: a byte stream, its socket and its h11 state."""
-
-    __slots__ = ("h11", "idle_since", "max_head", "received", "reused", "socket", "stream")
-
-    def __init__(
-        self, stream: trio.abc.Stream, socket: trio.socket.SocketType, max_head_bytes: int
-    ) -> None:
-        self.stream = stream
-        self.socket = socket
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_bytes)
-        self.max_head = max_head_bytes
-        self.idle_since = 0.0
-        self.reused = False  # served an earlier request: may be stale
-        self.received = 0  # response bytes that arrived in this cycle
-
-    def close(self) -> None:
-        """Close the socket now; never blocks, safe to call again."""
-        self.socket.close()
-
-    def is_quiet_nowait(self) -> bool:
-        """Whether an idle connection has nothing to read (no EOF, no stray bytes)."""
-        return not self.socket.is_readable()
-
-    def start_next_cycle_nowait(self) -> bool:
-        """Reset h11 for the next request; False if the connection must close."""
-        h = self.h11
-        if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
-            return False
-        h.start_next_cycle()
-        data, closed = h.trailing_data
-        self.received = 0
-        self.reused = True
-        return not data and not closed
-
-    async def send_request(self, request: httpx.Request, timeout: float) -> None:
-        """Send the head and the body of `request` (RFC 9112, sections 3 and 6)."""
-        h = self.h11
-        in_memory = isinstance(request.stream, httpx.ByteStream)
-        head = h11.Request(
-            method=request.method,
-            target=request.url.raw_path,
-            headers=_request_headers(request, in_memory),
-        )
-        out = _send_event(h, head)
-        if not in_memory:
-            await self._flush(out, timeout)
-        async for chunk in _async_stream(request):
-            out += _send_event(h, h11.Data(data=chunk))
-            if not in_memory:
-                await self._flush(out, timeout)
-        out += _send_event(h, h11.EndOfMessage())
-        await self._flush(out, timeout)
-
-    async def _flush(self, out: list[bytes], timeout: float) -> None:
-        data = b"".join(out)
-        out.clear()
-        if not data:
-            return
-        try:
-            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-                await self.stream.send_all(data)
-        except _CONNECTION_ERRORS as exc:
-            raise httpx.WriteError(f"Sending the request failed: {exc!r}") from exc
-        if scope.cancelled_caught:
-            raise httpx.WriteTimeout("Timed out sending the request.") from trio.TooSlowError()
-
-    async def next_event(self, timeout: float) -> h11.Event:
-        """Next h11 event from the server, reading the socket as needed."""
-        h = self.h11
-        while True:
-            try:
-                event = h.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            data = await self._receive(timeout)
-            if not data and not self.received:
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            self.received += len(data)
-            h.receive_data(data)
-
-    async def _receive(self, timeout: float) -> bytes:
-        # A bare CancelScope costs less than trio.fail_after, and this is the hot path.
-        try:
-            with trio.CancelScope(deadline=trio.current_time() + timeout):
-                # bytes() of bytes is the same object; trio's sockets give bytes.
-                return bytes(await self.stream.receive_some(RECEIVE_BYTES))
-        except _CONNECTION_ERRORS as exc:
-            raise httpx.ReadError(f"Receiving the response failed: {exc!r}") from exc
-        raise httpx.ReadTimeout("Timed out waiting for the response.") from trio.TooSlowError()
-
-    async def receive_head(self, timeout: float) -> h11.Response:
-        """Wait for the final response head, skipping 1xx responses."""
-        while True:
-            event = await self.next_event(timeout)
-            if type(event) is h11.Response:
-                # h11 caps incomplete heads only; a head that arrived whole is measured here.
-                if self.received - len(self.h11.trailing_data[0]) > self.max_head:
-                    raise httpx.RemoteProtocolError("The response head is too large.")
-                return event
-            if type(event) is not h11.InformationalResponse:  # pragma: no cover (h11 order)
-                raise httpx.RemoteProtocolError(f"Unexpected event before the head: {event!r}")
-
-
-def _request_headers(request: httpx.Request, in_memory: bool) -> list[tuple[bytes, bytes]]:
-    """httpx's headers, plus Host and chunked framing where a hand-made request lacks them."""
-    headers = request.headers.raw
-    names = {name.lower() for name, _ in headers}
-    if b"host" not in names:
-        headers = [(b"Host", request.url.netloc), *headers]
-    if not in_memory and b"content-length" not in names and b"transfer-encoding" not in names:
-        headers = [*headers, (b"Transfer-Encoding", b"chunked")]
-    return headers
-
-
-def _send_event(h: h11.Connection, event: h11.Event) -> list[bytes]:
-    try:
-        return h.send_with_data_passthrough(event) or []
-    except h11.LocalProtocolError as exc:
-        raise httpx.LocalProtocolError(str(exc)) from exc
-
-
-def _async_stream(request: httpx.Request) -> httpx.AsyncByteStream:
-    stream = request.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("PooledTransport needs an async request body (httpx.AsyncClient).")
-    return stream
 
 
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of one response, read from the socket as the caller iterates."""
 
     def __init__(
-        self, transport: PooledTransport, origin: _Origin, conn: _Connection, timeout: float
+        self, transport: PooledTransport, origin: _Origin, conn: Connection, timeout: float
     ) -> None:
         self._transport = transport
         self._origin = origin
-        self._conn: _Connection | None = conn
+        self._conn: Connection | None = conn
         self._timeout = timeout
         self._complete = False
 
@@ -311,7 +180,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self._max_idle = max_idle_per_origin
         self._idle_expiry_s = idle_expiry_s
         self._max_head = max_response_head_bytes
-        self._idle: dict[_Origin, collections.deque[_Connection]] = {}
+        self._idle: dict[_Origin, collections.deque[Connection]] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -345,7 +214,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 conn.close()
 
     async def _exchange(
-        self, origin: _Origin, conn: _Connection, request: httpx.Request, timeouts: _Timeouts
+        self, origin: _Origin, conn: Connection, request: httpx.Request, timeouts: _Timeouts
     ) -> httpx.Response:
         try:
             await conn.send_request(request, timeouts.write)
@@ -361,7 +230,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/" + head.http_version, "reason_phrase": head.reason},
         )
 
-    async def _connect(self, origin: _Origin, timeout: float) -> _Connection:
+    async def _connect(self, origin: _Origin, timeout: float) -> Connection:
         scheme, host, port = origin
         try:
             with trio.fail_after(timeout):
@@ -373,9 +242,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     raise
         except trio.TooSlowError as exc:
             raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}.") from exc
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise httpx.ConnectError(f"Connecting to {host}:{port} failed: {exc!r}") from exc
-        return _Connection(stream, tcp.socket, self._max_head)
+        return Connection(stream, tcp.socket, self._max_head)
 
     async def _start_tls(
         self, tcp: trio.SocketStream, host: str
@@ -387,7 +256,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"{host} chose ALPN {protocol!r}, not http/1.1.")
         return stream
 
-    def _checkout_nowait(self, origin: _Origin) -> _Connection | None:
+    def _checkout_nowait(self, origin: _Origin) -> Connection | None:
         idle = self._idle.get(origin)
         if not idle:
             return None
@@ -402,7 +271,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             conn.close()
         return None
 
-    def _release_nowait(self, origin: _Origin, conn: _Connection, *, complete: bool) -> None:
+    def _release_nowait(self, origin: _Origin, conn: Connection, *, complete: bool) -> None:
         if not complete or self._closed or not conn.start_next_cycle_nowait():
             conn.close()
             return
@@ -435,7 +304,7 @@ class _Timeouts:
         return cls(seconds("connect"), seconds("read"), seconds("write"))
 
 
-def _lost_keep_alive_race(conn: _Connection, request: httpx.Request, taken: float) -> bool:
+def _lost_keep_alive_race(conn: Connection, request: httpx.Request, taken: float) -> bool:
     """Whether a reused connection failed as one the server had just closed (RFC 9112, 9.3.1)."""
     return (
         not conn.received
