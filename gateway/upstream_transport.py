@@ -43,10 +43,9 @@ One request, step by step (steps 3 and 4 are one connection's work, in
 Closing is synchronous: :meth:`~gateway.upstream_connection.Connection.close`
 closes the socket itself (``trio.socket`` wakes any task blocked on it), so
 closing cannot block, wait for a peer, or be interrupted by cancellation; a
-TLS connection is closed
-without a ``close_notify`` (HTTP framing, not TLS, marks the end of a message,
-RFC 9112 section 9.8). That is what lets a client that hangs up mid-stream
-close the upstream socket at once.
+TLS connection is closed without a ``close_notify`` (HTTP framing, not TLS,
+marks the end of a message, RFC 9112 section 9.8). That is what lets a client
+that hangs up mid-stream close the upstream socket at once.
 
 Retry (RFC 9112, section 9.3.1): a server may close an idle keep-alive
 connection just as we reuse it. If a *reused* connection fails while sending
