@@ -28,6 +28,7 @@ from gateway.metrics import Metrics
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
 from gateway.record import CallRecord
+from gateway.routing import RegistryCatalog
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
@@ -168,7 +169,9 @@ class App:
         """An endpoint the gateway answers itself from the transformer snapshot (model lists)."""
         assert self.registry is not None
         assert endpoint.answer is not None
-        await ex.respond_json(200, endpoint.answer(ex.request, self.registry.current))
+        await ex.respond_json(
+            200, endpoint.answer(ex.request, RegistryCatalog(self.registry.current))
+        )
 
     # -- the gateway's own endpoints -------------------------------------------------------
 

@@ -29,46 +29,19 @@ function spreads the load without keeping state.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import attrs
 
-from gateway.errors import BadRequest, ModelNotFound
+from gateway.catalog import CatalogModel
+from gateway.errors import ModelNotFound
 
 if TYPE_CHECKING:
-    # Types only: the front ends (gateway.formats) check model names here, and the
-    # transformer model reads the registered formats, so a runtime import would be a cycle.
+    # Types only: annotations need them, nothing here builds one.
     from gateway.transformers.model import ModelEntry, Transformer
     from gateway.transformers.registry import Registry
 
-__all__ = ["MAX_MODEL_CHARS", "Target", "check_model_name", "route"]
-
-#: Longest model name accepted (real ones are well under 100 characters).
-MAX_MODEL_CHARS = 256
-#: C0 controls, DEL and C1 controls: never part of a model name, and CR/LF/NUL in one
-#: could split a header or a log line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def check_model_name(model: str) -> str:
-    """``model`` if it is a usable model name, else a 400 that says what is wrong.
-
-    Every endpoint that takes a model (the front ends, ``/v1/models/{id}``)
-    checks it here before routing, logging or echoing it.
-    """
-    if len(model) > MAX_MODEL_CHARS:
-        raise BadRequest(
-            f"The model name is {len(model)} characters long; "
-            f"this gateway accepts at most {MAX_MODEL_CHARS}."
-        )
-    bad = _CONTROL.search(model)
-    if bad:
-        raise BadRequest(
-            f"The model name holds a control character (U+{ord(bad.group()):04X}) "
-            f"at position {bad.start()}; remove it."
-        )
-    return model
+__all__ = ["RegistryCatalog", "Target", "route"]
 
 
 @attrs.frozen
@@ -168,3 +141,37 @@ def route(model: str, registry: Registry, *, turn: int = 0) -> tuple[Target, ...
                 seen.add(target.key)
                 out.append(target)
     return tuple(out)
+
+
+class RegistryCatalog:
+    """The :class:`~gateway.catalog.Catalog` of one registry snapshot.
+
+    A listed alias is owned by the first provider defining it, in file order; any
+    other name is found when it routes somewhere (a provider prefix, the default
+    provider), owned by its first target.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def _model(self, model_id: str, owner: str, entry: ModelEntry | None) -> CatalogModel:
+        limit = entry.max_tokens if entry is not None else None
+        return CatalogModel(model_id, owner, self.registry.loaded_at, limit)
+
+    def listed(self) -> list[CatalogModel]:
+        transformers = self.registry.transformers
+        return [
+            self._model(alias, names[0], transformers[names[0]].models.get(alias))
+            for alias, names in self.registry.aliases.items()
+        ]
+
+    def find(self, model_id: str) -> CatalogModel | None:
+        names = self.registry.aliases.get(model_id)
+        if names:
+            entry = self.registry.transformers[names[0]].models.get(model_id)
+            return self._model(model_id, names[0], entry)
+        try:
+            first = route(model_id, self.registry)[0]
+        except ModelNotFound:
+            return None
+        return self._model(model_id, first.transformer.name, first.entry)

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import ModelNotFound
 from gateway.formats.openai.models import get_model, list_models
-from gateway.routing import Target, route
+from gateway.routing import RegistryCatalog, Target, route
 from gateway.transformers.model import ModelEntry, Transformer
 from gateway.transformers.registry import Registry, make_registry
 
@@ -192,7 +192,7 @@ def test_fractional_weights() -> None:
 
 def test_list_models() -> None:
     registry = make_registry([OPENAI, ANTHROPIC], loaded_at=1_700_000_000)
-    assert list_models(registry) == [
+    assert list_models(RegistryCatalog(registry)) == [
         {"id": "gpt-4o", "object": "model", "created": 1_700_000_000, "owned_by": "openai"},
         {"id": "fast", "object": "model", "created": 1_700_000_000, "owned_by": "openai"},
         {"id": "shared", "object": "model", "created": 1_700_000_000, "owned_by": "openai"},
@@ -206,7 +206,7 @@ def test_list_models() -> None:
 
 
 def test_list_models_lists_each_alias_once_and_no_wildcards() -> None:
-    ids = [m["id"] for m in list_models(REGISTRY)]
+    ids = [m["id"] for m in list_models(RegistryCatalog(REGISTRY))]
     assert len(ids) == len(set(ids))
     assert "*" not in ids
     assert set(ids) == {
@@ -233,7 +233,7 @@ def test_list_models_lists_each_alias_once_and_no_wildcards() -> None:
     ],
 )
 def test_get_model(registry: Registry, model_id: str, owner: str | None) -> None:
-    found = get_model(registry, model_id)
+    found = get_model(RegistryCatalog(registry), model_id)
     if owner is None:
         assert found is None
     else:
@@ -242,6 +242,6 @@ def test_get_model(registry: Registry, model_id: str, owner: str | None) -> None
 
 def test_empty_registry_routes_nothing() -> None:
     empty = Registry.empty()
-    assert list_models(empty) == []
+    assert list_models(RegistryCatalog(empty)) == []
     with pytest.raises(ModelNotFound):
         route("gpt-4o", empty)

@@ -46,11 +46,11 @@ from gateway.errors import ErrorKind, GatewayError
 
 if TYPE_CHECKING:
     from gateway.call import Call
+    from gateway.catalog import Catalog
     from gateway.convert.memo import Memo
     from gateway.convert.provider_errors import ProviderError
     from gateway.frontends import ClientRequest
     from gateway.sse import Event
-    from gateway.transformers.registry import Registry
 
 __all__ = [
     "Endpoint",
@@ -168,7 +168,7 @@ class Endpoint:
         read: for an endpoint forwarded to providers, the front end: reads the
             request into a :class:`~gateway.call.Call` (a 400 when it cannot).
         answer: for an endpoint answered by the gateway itself (model lists),
-            its JSON answer from the request and the transformer snapshot.
+            its JSON answer from the request and the catalog of served models.
         json_array: for a streaming endpoint, whether this request wants its
             stream as one JSON array rather than SSE (Gemini's ``alt=json``).
     """
@@ -176,7 +176,7 @@ class Endpoint:
     method: str
     path: str
     read: Callable[[ClientRequest], Call] | None = None
-    answer: Callable[[ClientRequest, Registry], dict[str, Any]] | None = None
+    answer: Callable[[ClientRequest, Catalog], dict[str, Any]] | None = None
     json_array: Callable[[ClientRequest], bool] | None = None
 
 

@@ -14,8 +14,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from gateway.catalog import MAX_MODEL_CHARS
 from gateway.errors import BadRequest
-from gateway.routing import MAX_MODEL_CHARS
 from gateway.urls import path_segment
 from tests.hardening.recording import RecordingProvider, raw_request, status_of
 from tests.proxy.fakes import Step, gemini_events, gemini_reply, start_gateway, write_transformer

@@ -10,6 +10,7 @@ and a fake provider body under the autojump clock.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import attrs
@@ -220,6 +221,13 @@ def _converting(provider: str, client: str, redactor: Redactor | None = None) ->
 
 
 PAIRS = [(p, c) for p in FORMAT_NAMES for c in FORMAT_NAMES if p != c]
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenAI chunks stamp ``created`` from the clock when the provider gave none: pin it,
+    so two renderings of one stream a second boundary apart are still the same bytes."""
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)
 
 
 @pytest.mark.parametrize(("provider", "client"), PAIRS)

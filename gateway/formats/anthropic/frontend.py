@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.call import Call
+from gateway.catalog import check_model_name
 from gateway.formats.anthropic.wire import NAME
 from gateway.frontends import parse_json_object, require
-from gateway.routing import check_model_name
 
 if TYPE_CHECKING:
     from gateway.frontends import ClientRequest

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.call import Call
+from gateway.catalog import check_model_name
 from gateway.errors import BadRequest, NotFound, echo
 from gateway.formats.gemini.wire import NAME, split_target
 from gateway.frontends import parse_json_object, query_params, require
-from gateway.routing import check_model_name
 
 if TYPE_CHECKING:
     from gateway.frontends import ClientRequest

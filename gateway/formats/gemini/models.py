@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 from gateway.errors import BadRequest, MethodNotAllowed, ModelNotFound
 from gateway.formats.gemini.frontend import METHODS
 from gateway.frontends import query_params
-from gateway.routing import route
 
 if TYPE_CHECKING:
+    from gateway.catalog import Catalog, CatalogModel
     from gateway.frontends import ClientRequest
-    from gateway.transformers.model import ModelEntry
-    from gateway.transformers.registry import Registry
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -46,40 +44,30 @@ MAX_PAGE_SIZE = 1000
 _TOKEN_PREFIX = "gw1:"
 
 
-def _model_object(model_id: str, owner: str, entry: ModelEntry | None) -> dict[str, Any]:
+def _model_object(model: CatalogModel) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "name": f"models/{model_id}",
-        "displayName": model_id,
-        "description": f"Served through the gateway by provider {owner!r}.",
+        "name": f"models/{model.id}",
+        "displayName": model.id,
+        "description": f"Served through the gateway by provider {model.owner!r}.",
         "supportedGenerationMethods": list(MODEL_METHODS),
     }
-    if entry is not None and entry.max_tokens is not None:
-        out["outputTokenLimit"] = entry.max_tokens
+    if model.max_tokens is not None:
+        out["outputTokenLimit"] = model.max_tokens
     return out
 
 
-def list_gemini_models(registry: Registry) -> list[dict[str, Any]]:
+def list_gemini_models(catalog: Catalog) -> list[dict[str, Any]]:
     """Every alias once, as Gemini ``Model`` objects (``GET /v1beta/models``' ``models``)."""
-    return [
-        _model_object(alias, names[0], registry.transformers[names[0]].models.get(alias))
-        for alias, names in registry.aliases.items()
-    ]
+    return [_model_object(model) for model in catalog.listed()]
 
 
-def gemini_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
+def gemini_model(catalog: Catalog, model_id: str) -> dict[str, Any] | None:
     """The Gemini ``Model`` for ``GET /v1beta/models/{model_id}``, or None (404).
 
     A listed alias, or any name that routes somewhere.
     """
-    names = registry.aliases.get(model_id)
-    if names:
-        entry = registry.transformers[names[0]].models.get(model_id)
-        return _model_object(model_id, names[0], entry)
-    try:
-        first = route(model_id, registry)[0]
-    except ModelNotFound:
-        return None
-    return _model_object(model_id, first.transformer.name, first.entry)
+    found = catalog.find(model_id)
+    return None if found is None else _model_object(found)
 
 
 def page_token(offset: int) -> str:
@@ -121,17 +109,17 @@ def list_page(request: ClientRequest) -> tuple[int, int]:
     return int(digits), size
 
 
-def answer_models(request: ClientRequest, registry: Registry) -> dict[str, Any]:
+def answer_models(request: ClientRequest, catalog: Catalog) -> dict[str, Any]:
     """Gemini's models.list: ``{"models": [...], "nextPageToken": ...}``, paged."""
     offset, size = list_page(request)
-    models = list_gemini_models(registry)
+    models = list_gemini_models(catalog)
     body: dict[str, Any] = {"models": models[offset : offset + size]}
     if offset + size < len(models):
         body["nextPageToken"] = page_token(offset + size)
     return body
 
 
-def answer_model(request: ClientRequest, registry: Registry) -> dict[str, Any]:
+def answer_model(request: ClientRequest, catalog: Catalog) -> dict[str, Any]:
     """Gemini's models.get: ``GET /v1beta/models/{id}`` (``models/`` is the path's).
 
     A GET on a method path (``models/x:generateContent``) is a 405: use POST.
@@ -142,7 +130,7 @@ def answer_model(request: ClientRequest, registry: Registry) -> dict[str, Any]:
         raise MethodNotAllowed(
             f"GET is not allowed on {request.path[:300]}; use POST.", allowed=("POST",)
         )
-    found = gemini_model(registry, model_id)
+    found = gemini_model(catalog, model_id)
     if found is None:
         raise ModelNotFound(model_id)
     return found

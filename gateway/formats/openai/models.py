@@ -11,61 +11,52 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateway.catalog import CatalogModel, check_model_name
 from gateway.errors import ModelNotFound
-from gateway.routing import check_model_name, route
 
 if TYPE_CHECKING:
+    from gateway.catalog import Catalog
     from gateway.frontends import ClientRequest
-    from gateway.transformers.registry import Registry
 
 __all__ = ["answer_model", "answer_models", "get_model", "list_models"]
 
 
-def _model_object(model_id: str, owner: str, created: int) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
+def _model_object(model: CatalogModel) -> dict[str, Any]:
+    return {"id": model.id, "object": "model", "created": model.created, "owned_by": model.owner}
 
 
-def list_models(registry: Registry) -> list[dict[str, Any]]:
+def list_models(catalog: Catalog) -> list[dict[str, Any]]:
     """Every alias once, as OpenAI model objects (``GET /v1/models``'s ``data``).
 
     An alias several providers share is owned by the first in file order;
     wildcard entries are not listed.
     """
-    return [
-        _model_object(alias, names[0], registry.loaded_at)
-        for alias, names in registry.aliases.items()
-    ]
+    return [_model_object(model) for model in catalog.listed()]
 
 
-def get_model(registry: Registry, model_id: str) -> dict[str, Any] | None:
+def get_model(catalog: Catalog, model_id: str) -> dict[str, Any] | None:
     """The model object for ``GET /v1/models/{model_id}``, or None (404).
 
-    Raises BadRequest for a name :func:`~gateway.routing.check_model_name` refuses.
+    Raises BadRequest for a name :func:`~gateway.catalog.check_model_name` refuses.
 
     A listed alias gives its listed object; any other routable name (through
     a provider prefix or the default provider) gives an object owned by the
     provider it routes to.
     """
     check_model_name(model_id)
-    names = registry.aliases.get(model_id)
-    if names:
-        return _model_object(model_id, names[0], registry.loaded_at)
-    try:
-        targets = route(model_id, registry)
-    except ModelNotFound:
-        return None
-    return _model_object(model_id, targets[0].transformer.name, registry.loaded_at)
+    found = catalog.find(model_id)
+    return None if found is None else _model_object(found)
 
 
-def answer_models(request: ClientRequest, registry: Registry) -> dict[str, Any]:
+def answer_models(request: ClientRequest, catalog: Catalog) -> dict[str, Any]:
     """GET /v1/models."""
-    return {"object": "list", "data": list_models(registry)}
+    return {"object": "list", "data": list_models(catalog)}
 
 
-def answer_model(request: ClientRequest, registry: Registry) -> dict[str, Any]:
+def answer_model(request: ClientRequest, catalog: Catalog) -> dict[str, Any]:
     """GET /v1/models/{model}: the model, or a 404 in OpenAI's format."""
     model_id = request.params["model"]
-    found = get_model(registry, model_id)
+    found = get_model(catalog, model_id)
     if found is None:
         raise ModelNotFound(model_id)
     return found

@@ -17,6 +17,7 @@ from gateway.formats.gemini.models import (
     list_page,
     page_token,
 )
+from gateway.routing import RegistryCatalog
 from gateway.transformers.model import ModelEntry
 from gateway.transformers.registry import make_registry
 from tests.formats.helpers import FakeRequest, transformer
@@ -136,34 +137,34 @@ def _registry(n: int) -> object:
 
 
 def test_the_list_is_paged() -> None:
-    registry = _registry(5)
-    first = answer_models(FakeRequest(query="pageSize=2"), registry)  # type: ignore[arg-type]
+    registry = RegistryCatalog(_registry(5))
+    first = answer_models(FakeRequest(query="pageSize=2"), registry)
     assert [m["name"] for m in first["models"]] == ["models/m0", "models/m1"]
     assert first["models"][0]["outputTokenLimit"] == 100
     rest = answer_models(
         FakeRequest(query=f"pageSize=10&pageToken={first['nextPageToken']}"),
-        registry,  # type: ignore[arg-type]
+        registry,
     )
     assert [m["name"] for m in rest["models"]] == ["models/m2", "models/m3", "models/m4"]
     assert "nextPageToken" not in rest
 
 
 def test_one_model() -> None:
-    registry = _registry(1)
-    found = answer_model(FakeRequest(params={"model": "m0"}), registry)  # type: ignore[arg-type]
+    registry = RegistryCatalog(_registry(1))
+    found = answer_model(FakeRequest(params={"model": "m0"}), registry)
     assert found["supportedGenerationMethods"] == [
         "generateContent",
         "streamGenerateContent",
         "countTokens",
     ]
     with pytest.raises(ModelNotFound):
-        answer_model(FakeRequest(params={"model": "nope"}), registry)  # type: ignore[arg-type]
+        answer_model(FakeRequest(params={"model": "nope"}), registry)
     with pytest.raises(MethodNotAllowed, match="use POST"):
         answer_model(
             FakeRequest(
                 params={"model": "m0:generateContent"}, path="/v1beta/models/m0:generateContent"
             ),
-            registry,  # type: ignore[arg-type]
+            registry,
         )
 
 

@@ -11,6 +11,7 @@ from gateway.errors import BadRequest, ModelNotFound
 from gateway.formats import FORMATS
 from gateway.formats.openai.frontend import read_chat
 from gateway.formats.openai.models import answer_model, answer_models
+from gateway.routing import RegistryCatalog
 from gateway.transformers.model import ModelEntry
 from gateway.transformers.registry import make_registry
 from tests.formats.helpers import FakeRequest, transformer
@@ -57,11 +58,11 @@ def test_model_answers() -> None:
     registry = make_registry(
         [transformer("openai", models={"alias": ModelEntry("up")})], loaded_at=7
     )
-    assert answer_models(FakeRequest(), registry) == {
+    assert answer_models(FakeRequest(), RegistryCatalog(registry)) == {
         "object": "list",
         "data": [{"id": "alias", "object": "model", "created": 7, "owned_by": "prov"}],
     }
-    found = answer_model(FakeRequest(params={"model": "alias"}), registry)
+    found = answer_model(FakeRequest(params={"model": "alias"}), RegistryCatalog(registry))
     assert found["id"] == "alias"
     with pytest.raises(ModelNotFound):
-        answer_model(FakeRequest(params={"model": "other"}), registry)
+        answer_model(FakeRequest(params={"model": "other"}), RegistryCatalog(registry))
