@@ -117,10 +117,10 @@ class Connection:
                 event = h.next_event()
             except h11.RemoteProtocolError as exc:
                 raise httpx.RemoteProtocolError(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                # h11 types the result as Event | NEED_DATA | PAUSED: PAUSED comes only
-                # after the response's EndOfMessage, which ends our reading of a cycle.
-                return event  # type: ignore[return-value]
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:  # only after EndOfMessage, which ends our reading
+                raise httpx.RemoteProtocolError("The connection was read past its response.")
             data = await self._receive(timeout)
             if not data and not self.received:
                 raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
