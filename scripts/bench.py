@@ -3,14 +3,10 @@
 
     python scripts/bench.py server|proxy|convert|transport [options]   (--help for each)
 
-One file per benchmark in scripts/benchmarks/ (its header says what it measures and
-how); the rig they stand on (processes, CPU accounting, the wrk driver, our fallback
-load generator, reports) is scripts/rig/ (its __init__ maps it). Each benchmark
-module gives a ``COMMAND``: (help, add its options to a parser, run with the parsed
-arguments and return the exit status).
-
-Every process started here is stopped on the way out (SIGTERM, then SIGKILL to its
-process group), including on Ctrl-C and SIGTERM.
+One file per benchmark in scripts/benchmarks/, each giving a ``COMMAND``: (help, add its
+options to a parser, run with the parsed arguments and return the exit status); the rig
+they stand on is scripts/rig/. Every process started here is stopped on the way out
+(SIGTERM, then SIGKILL to its process group), on Ctrl-C and SIGTERM too.
 """
 
 from __future__ import annotations
@@ -24,12 +20,7 @@ from rig.measure import resolve_generator
 from rig.procs import stop_all
 from rig.report import note
 
-COMMANDS = {
-    "server": server.COMMAND,
-    "proxy": proxy.COMMAND,
-    "convert": convert.COMMAND,
-    "transport": transport.COMMAND,
-}
+COMMANDS = {m.__name__.split(".")[-1]: m.COMMAND for m in (server, proxy, convert, transport)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "repeat", 1) < 1:
         parser.error("--repeat must be at least 1")
-    if getattr(args, "quick", False):
-        args.duration, args.warmup = min(args.duration, 3.0), min(args.warmup, 1.0)
+    if getattr(args, "quick", False):  # each option's cap under --quick (rig.measure.option)
+        for dest, cap in args.quick_caps.items():
+            setattr(args, dest, min(getattr(args, dest), cap))
     if hasattr(args, "generator") and (problem := resolve_generator(args)):
         parser.error(problem)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
