@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import h11
 import httpx
@@ -30,19 +32,15 @@ import trio
 from rig.gw import PooledTransport
 from rig.mock_upstream import REPLY
 from rig.procs import HOST, Cpu, Proc
-from rig.report import columns, percentile
+from rig.report import columns, median_run, percentile
 from rig.stack import start_upstream
 
-REQUEST = json.dumps(
-    {"model": "bench-model", "messages": [{"role": "user", "content": "Hello there"}]}
-).encode()
+REQUEST = b'{"model": "bench-model", "messages": [{"role": "user", "content": "Hello there"}]}'
 PATH = "/v1/chat/completions"
 HEADERS = {"content-type": "application/json"}
 WARM_UP_S = 0.5
 CLIENTS = ("raw h11", "PooledTransport alone", "httpx default", "httpx + PooledTransport")
-
 Send = Callable[[], Awaitable[None]]
-Results = dict[str, dict[str, dict[str, float]]]  # scenario -> client -> figures
 
 
 class _RawH11:
@@ -50,11 +48,8 @@ class _RawH11:
 
     def __init__(self, port: int) -> None:
         self.port, self.stream, self.conn = port, None, h11.Connection(h11.CLIENT)
-        headers = [
-            ("host", f"{HOST}:{port}"),
-            *HEADERS.items(),
-            ("content-length", str(len(REQUEST))),
-        ]
+        headers = [("host", f"{HOST}:{port}"), *HEADERS.items()]
+        headers.append(("content-length", str(len(REQUEST))))
         self.request = h11.Request(method="POST", target=PATH, headers=headers)
 
     async def send(self) -> None:
@@ -73,24 +68,23 @@ def _checked(status: int, body: bytes) -> None:
         raise RuntimeError(f"bad reply: {status} {body[:80]!r}")
 
 
-def _senders(name: str, port: int, tasks: int) -> tuple[list[Send], Callable[[], Awaitable[None]]]:
-    """``tasks`` senders of client ``name``, and what closes them."""
+async def _senders(name: str, port: int, tasks: int, stack: AsyncExitStack) -> list[Send]:
+    """``tasks`` senders of client ``name``, closed with ``stack``."""
     url = f"http://{HOST}:{port}{PATH}"
     if name == "raw h11":
         raw = [_RawH11(port) for _ in range(tasks)]
 
-        async def close_raw() -> None:
+        async def close() -> None:
             for r in raw:
                 if r.stream is not None:
                     await r.stream.aclose()
 
-        return [r.send for r in raw], close_raw
+        stack.push_async_callback(close)
+        return [r.send for r in raw]
     if name == "PooledTransport alone":
-        transport = PooledTransport()
-        timeout = httpx.Timeout(5.0).as_dict()
-        request = httpx.Request(
-            "POST", url, content=REQUEST, headers=HEADERS, extensions={"timeout": timeout}
-        )
+        transport = await stack.enter_async_context(PooledTransport())
+        timeout = {"timeout": httpx.Timeout(5.0).as_dict()}
+        request = httpx.Request("POST", url, content=REQUEST, headers=HEADERS, extensions=timeout)
 
         async def send_alone() -> None:
             response = await transport.handle_async_request(request)
@@ -98,16 +92,15 @@ def _senders(name: str, port: int, tasks: int) -> tuple[list[Send], Callable[[],
             await response.aclose()
             _checked(response.status_code, body)
 
-        return [send_alone] * tasks, transport.aclose
-    client = httpx.AsyncClient(
-        transport=PooledTransport() if "Pooled" in name else None, trust_env=False
-    )
+        return [send_alone] * tasks
+    pooled = PooledTransport() if "Pooled" in name else None
+    client = await stack.enter_async_context(httpx.AsyncClient(transport=pooled, trust_env=False))
 
     async def send() -> None:
         response = await client.post(url, content=REQUEST, headers=HEADERS)
         _checked(response.status_code, response.content)
 
-    return [send] * tasks, client.aclose
+    return [send] * tasks
 
 
 async def _load(senders: list[Send], duration: float) -> list[float]:
@@ -127,18 +120,16 @@ async def _load(senders: list[Send], duration: float) -> list[float]:
 
 
 async def _measure(
-    name: str, upstream: Proc, port: int, tasks: int, duration: float
+    name: str, upstream: Proc, port: int, tasks: int, seconds: float
 ) -> dict[str, float]:
-    senders, close = _senders(name, port, tasks)
-    try:
+    async with AsyncExitStack() as stack:
+        senders = await _senders(name, port, tasks, stack)
         await _load(senders, WARM_UP_S)
         cpu = Cpu({"upstream": upstream})
-        latencies = await _load(senders, duration)
+        latencies = await _load(senders, seconds)
         used = cpu.stop()
-    finally:
-        await close()
     return {
-        "rps": len(latencies) / duration,
+        "rps": len(latencies) / seconds,
         "p50_ms": 1000 * percentile(latencies, 50),
         "p99_ms": 1000 * percentile(latencies, 99),
         "client_cpu": used["client"] / used["wall"],
@@ -146,21 +137,21 @@ async def _measure(
     }
 
 
-async def _run(upstream: Proc, port: int, args: argparse.Namespace) -> Results:
-    results: Results = {}
-    for scenario, tasks in (("sequential", 1), ("concurrent", args.concurrency)):
+async def _run(upstream: Proc, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``{scenario: {client: figures of the median run by req/s}}``."""
+    results: dict[str, Any] = {"sequential": {}, "concurrent": {}}
+    for scenario, by_client in results.items():
+        tasks = 1 if scenario == "sequential" else args.concurrency
         for name in CLIENTS:
             runs = [
                 await _measure(name, upstream, port, tasks, args.duration)
                 for _ in range(args.repeat)
             ]
-            results.setdefault(scenario, {})[name] = sorted(runs, key=lambda r: r["rps"])[
-                len(runs) // 2
-            ]
+            by_client[name] = median_run(runs, "rps")
     return results
 
 
-def _print(results: Results, args: argparse.Namespace) -> None:
+def _print(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"upstream: the mock upstream in a child process, {len(REPLY)}-byte JSON reply\n")
     spec = [("client", "{client}"), ("req/s", "{rps:.0f}"), ("p50 ms", "{p50_ms:.3f}"),
             ("p99 ms", "{p99_ms:.3f}"), ("CPU", "{client_cpu:.0%}"), ("req/CPU-s", "{per_cpu:.0f}"),
@@ -169,7 +160,9 @@ def _print(results: Results, args: argparse.Namespace) -> None:
         rows = {n: {**r, "client": n, "per_cpu": r["rps"] / r["client_cpu"]}
                 for n, r in by_client.items()}  # fmt: skip
         pooled, default, raw = (
-            rows[n] for n in ("httpx + PooledTransport", "httpx default", "raw h11")
+            rows["httpx + PooledTransport"],
+            rows["httpx default"],
+            rows["raw h11"],
         )
         line = (f"PooledTransport / default: {pooled['rps'] / default['rps']:.2f}x req/s, "
                 f"{pooled['per_cpu'] / default['per_cpu']:.2f}x req/CPU-s")  # fmt: skip
