@@ -145,11 +145,8 @@ def micro(min_time_s: float) -> dict[str, Any]:
             got = streams.setdefault(kind, {}).setdefault(up, {})
             for client in FORMATS:
                 us = relay_us(events, client, up, min_time_s) / len(events)
-                got[client] = {
-                    "events": len(events),
-                    "us_per_event": us,
-                    "same_format": up == client,
-                }
+                got[client] = {"events": len(events), "us_per_event": us,
+                               "same_format": up == client}  # fmt: skip
             each = ", ".join(f"to {c} {v['us_per_event']:.2f} us/event" for c, v in got.items())
             note(f"  {kind} stream from {up}: {each}")
     return {"requests": requests, "streams": streams, "min_time_s": min_time_s}

@@ -1,21 +1,12 @@
 """``bench.py proxy`` (issue 3): what the gateway adds on top of a fast OpenAI-format upstream.
 
-The stack of rig/stack.py (the mock upstream, the real ``python -m gateway`` in front of
-it: 1 worker, access log on); every figure taken sending the same load straight to the
-upstream ("direct") and through the gateway, in the same run:
-
-1. added latency at concurrency 1: one blocking keep-alive client, interleaved rounds
-   (gateway, direct, ...), p50/p99 of each and their difference (targets <= 1 / 3 ms);
-2. non-stream req/s and p50/p99 at concurrency 32 (wrk), and the gateway's
-   ``x-gateway-overhead-ms`` header over that run;
-3. streams: ``--streams`` connections running 200-event streams back to back; SSE events
-   received per second (target >= 10,000/s through one worker), gateway CPU per event;
-4. cancellation: a client reads 3 events of a slow stream (an event per 10 ms) and
-   closes; the mock notes when its socket sees EOF; p50/p99/max of the delay over
-   ``--trials`` (target: p99 within 100 ms);
-5. memory, of a second, fresh gateway: VmRSS idle (target <= 50 MiB), then with ``--hold``
-   streams open at once (an event per 100 ms), and after the clients leave, with the
-   upstream's open streams.
+The stack of rig/stack.py; the same load sent straight to the mock upstream ("direct")
+and through the gateway, in the same run: (1) added latency at concurrency 1, interleaved
+rounds; (2) non-stream req/s at concurrency 32, and the ``x-gateway-overhead-ms`` header;
+(3) 200-event streams back to back: SSE events/s, time to the first, CPU per event;
+(4) cancellation: a client reads 3 events of a slow stream and leaves, and the upstream's
+socket sees EOF how soon after; (5) memory of a fresh gateway, idle and holding
+``--hold`` streams, and the upstream's streams still open after the clients leave.
 """
 
 from __future__ import annotations
@@ -45,12 +36,8 @@ MIB = 1024
 def chat_body(model: str = "bench-model", *, stream: bool = False) -> bytes:
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "Hello there, how are you today?"}]  # fmt: skip
-    body = {
-        "model": model,
-        "messages": messages,
-        "max_tokens": 256,
-        **({"stream": True} if stream else {}),
-    }
+    body = {"model": model, "messages": messages, "max_tokens": 256}
+    body |= {"stream": True} if stream else {}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -70,11 +57,8 @@ def check(rig: Stack, gw_port: int) -> None:
 
 
 def _p50_p99(values: list[float], suffix: str = "") -> dict[str, Any]:
-    return {
-        "count": len(values),
-        f"p50{suffix}": percentile(values, 50),
-        f"p99{suffix}": percentile(values, 99),
-    }
+    p50, p99 = percentile(values, 50), percentile(values, 99)
+    return {"count": len(values), f"p50{suffix}": p50, f"p99{suffix}": p99}
 
 
 def latency_c1(rig: Stack, gw_port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -106,10 +90,9 @@ def latency_c1(rig: Stack, gw_port: int, args: argparse.Namespace) -> dict[str, 
     g, d = out["gateway"], out["direct"]
     out["added_p50_ms"], out["added_p99_ms"] = g["p50_ms"] - d["p50_ms"], g["p99_ms"] - d["p99_ms"]
     out["overhead_header_ms"] = _p50_p99(overhead)
-    note(
-        f"  added p50 {out['added_p50_ms']:.3f} ms, p99 {out['added_p99_ms']:.3f} ms (gateway "
-        f"{g['p50_ms']:.3f}/{g['p99_ms']:.3f}, direct {d['p50_ms']:.3f}/{d['p99_ms']:.3f})"
-    )
+    note(f"  added p50 {out['added_p50_ms']:.3f} ms, p99 {out['added_p99_ms']:.3f} ms "
+         f"(gateway {g['p50_ms']:.3f}/{g['p99_ms']:.3f}, "
+         f"direct {d['p50_ms']:.3f}/{d['p99_ms']:.3f})")  # fmt: skip
     return out
 
 
@@ -131,10 +114,8 @@ def cancellation(rig: Stack, gw_port: int, args: argparse.Namespace) -> dict[str
             "p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99),
             "max_ms": max(delays) if delays else float("nan"),
         }  # fmt: skip
-        note(
-            f"  {len(delays)}/{len(ids)} seen: p50 {c['p50_ms']:.2f} ms, "
-            f"p99 {c['p99_ms']:.2f} ms, max {c['max_ms']:.2f} ms"
-        )
+        note(f"  {len(delays)}/{len(ids)} seen: p50 {c['p50_ms']:.2f} ms, "
+             f"p99 {c['p99_ms']:.2f} ms, max {c['max_ms']:.2f} ms")  # fmt: skip
     return out
 
 
@@ -168,12 +149,9 @@ def memory(rig: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "upstream_open_streams_after_close": stats_after["open_streams"],
         "upstream_open_streams_while_held": upstream_held.get("open_streams", -1),
     }  # fmt: skip
-    note(
-        f"  {held['streams_open']} open in {held['open_s']:.1f} s; "
-        f"peak {out['peak_hwm_mib']:.1f} MiB, "
-        f"after close {out['rss_after_close_mib']:.1f} MiB; upstream streams still open "
-        f"{stats_after['open_streams']}"
-    )
+    note(f"  {held['streams_open']} open in {held['open_s']:.1f} s; peak "
+         f"{out['peak_hwm_mib']:.1f} MiB, after close {out['rss_after_close_mib']:.1f} MiB; "
+         f"upstream streams still open {stats_after['open_streams']}")  # fmt: skip
     proc.stop()
     return out
 
@@ -181,10 +159,8 @@ def memory(rig: Stack, args: argparse.Namespace) -> dict[str, Any]:
 def verdicts(res: dict[str, Any]) -> list[Verdict]:
     lat, mem, can = res["latency_c1"], res["memory"], res["cancellation"]["gateway"]
     events, idle = res["streams"]["gateway"]["events_per_s"], mem["idle_after_start_mib"]
-    added = [
-        (p, lat[f"added_{p}_ms"], t)
-        for p, t in (("p50", TARGET_P50_ADDED_MS), ("p99", TARGET_P99_ADDED_MS))
-    ]
+    targets = (("p50", TARGET_P50_ADDED_MS), ("p99", TARGET_P99_ADDED_MS))
+    added = [(p, lat[f"added_{p}_ms"], t) for p, t in targets]
     return [
         *(Verdict(f"added latency {p}, c=1", f"<= {t:g} ms", f"{v:.3f} ms", v <= t, v)
           for p, v, t in added),
@@ -289,8 +265,5 @@ def options(parser: argparse.ArgumentParser) -> None:
     option(parser, "--trials", 50, "cancellation trials", quick=20)
 
 
-COMMAND = (
-    "the gateway in front of a mock OpenAI upstream vs the upstream alone (issue 3)",
-    options,
-    run,
-)
+HELP = "the gateway in front of a mock OpenAI upstream vs the upstream alone (issue 3)"
+COMMAND = (HELP, options, run)

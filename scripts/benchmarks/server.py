@@ -242,22 +242,18 @@ def _csv(kind: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> An
 
 def options(parser: argparse.ArgumentParser) -> None:
     add_load_options(parser)
+    workers = _csv(int, lambda n: n >= 1, "a comma-separated list of positive integers")
+    scenarios = _csv(str, SCENARIOS.__contains__, "choose from live, echo")
+    # fmt: off
     add = parser.add_argument
-    add(
-        "--workers",
-        type=_csv(int, lambda n: n >= 1, "a comma-separated list of positive integers"),
-        default=[1, 2],
-        help="worker counts to run, comma-separated (1,2)",
-    )
-    add(
-        "--scenarios",
-        type=_csv(str, SCENARIOS.__contains__, "choose from live, echo"),
-        default=["live", "echo"],
-        help="live (GET /health/live), echo (POST 1 KiB), comma-separated",
-    )
+    add("--workers", type=workers, default=[1, 2],
+        help="worker counts to run, comma-separated (1,2)")
+    add("--scenarios", type=scenarios, default=["live", "echo"],
+        help="live (GET /health/live), echo (POST 1 KiB), comma-separated")
     add("--no-nginx", action="store_true", help="skip the nginx reference")
     add("--fail-under", type=float, metavar="RPS",
-        help="exit 1 if 1-worker GET /health/live is below RPS")  # fmt: skip
+        help="exit 1 if 1-worker GET /health/live is below RPS")
+    # fmt: on
 
 
 COMMAND = ("the HTTP server alone: health GET and 1 KiB POST echo, vs nginx", options, run)

@@ -54,11 +54,8 @@ def _tool(i: int, name: str) -> dict[str, Any]:
     schema = {"type": "object", "properties": props, "required": ["path"],
               "additionalProperties": False,
               "$schema": "http://json-schema.org/draft-07/schema#"}  # fmt: skip
-    return {
-        "name": name,
-        "description": _text(400 + (i * 97) % 1400, seed=i),
-        "input_schema": schema,
-    }
+    description = _text(400 + (i * 97) % 1400, seed=i)
+    return {"name": name, "description": description, "input_schema": schema}
 
 
 def claude_code_request(

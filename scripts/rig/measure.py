@@ -1,10 +1,8 @@
 """Measured runs: the options load benchmarks share, the wrk driver, what one run records.
 
-:func:`send` sends requests with wrk where it is installed (``--generator auto``; it runs
-rig/wrk.lua, which prints exact percentiles as one JSON line), else with ours
-(rig/load.py; ``--generator asyncio``, or its old name ``trio``). :func:`measured` is one
-run: a warm-up, then the load with the CPU of the named processes, of us and of the
-machine around it; :func:`requests_row` and :func:`streams_row` make a JSON row of it.
+Requests go through wrk where it is installed (rig/wrk.lua prints exact percentiles as one
+JSON line), else through ours (rig/load.py); a run takes the CPU of the named processes,
+of us and of the rest of the machine around it.
 """
 
 from __future__ import annotations
@@ -44,22 +42,16 @@ def add_load_options(parser: argparse.ArgumentParser, connections: int = 64) -> 
     option(parser, "--warmup", 2.0, "warm-up seconds", quick=1.0)
     option(parser, "--connections", connections, "keep-alive connections")
     option(parser, "--threads", 1, "wrk threads")
+    # fmt: off
     add = parser.add_argument
-    add(
-        "--repeat",
-        type=int,
-        default=1,
-        help="measured runs per row, against the same server; the median (by req/s) is shown",
-    )
-    add(
-        "--generator",
-        choices=["auto", "wrk", "asyncio", "trio"],
-        default="auto",
-        help="load generator: wrk if installed (auto), or ours (asyncio; trio: the same)",
-    )
+    add("--repeat", type=int, default=1,
+        help="measured runs per row, against the same server; the median (by req/s) is shown")
+    add("--generator", choices=["auto", "wrk", "asyncio", "trio"], default="auto",
+        help="load generator: wrk if installed (auto), or ours (asyncio; trio: the same)")
     add("--quick", action="store_true", help="short runs: 3 s after 1 s warm-up")
     add("--json", action="store_true", help="print JSON instead of the table")
-    add("--keep-logs", metavar="DIR", help="copy the servers' logs here")  # fmt: skip
+    add("--keep-logs", metavar="DIR", help="copy the servers' logs here")
+    # fmt: on
 
 
 def resolve_generator(args: argparse.Namespace) -> str:
@@ -87,7 +79,7 @@ def run_wrk(
             str(WRK_LUA),
             f"http://{HOST}:{port}{path}",
         ]
-        cmd += ["--", method, header or "", str(values), *map(str, files)]
+        cmd += ["--", method, header or "", str(values), *map(str, files)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), "")
         if proc.returncode != 0 or not line:
