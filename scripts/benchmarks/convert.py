@@ -1,22 +1,18 @@
 """``bench.py convert`` (issue 4): what format conversion costs, in process and end to end.
 
-(a) ``--part micro``, in process (the gateway's own code through rig/gw.py, best of 5
-timed loops): per direction, ``parse_json_object`` + the adapter (parse, render, the
-transformer's edits, json.dumps) for a small and a Claude Code request
-(benchmarks/workloads.py), beside the same-format path (``Passthrough``), the next turn
-of that conversation through one memo, ``Converting.response`` of an answer, and per
-upstream event the stream relays (``ConvertingRelay`` vs ``FramedRelay``), fed one event
-at a time: a 200-event text stream, a tool call in 120 fragments.
+(a) ``--part micro``: the gateway's own code in process (rig/gw.py, best of 5 timed loops)
+per direction for a small and a Claude Code request (benchmarks/workloads.py): the
+request path (``parse_json_object`` + the adapter) beside the same-format one, the next
+turn of that conversation through one memo, the answer's conversion, and per upstream
+event the stream relays (``ConvertingRelay`` vs ``FramedRelay``) fed one event at a time.
 
-(b) ``--part e2e``, through a gateway in front of the mock upstream (rig/stack.py): the
-Anthropic client path (converted) beside the same-format one with the same conversation,
-non-stream at concurrency 32 (the small request; two consecutive Claude Code requests in
-turn, as an agent's loop sends them: what the memo is for) and 200-event streams. With
-``--repeat N`` the runs are interleaved N times; the CPU ratio is the median of each
-round's converted run over the same-format run beside it (the machine's speed drifts).
-Targets: conversion adds < 15% to the gateway CPU per request; the converted relay keeps
->= 0.7x the same-format events/s, in upstream events (the Anthropic client gets 204 for
-201).
+(b) ``--part e2e``: through a gateway in front of the mock upstream, the Anthropic client
+path (converted) beside the same-format one with the same conversation: non-stream at
+concurrency 32 (the small request; two consecutive Claude Code requests in turn, as an
+agent's loop sends them) and 200-event streams. With ``--repeat N`` the runs interleave;
+the CPU ratio is the median of each round's converted over same-format run (the machine's
+speed drifts). Targets: conversion adds < 15% gateway CPU per request; the converted
+relay keeps >= 0.7x the same-format upstream events/s.
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """``bench.py transport``: httpx.AsyncClient with its default transport vs with PooledTransport.
 
-The mock upstream (rig/mock_upstream.py: a fixed ~300-byte JSON reply) runs in a child
-process with a core of its own, so this process measures only the client side: ``POST
-/v1/chat/completions`` with a small body, read to the end, for ``--duration`` seconds
-after a short warm-up, one request at a time (``sequential``: the client's cost + a
-loopback round trip + the upstream's) and from ``--concurrency`` tasks (``concurrent``).
-Clients: ``raw h11`` (the floor: one hand-driven h11 connection per task, no httpx),
-``PooledTransport alone`` (``handle_async_request`` with one prebuilt request: the
-transport's own cost), ``httpx default`` (``AsyncClient(trust_env=False)``) and ``httpx +
-PooledTransport``. Per row: req/s, p50/p99 ms, the CPU of this process and of the
-upstream (near 100%: that side is the limit) and req/s per client CPU-second (the figure
-that survives a shared machine); per scenario the PooledTransport / default ratios. With
-``--repeat N`` each row is the run with the median req/s.
+Client side only (the mock upstream runs in a child process): small ``POST``s read to the
+end, one at a time (``sequential``) and from ``--concurrency`` tasks, by four clients:
+``raw h11`` (the floor: one hand-driven h11 connection per task), ``PooledTransport
+alone`` (one prebuilt request: the transport's own cost), ``httpx default`` and ``httpx +
+PooledTransport``. Per row the CPU of this process and of the upstream (near 100%: that
+side is the limit) and req/s per client CPU-second (what survives a shared machine).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Request, response and stream bodies for ``bench.py convert``, deterministic.
 
-- :func:`small_request`: one short user message (Anthropic Messages shape);
-- :func:`claude_code_request`: what Claude Code sends after a while of work (~120 KB): a
-  long system prompt in blocks with ``cache_control``, 30 tools with JSON schemas (nested
-  objects, arrays, enums, ``$schema``, ``additionalProperties``; their parts in
-  data/claude_code.json), 41 messages: user turns, assistant text with ``tool_use`` calls
-  (some parallel), ``tool_result`` blocks of file contents; ``thinking``, ``metadata``;
-- :func:`small_response` / :func:`tool_response`: Anthropic answers to match;
-- :func:`openai_text_stream` / :func:`openai_tool_stream`: OpenAI event streams (200 text
-  deltas; a tool call whose arguments arrive in 120 fragments).
-
-The other formats' versions are made with the gateway's own converters (rig/gw.py), so
-every format describes the same conversation.
+A small request; what Claude Code sends after a while of work (~120 KB: a long system
+prompt with ``cache_control``, 30 tools with JSON schemas, parts of them in
+data/claude_code.json, 41 messages with parallel ``tool_use`` calls and ``tool_result``
+file contents); Anthropic answers to match; OpenAI event streams (200 text deltas; a tool
+call in 120 fragments). The other formats' versions come from the gateway's converters.
 """
 
 from __future__ import annotations

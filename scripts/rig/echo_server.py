@@ -1,12 +1,7 @@
-"""``python -m gateway`` with one extra route, ``POST /echo``, for the server benchmark.
-
-The gateway has no echo endpoint (and must not grow one), so the POST benchmark serves
-this: the real ``main()`` (flags, settings, logging, ``gateway.app.run`` with its
-registry, observer, signals and graceful shutdown), its ``App`` replaced by a subclass
-whose routes add ``POST /echo``, answering the request body as it came. One process per
-worker: each gets ``--worker-id I`` (as the supervisor's workers do) to share the port.
-
-    PYTHONPATH=scripts python -m rig.echo_server serve --port 8081 --transformers EMPTY_DIR
+"""``python -m gateway`` plus ``POST /echo`` (answering the body as it came), for the server
+benchmark: the gateway has no echo endpoint and must not grow one. The real ``main()``
+(flags, settings, logging, app, signals) with ``gateway.app.App`` replaced by a subclass
+adding that route; one process per worker, each with ``--worker-id I``.
 """
 
 from __future__ import annotations
