@@ -3,14 +3,9 @@
 
     python scripts/bench.py server|proxy|convert|transport [options]   (--help for each)
 
-One file per benchmark in scripts/benchmarks/ (its header says what it measures and
-how); the rig they stand on (processes, CPU accounting, the wrk driver, our fallback
-load generator, reports) is scripts/rig/ (its __init__ maps it). Each benchmark
-module gives a ``COMMAND``: (help, add its options to a parser, run with the parsed
-arguments and return the exit status).
-
-Every process started here is stopped on the way out (SIGTERM, then SIGKILL to its
-process group), including on Ctrl-C and SIGTERM.
+One file per benchmark in scripts/benchmarks/, each giving a ``COMMAND``: (help, add its
+options to a parser, run); the rig they stand on is scripts/rig/. Every process started
+here is stopped on the way out, on Ctrl-C and SIGTERM too.
 """
 
 from __future__ import annotations
@@ -24,31 +19,20 @@ from rig.measure import resolve_generator
 from rig.procs import stop_all
 from rig.report import note
 
-COMMANDS = {
-    "server": server.COMMAND,
-    "proxy": proxy.COMMAND,
-    "convert": convert.COMMAND,
-    "transport": transport.COMMAND,
-}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}"
-    )
-    for name, (help_text, add_options, _run) in COMMANDS.items():
-        add_options(sub.add_parser(name, help=help_text, description=help_text))
-    return parser
+COMMANDS = {m.__name__.split(".")[-1]: m.COMMAND for m in (server, proxy, convert, transport)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.split("\n")[0])
+    metavar = "{" + ",".join(COMMANDS) + "}"
+    sub = parser.add_subparsers(dest="command", required=True, metavar=metavar)
+    for name, (text, add_options, _run) in COMMANDS.items():
+        add_options(sub.add_parser(name, help=text, description=text))
     args = parser.parse_args(argv)
     if getattr(args, "repeat", 1) < 1:
         parser.error("--repeat must be at least 1")
-    if getattr(args, "quick", False):
-        args.duration, args.warmup = min(args.duration, 3.0), min(args.warmup, 1.0)
+    for dest, cap in getattr(args, "quick_caps", {}).items() if getattr(args, "quick", 0) else ():
+        setattr(args, dest, min(getattr(args, dest), cap))  # rig.measure.option(quick=cap)
     if hasattr(args, "generator") and (problem := resolve_generator(args)):
         parser.error(problem)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks

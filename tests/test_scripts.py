@@ -46,7 +46,7 @@ def _imports(name: str) -> set[str]:
 
 
 def test_modules_are_found() -> None:
-    expected = {"bench", "rig.procs", "rig.wrk", "benchmarks.proxy", "benchmarks.convert"}
+    expected = {"bench", "rig.procs", "rig.measure", "benchmarks.proxy", "benchmarks.convert"}
     assert expected <= set(MODULES)
 
 
@@ -111,7 +111,7 @@ import tempfile
 
 from rig import gw
 from rig.clients import raw_request
-from rig.load import run_requests, run_streams
+from rig.load import run_load
 from rig.procs import stop_all
 from rig.stack import start_upstream
 
@@ -126,10 +126,11 @@ with tempfile.TemporaryDirectory() as tmp:
     try:
         _proc, port = start_upstream(Path(tmp) / "upstream.log")
         chat = b'{"model":"m","messages":[]}'
-        got = run_requests([raw_request(port, "/v1/chat/completions", chat)], port, 2, 0.3)
+        got = run_load(port, [raw_request(port, "/v1/chat/completions", chat)], 2, 0.3).result()
         assert got.requests > 0 and not got.errors and not got.non_2xx, got
         stream = b'{"model":"m-e20","stream":true,"messages":[]}'
-        res = run_streams(port, raw_request(port, "/v1/chat/completions", stream), 2, 0.3)
+        data = [raw_request(port, "/v1/chat/completions", stream)]
+        res = run_load(port, data, 2, 0.3, stream=True)
         assert res.streams > 0 and set(res.events_per_stream) == {21}, res
     finally:
         stop_all()

@@ -1,19 +1,16 @@
-"""Raw HTTP/1.1 clients for the benchmarks, on 127.0.0.1 only.
+"""Raw HTTP/1.1 clients sending prebuilt requests to 127.0.0.1: lean, since they share the
+2 cores with the servers they measure (no h11, no httpx).
 
-- :class:`SyncClient`: one blocking keep-alive connection, one request at a time; what
-  the sequential (concurrency 1) latency rounds use, so the client adds the same small
-  cost to the direct and the gateway figures.
-- :class:`ClientConnection`: an ``asyncio.Protocol`` with a small response parser (sized
-  and chunked bodies) that counts SSE events (blank lines) as they arrive; our load
-  generator (rig/load.py) runs on it. On a 2-core machine the client shares the CPUs
-  with the servers it measures, so it is kept lean: no h11, no httpx.
-
-Requests are prebuilt bytes (:func:`raw_request`), sent as they are on every turn.
+- :class:`SyncClient`: one blocking keep-alive connection, one request at a time: the
+  concurrency-1 rounds, adding the same small cost to the direct and gateway figures;
+- :class:`ClientConnection`: an ``asyncio.Protocol`` reading sized and chunked responses
+  and counting SSE events (blank lines) as they arrive: our load generator's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -21,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rig.procs import HOST
 
-RECV = 256 * 1024
+_CHUNK = re.compile(rb"(?:\r\n)?([0-9a-fA-F]+)[^\r\n]*\r\n")  # the previous chunk's CRLF, a size
 
 
 def raw_request(
@@ -37,16 +34,14 @@ def raw_request(
 
 def parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
     """Status and lower-cased headers of a response head (without its blank line)."""
-    lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split(b" ", 2)[1]), headers
+    status, *lines = head.split(b"\r\n")
+    pairs = (line.partition(b":") for line in lines)
+    return int(status.split(b" ", 2)[1]), {k.strip().lower(): v.strip() for k, _, v in pairs}
 
 
 class SyncClient:
-    """One keep-alive connection; :meth:`request` returns status, headers, body and seconds."""
+    """One keep-alive connection; :meth:`request` returns status, headers, body and seconds
+    (sized responses only)."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection((HOST, port), timeout=10)
@@ -57,7 +52,7 @@ class SyncClient:
         self.sock.close()
 
     def _recv(self, buf: bytes) -> bytes:
-        if not (got := self.sock.recv(RECV)):
+        if not (got := self.sock.recv(256 * 1024)):
             raise ConnectionError("the server closed the connection")
         return buf + got
 
@@ -68,8 +63,6 @@ class SyncClient:
         while (end := buf.find(b"\r\n\r\n")) < 0:
             buf = self._recv(buf)
         status, headers = parse_head(buf[:end])
-        if b"content-length" not in headers:
-            raise ConnectionError("SyncClient reads sized responses only")
         total = end + 4 + int(headers[b"content-length"])
         while len(buf) < total:
             buf = self._recv(buf)
@@ -83,37 +76,33 @@ class Response:
     status: int = 0
     headers: dict[bytes, bytes] = field(default_factory=dict)
     events: int = 0
-    body_bytes: int = 0
     started: float = 0.0
+    first_event: float = 0.0
     finished: float = 0.0
 
 
-_HEAD, _SIZED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _DONE = range(6)
+_HEAD, _BODY, _DONE = range(3)
 
 
 class ClientConnection(asyncio.Protocol):
-    """A keep-alive client connection; :meth:`send` one request, await its :class:`Response`.
+    """A keep-alive connection: :meth:`send` one request, await its :class:`Response`.
 
     Events are counted in the decoded body as blank lines (``\\n\\n``; Gemini's
-    ``\\r\\n\\r\\n`` too), across reads. ``on_event`` is called with the running count
-    whenever it grows.
+    ``\\r\\n\\r\\n`` too), across reads; ``on_event`` is told how many more came.
     """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.state = _DONE
-        self.remaining = 0
+        self.state, self.chunked, self.remaining, self.last = _DONE, False, 0, b""
         self.resp = Response()
         self.future: asyncio.Future[Response] | None = None
-        self.last = b""
         self.on_event: Callable[[int], None] | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def open(cls, port: int) -> ClientConnection:
-        _transport, proto = await asyncio.get_running_loop().create_connection(cls, HOST, port)
-        return proto
+        return (await asyncio.get_running_loop().create_connection(cls, HOST, port))[1]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -142,8 +131,7 @@ class ClientConnection(asyncio.Protocol):
     def send(self, data: bytes) -> asyncio.Future[Response]:
         if self.transport is None or self.transport.is_closing():
             raise ConnectionError("the connection is closed")
-        if self.state != _DONE:
-            raise RuntimeError("one request at a time")
+        assert self.state == _DONE, "one request at a time"
         self.future = asyncio.get_running_loop().create_future()
         self.resp = Response(started=time.perf_counter())
         self.state, self.last = _HEAD, b""
@@ -157,67 +145,50 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def _data(self, piece: bytes) -> None:
-        resp = self.resp
-        resp.body_bytes += len(piece)
-        # Blank lines, counted in the last two bytes of the previous piece plus this one,
-        # less those the previous piece already counted (one split across two reads).
+        # Blank lines in the last two bytes of the previous piece plus this one, less those
+        # the previous piece already counted (a blank line may be split across two reads).
         both = self.last + piece
         found = both.count(b"\n\n") + both.count(b"\n\r\n") - self.last.count(b"\n\n")
         self.last = piece[-2:]
         if found:
-            resp.events += found
+            self.resp.events += found
+            self.resp.first_event = self.resp.first_event or time.perf_counter()
             if self.on_event is not None:
-                self.on_event(resp.events)
+                self.on_event(found)
 
     def _parse(self) -> None:
-        buf, pos, n = self.buf, 0, len(self.buf)
-        while True:
-            state = self.state
-            if state == _HEAD:
+        buf, pos, resp = self.buf, 0, self.resp
+        while self.state != _DONE:
+            if self.state == _HEAD:
                 if (end := buf.find(b"\r\n\r\n", pos)) < 0:
                     break
-                self.resp.status, self.resp.headers = parse_head(bytes(buf[pos:end]))
+                resp.status, resp.headers = parse_head(bytes(buf[pos:end]))
                 pos = end + 4
-                if 100 <= self.resp.status < 200:
-                    continue
-                if self.resp.headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-                    self.state = _CHUNK_SIZE
-                else:
-                    self.remaining = int(self.resp.headers.get(b"content-length", b"0"))
-                    self.state = _SIZED
-            elif state in (_SIZED, _CHUNK_DATA):
-                if take := min(self.remaining, n - pos):
-                    self._data(bytes(buf[pos : pos + take]))
-                    pos += take
-                    self.remaining -= take
-                if self.remaining:
+                if resp.status >= 200:  # else an interim 1xx: its head alone
+                    self.chunked = resp.headers.get(b"transfer-encoding", b"").lower() == b"chunked"
+                    self.remaining = (
+                        0 if self.chunked else int(resp.headers.get(b"content-length", 0))
+                    )
+                    self.state = _BODY
+            elif self.remaining:  # a sized body, or a chunk's data
+                if not (take := min(self.remaining, len(buf) - pos)):
                     break
-                if state == _SIZED:
-                    self._complete()
-                    break
-                self.state = _CHUNK_CRLF
-            elif state == _CHUNK_CRLF:
-                if n - pos < 2:
-                    break
-                pos += 2
-                self.state = _CHUNK_SIZE
-            elif state == _CHUNK_SIZE:
-                if (nl := buf.find(b"\r\n", pos)) < 0:
-                    break
-                size = int(bytes(buf[pos:nl]).split(b";")[0], 16)
-                if size == 0:
-                    if n - (nl + 2) < 2:  # wait for the empty trailer line
-                        break
-                    pos = nl + 4
-                    self._complete()
-                    break
-                pos, self.remaining, self.state = nl + 2, size, _CHUNK_DATA
+                self._data(bytes(buf[pos : pos + take]))
+                pos, self.remaining = pos + take, self.remaining - take
+            elif not self.chunked:
+                self._complete()
+            elif (m := _CHUNK.match(buf, pos)) is None:
+                break
+            elif size := int(m[1], 16):
+                pos, self.remaining = m.end(), size
+            elif len(buf) >= m.end() + 2:  # the last chunk and its empty trailer line
+                pos = m.end() + 2
+                self._complete()
             else:
                 break
         del buf[:pos]
 
     def _complete(self) -> None:
-        self.state = _DONE
-        self.resp.finished = time.perf_counter()
+        self.state, self.resp.finished = _DONE, time.perf_counter()
         if self.future is not None and not self.future.done():
             self.future.set_result(self.resp)

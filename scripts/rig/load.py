@@ -1,29 +1,19 @@
 """Our load generator, on asyncio and :class:`~rig.clients.ClientConnection`.
 
-- :func:`run_requests`: N keep-alive connections sending back to back for a fixed time;
-  the fallback when wrk is missing. Requests still in flight when the time runs out are
-  not counted (wrk does the same). It also reads a response header from every response
-  (``x-gateway-overhead-ms``), as the wrk driver does.
-- :func:`run_streams`: N connections each running streamed requests back to back;
-  counts SSE events as they arrive, partial streams at the deadline included.
-- :func:`hold_streams`: opens N streams at once, waits until every one has its first
-  event, keeps reading them while ``sample()`` runs, then closes them.
-- :func:`cancel_trials`: opens a stream, reads a few events, closes the connection and
-  notes when (``time.monotonic()``, comparable with the mock upstream's record of when
-  its socket saw EOF).
-
-Pure Python: on a 2-core machine it needs about a core for itself and tops out well
-below what nginx serves, so with it the nginx figures are the generator's ceiling, not
-nginx's. Prefer wrk for figures worth quoting.
+Pure Python, it needs about a core for itself (beside it nginx measures the generator's
+ceiling): wrk is preferred for requests; streams (SSE events counted as they arrive),
+streams held open and cancellations are ours alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from rig.clients import ClientConnection
 from rig.report import percentile
@@ -31,7 +21,13 @@ from rig.report import percentile
 #: Bounds on what one run may do, whatever the options say.
 MAX_CONNECTIONS = 2000
 MAX_REQUESTS = 5_000_000
-_ROUNDED = ("rps", "p50_ms", "p90_ms", "p99_ms")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def synchronous(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """``fn`` run to completion in an event loop of its own."""
+    return functools.wraps(fn)(lambda *args, **kwargs: asyncio.run(fn(*args, **kwargs)))
 
 
 @dataclass
@@ -50,149 +46,108 @@ class LoadResult:
     header_values: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "header_values"}
-        return {k: round(v, 3) if k in _ROUNDED else v for k, v in out.items()}
-
-
-async def _requests(
-    requests: list[bytes], port: int, connections: int, duration_s: float, header: bytes | None
-) -> LoadResult:
-    latencies: list[float] = []
-    values: list[float] = []
-    errors = [0, 0]  # connection errors, non-2xx
-    deadline = time.perf_counter() + duration_s
-
-    async def worker() -> None:
-        conn: ClientConnection | None = None
-        while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
-            try:
-                conn = conn or await ClientConnection.open(port)
-                resp = await conn.send(requests[len(latencies) % len(requests)])
-            except (OSError, ConnectionError):
-                errors[0] += 1
-                conn = None
-                await asyncio.sleep(0.01)
-                continue
-            if time.perf_counter() > deadline:
-                break
-            latencies.append(resp.finished - resp.started)
-            errors[1] += not 200 <= resp.status < 300
-            if header is not None and header in resp.headers:
-                values.append(float(resp.headers[header]))
-        if conn is not None:
-            conn.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(connections, MAX_CONNECTIONS))))
-    took = min(time.perf_counter(), deadline) - started
-    ms = [x * 1000 for x in latencies]
-    p50, p90, p99 = (percentile(ms, p) for p in (50, 90, 99))
-    rps = len(ms) / took if took else 0.0
-    return LoadResult("asyncio", len(ms), round(took, 3), rps, p50, p90, p99, *errors, values)
-
-
-def run_requests(
-    requests: list[bytes],
-    port: int,
-    connections: int,
-    duration_s: float,
-    header: bytes | None = None,
-) -> LoadResult:
-    """``connections`` workers sending ``requests`` (in turn) back to back for ``duration_s``."""
-    return asyncio.run(_requests(requests, port, connections, duration_s, header))
+        rounded = ("rps", "p50_ms", "p90_ms", "p99_ms")
+        return {k: round(v, 3) if k in rounded else v for k, v in vars(self).items()
+                if k != "header_values"}  # fmt: skip
 
 
 @dataclass
-class StreamLoad:
-    streams: int = 0
-    events: int = 0
+class Load:
+    """What :func:`run_load` saw in its window (events: partial streams included)."""
+
+    duration_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
     non_2xx: int = 0
-    duration_s: float = 0.0
+    header_values: list[float] = field(default_factory=list)
+    events: int = 0
     first_event_ms: list[float] = field(default_factory=list)
-    events_per_stream: list[int] = field(default_factory=list)
+    events_per_stream: list[int] = field(default_factory=list)  # per 2xx response
 
     @property
-    def events_per_s(self) -> float:
-        return self.events / self.duration_s if self.duration_s else 0.0
+    def streams(self) -> int:
+        return len(self.events_per_stream)
 
-    @property
-    def streams_per_s(self) -> float:
-        return self.streams / self.duration_s if self.duration_s else 0.0
+    def per_s(self, count: float) -> float:
+        return count / self.duration_s if self.duration_s else 0.0
+
+    def result(self) -> LoadResult:
+        ms = self.latencies_ms
+        return LoadResult(
+            "asyncio", len(ms), round(self.duration_s, 3), self.per_s(len(ms)),
+            *(percentile(ms, p) for p in (50, 90, 99)), self.errors, self.non_2xx,
+            self.header_values,
+        )  # fmt: skip
 
 
-async def _streams(port: int, data: bytes, connections: int, duration_s: float) -> StreamLoad:
-    result = StreamLoad()
-    counted = [0]  # events received before the deadline, partial streams included
+@synchronous
+async def run_load(
+    port: int, requests: list[bytes], connections: int, duration_s: float,
+    header: bytes | None = None, *, stream: bool = False,
+) -> Load:  # fmt: skip
+    """``connections`` connections sending ``requests`` in turn, back to back, for
+    ``duration_s``. Requests in flight at the end are not counted (as wrk does), streams
+    are cut there (``stream``); events are counted as they arrive. Also reads ``header``
+    (``x-gateway-overhead-ms``) from every response, as the wrk script does."""
+    out, sent = Load(), [0]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration_s
-    open_conns: set[ClientConnection] = set()
+    started = loop.time()
+    deadline = started + duration_s
+
+    def on_event(new: int) -> None:
+        out.events += new
 
     async def worker() -> None:
         while loop.time() < deadline:
+            conn = None
             try:
                 conn = await ClientConnection.open(port)
-            except OSError:
-                result.errors += 1
-                await asyncio.sleep(0.01)
-                continue
-            open_conns.add(conn)
-            seen, first = [0], [0.0]
-
-            def on_event(total: int, seen: list[int] = seen, first: list[float] = first) -> None:
-                first[0] = first[0] or time.perf_counter()
-                counted[0] += total - seen[0]
-                seen[0] = total
-
-            conn.on_event = on_event
-            try:
-                while loop.time() < deadline:
-                    seen[0], first[0] = 0, 0.0
-                    resp = await conn.send(data)
+                conn.on_event = on_event
+                while loop.time() < deadline and sent[0] < MAX_REQUESTS:
+                    resp = await conn.send(requests[sent[0] % len(requests)])
+                    sent[0] += 1
+                    if loop.time() > deadline:
+                        break
+                    out.latencies_ms.append((resp.finished - resp.started) * 1000)
+                    if header is not None and header in resp.headers:
+                        out.header_values.append(float(resp.headers[header]))
                     if not 200 <= resp.status < 300:
-                        result.non_2xx += 1
+                        out.non_2xx += 1
                         continue
-                    result.streams += 1
-                    result.events_per_stream.append(resp.events)
-                    if first[0]:
-                        result.first_event_ms.append((first[0] - resp.started) * 1000)
+                    out.events_per_stream.append(resp.events)
+                    if resp.first_event:
+                        out.first_event_ms.append((resp.first_event - resp.started) * 1000)
             except (OSError, ConnectionError):
-                result.errors += 1
+                out.errors += 1
+                await asyncio.sleep(0.01)
             finally:
-                conn.close()
-                open_conns.discard(conn)
+                if conn is not None:
+                    conn.close()
 
-    started = loop.time()
     tasks = [loop.create_task(worker()) for _ in range(min(connections, MAX_CONNECTIONS))]
     await asyncio.sleep(duration_s)
-    result.events, result.duration_s = counted[0], loop.time() - started
-    for task in tasks:
-        task.cancel()
+    deadline = loop.time()  # the window: what the workers count ends here
+    out.duration_s, in_window = deadline - started, out.events
+    if stream:
+        for task in tasks:
+            task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    for conn in list(open_conns):
-        conn.close()
-    await asyncio.sleep(0.05)
-    return result
-
-
-def run_streams(port: int, data: bytes, connections: int, duration_s: float) -> StreamLoad:
-    """``connections`` workers running streams of ``data`` back to back; events counted."""
-    return asyncio.run(_streams(port, data, connections, duration_s))
+    await asyncio.sleep(0.05 if stream else 0)
+    out.events = in_window
+    return out
 
 
 async def _open_stream(
-    port: int, data: bytes, events: int, seen: list[int]
+    port: int, data: bytes, events: int, count: list[int]
 ) -> tuple[ClientConnection, asyncio.Future[None]]:
     """A stream of ``data`` on a new connection, and a future set once it brought
-    ``events`` events; every event of it is added to ``seen[0]``."""
+    ``events`` events; its events are added to ``count[0]``."""
     conn = await ClientConnection.open(port)
     reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    last = [0]
 
-    def on_event(total: int) -> None:
-        seen[0] += total - last[0]
-        last[0] = total
-        if total >= events and not reached.done():
+    def on_event(new: int) -> None:
+        count[0] += new
+        if conn.resp.events >= events and not reached.done():
             reached.set_result(None)
 
     conn.on_event = on_event
@@ -200,79 +155,52 @@ async def _open_stream(
     return conn, reached
 
 
-@dataclass
-class HoldResult:
-    opened: int = 0
-    failed: int = 0
-    events: int = 0
-    open_s: float = 0.0
-
-
-async def _hold(
-    port: int, data: bytes, count: int, sample: Callable[[], Any], hold_s: float,
-    open_timeout_s: float = 30.0, sample_every_s: float = 0.25, batch: int = 50,
-) -> HoldResult:  # fmt: skip
-    result, events = HoldResult(), [0]
-    conns: list[ClientConnection] = []
-    firsts: list[asyncio.Future[None]] = []
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+@synchronous
+async def hold_streams(
+    port: int, data: bytes, count: int, *, sample: Callable[[], Any], hold_s: float
+) -> dict[str, Any]:
+    """Open ``count`` streams (50 at a time), wait for each one's first event, call
+    ``sample()`` every 0.25 s while holding them for ``hold_s``, close them."""
+    events, conns, firsts, failed = [0], [], [], 0
+    started = time.monotonic()
     try:
         for i in range(min(count, MAX_CONNECTIONS)):
             try:
                 conn, first = await _open_stream(port, data, 1, events)
+                conns.append(conn)
+                firsts.append(first)
             except OSError:
-                result.failed += 1
-                continue
-            conns.append(conn)
-            firsts.append(first)
-            if (i + 1) % batch == 0:
+                failed += 1
+            if (i + 1) % 50 == 0:
                 await asyncio.sleep(0.01)  # let the servers accept a batch at a time
-        done, pending = await asyncio.wait(firsts, timeout=open_timeout_s) if firsts else ((), ())
-        result.opened, result.open_s = len(done), loop.time() - started
-        result.failed += len(pending)
-        until = loop.time() + hold_s
+        done, pending = await asyncio.wait(firsts, timeout=30) if firsts else ((), ())
+        out = {"streams_open": len(done), "streams_failed": failed + len(pending),
+               "open_s": round(time.monotonic() - started, 3), "hold_s": hold_s}  # fmt: skip
+        until = time.monotonic() + hold_s
         while True:
             sample()
-            if loop.time() >= until:
-                break
-            await asyncio.sleep(min(sample_every_s, max(0.0, until - loop.time())))
-        result.events = events[0]
+            if time.monotonic() >= until:
+                return {**out, "events_while_held": events[0]}
+            await asyncio.sleep(min(0.25, max(0.0, until - time.monotonic())))
     finally:
         for conn in conns:
             conn.close()
         await asyncio.sleep(0.05)
-    return result
 
 
-def hold_streams(
-    port: int, data: bytes, count: int, *, sample: Callable[[], Any], hold_s: float
-) -> HoldResult:
-    """Open ``count`` streams, wait for each one's first event, sample while holding, close."""
-    return asyncio.run(_hold(port, data, count, sample, hold_s))
-
-
-async def _cancel(
-    port: int, make_request: Callable[[str], bytes], ids: list[str], after_events: int = 3,
-    gap_s: float = 0.02, timeout_s: float = 10.0,
-) -> dict[str, float]:  # fmt: skip
-    closed: dict[str, float] = {}
-    for rid in ids:
-        conn, reached = await _open_stream(port, make_request(rid), after_events, [0])
-        try:
-            await asyncio.wait_for(reached, timeout_s)
-        except asyncio.TimeoutError:
-            conn.close()
-            continue
-        closed[rid] = time.monotonic()
-        conn.close()  # FIN (or RST: unread bytes may be waiting)
-        await asyncio.wait_for(conn.lost, timeout_s)
-        await asyncio.sleep(gap_s)
-    return closed
-
-
-def cancel_trials(
+@synchronous
+async def cancel_trials(
     port: int, make_request: Callable[[str], bytes], ids: list[str]
 ) -> dict[str, float]:
-    """Per id: stream, read 3 events, close; ``{id: monotonic close time}``."""
-    return asyncio.run(_cancel(port, make_request, ids))
+    """Per id: a stream, 3 events read, the connection closed (FIN, or RST with unread
+    bytes); ``{id: time.monotonic() of the close}``, comparable with the mock upstream's."""
+    closed: dict[str, float] = {}
+    for rid in ids:
+        conn, reached = await _open_stream(port, make_request(rid), 3, [0])
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(reached, 10)
+            closed[rid] = time.monotonic()
+        conn.close()
+        await asyncio.wait_for(conn.lost, 10)
+        await asyncio.sleep(0.02)
+    return closed

@@ -1,167 +1,178 @@
-"""Measured runs: the load options every load benchmark shares, and what one run records.
+"""Measured runs: the options load benchmarks share, the wrk driver, what one run records.
 
-:func:`run_load` sends requests with wrk where it is installed (``--generator auto``), else
-with our own generator (rig/load.py; ``--generator asyncio``, or its old name ``trio``).
-:func:`requests_row` and :func:`streams_row` are one measured run each: a warm-up, then the
-load with the CPU of the named processes, of us and of the machine taken around it
-(rig/cpu.py), as one row of a benchmark's JSON document.
+Requests go through wrk where it is installed (rig/wrk.lua prints exact percentiles as one
+JSON line), else through ours (rig/load.py); a run takes the CPU of the named processes,
+of us and of the rest of the machine around it.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
-from typing import Any
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from rig.clients import raw_request
-from rig.cpu import Cpu
-from rig.load import LoadResult, run_requests, run_streams
-from rig.procs import Proc
+from rig.load import LoadResult, run_load
+from rig.procs import HOST, Cpu, Proc
 from rig.report import note, percentile
-from rig.wrk import have_wrk, run_wrk
 
 OVERHEAD_HEADER = "x-gateway-overhead-ms"
+WRK_LUA = Path(__file__).with_name("wrk.lua")
+T = TypeVar("T")
 
 
-def add_load_options(parser: argparse.ArgumentParser) -> None:
+def option(
+    parser: argparse.ArgumentParser, flag: str, default: float, text: str, quick: float = 0
+) -> None:
+    """``flag`` of the type of ``default``; ``quick``: its cap under ``--quick``."""
+    parser.add_argument(flag, type=type(default), default=default, help=f"{text} ({default:g})")
+    if quick:
+        caps = {**(parser.get_default("quick_caps") or {}), flag[2:].replace("-", "_"): quick}
+        parser.set_defaults(quick_caps=caps)
+
+
+def add_load_options(parser: argparse.ArgumentParser, connections: int = 64) -> None:
     """Options every load benchmark shares."""
+    option(parser, "--duration", 10.0, "seconds per run", quick=3.0)
+    option(parser, "--warmup", 2.0, "warm-up seconds", quick=1.0)
+    option(parser, "--connections", connections, "keep-alive connections")
+    option(parser, "--threads", 1, "wrk threads")
+    # fmt: off
     add = parser.add_argument
-    add("--duration", type=float, default=10.0, help="seconds per run (10)")
-    add("--warmup", type=float, default=2.0, help="warm-up seconds (2)")
-    add("--connections", type=int, default=64, help="keep-alive connections (64)")
-    add("--threads", type=int, default=1, help="wrk threads (1)")
-    add(
-        "--repeat",
-        type=int,
-        default=1,
-        help="measured runs per row, against the same server; the median (by req/s) is shown",
-    )
-    add(
-        "--generator",
-        choices=["auto", "wrk", "asyncio", "trio"],
-        default="auto",
-        help="load generator: wrk if installed (auto), or ours (asyncio; trio: the same)",
-    )
+    add("--repeat", type=int, default=1,
+        help="measured runs per row, against the same server; the median (by req/s) is shown")
+    add("--generator", choices=["auto", "wrk", "asyncio", "trio"], default="auto",
+        help="load generator: wrk if installed (auto), or ours (asyncio; trio: the same)")
     add("--quick", action="store_true", help="short runs: 3 s after 1 s warm-up")
     add("--json", action="store_true", help="print JSON instead of the table")
     add("--keep-logs", metavar="DIR", help="copy the servers' logs here")
+    # fmt: on
 
 
 def resolve_generator(args: argparse.Namespace) -> str:
     """Set ``args.generator`` to ``wrk`` or ``asyncio``; a message if wrk is wanted but missing."""
-    if args.generator == "trio":  # the old name of our generator
-        args.generator = "asyncio"
-    if args.generator == "auto":
-        args.generator = "wrk" if have_wrk() else "asyncio"
-    if args.generator == "wrk" and not have_wrk():
-        return "wrk is not installed (apt-get install wrk)"
-    return ""
+    wrk = shutil.which("wrk") is not None
+    aliases = {"trio": "asyncio", "auto": "wrk" if wrk else "asyncio"}
+    args.generator = aliases.get(args.generator, args.generator)
+    return "" if wrk or args.generator != "wrk" else "wrk is not installed (apt-get install wrk)"
 
 
-def run_load(
-    args: argparse.Namespace,
-    port: int,
-    path: str,
-    bodies: Sequence[bytes],
-    duration_s: float,
-    *,
-    method: str = "POST",
-    header: str | None = None,
-) -> LoadResult:
+def run_wrk(
+    port: int, path: str, bodies: Sequence[bytes], duration_s: float, *, method: str,
+    connections: int, threads: int = 1, header: str | None = None,
+) -> LoadResult:  # fmt: skip
+    """wrk: ``method path`` with ``bodies`` in turn (none: a GET), collecting ``header``."""
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        files = [Path(tmp, f"body{i}") for i in range(len(bodies))]
+        for file, body in zip(files, bodies, strict=True):
+            file.write_bytes(body)
+        values = Path(tmp, "values")
+        cmd = ["wrk", f"-t{max(1, min(threads, connections))}", f"-c{connections}", "--timeout=10s"]
+        cmd += [
+            f"-d{max(1, round(duration_s))}s",
+            "-s",
+            str(WRK_LUA),
+            f"http://{HOST}:{port}{path}",
+        ]
+        cmd += ["--", method, header or "", str(values), *map(str, files)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")), "")
+        if proc.returncode != 0 or not line:
+            raise RuntimeError(f"wrk failed (exit {proc.returncode}): {proc.stderr or proc.stdout}")
+        header_values = [float(v) for v in values.read_text().split()]
+    raw = json.loads(line.split(" ", 1)[1])
+    took, count = raw["duration_us"] / 1e6, int(raw["requests"])
+    return LoadResult(
+        "wrk", count, round(took, 3), count / took if took else 0.0,
+        *(raw[f"p{p}_us"] / 1000 for p in (50, 90, 99)),
+        errors=sum(int(raw[k]) for k in ("connect", "read", "write", "timeout")),
+        non_2xx=int(raw["status"]), header_values=header_values,
+    )  # fmt: skip
+
+
+def send(
+    args: argparse.Namespace, port: int, path: str, bodies: Sequence[bytes], duration_s: float,
+    *, method: str = "POST", header: str | None = None,
+) -> LoadResult:  # fmt: skip
     """``args.connections`` connections sending ``bodies`` in turn (none: a GET)."""
     if args.generator == "wrk":
-        return run_wrk(
-            port, path, bodies, method=method, connections=args.connections,
-            duration_s=duration_s, threads=args.threads, header=header,
-        )  # fmt: skip
+        return run_wrk(port, path, bodies, duration_s, method=method, header=header,
+                       connections=args.connections, threads=args.threads)  # fmt: skip
     requests = [raw_request(port, path, body, method=method) for body in bodies or [b""]]
-    encoded = header.encode() if header else None
-    return run_requests(requests, port, args.connections, duration_s, encoded)
+    got = run_load(port, requests, args.connections, duration_s, header and header.encode())
+    return got.result()
 
 
-def _cpu_row(used: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in used.items()}
+def measured(
+    args: argparse.Namespace, procs: Mapping[str, Proc | Sequence[Proc]],
+    load: Callable[[float], T], warmup: bool = True,
+) -> tuple[T, dict[str, float]]:  # fmt: skip
+    """``load(args.warmup)`` (if ``warmup``), then ``load(args.duration)`` and the CPU
+    seconds around it: of ``procs`` by name, ``client`` (us), ``other`` and ``wall``."""
+    if warmup and args.warmup:
+        load(args.warmup)
+    cpu = Cpu(procs)
+    return load(args.duration), cpu.stop()
 
 
 def requests_row(
-    procs: Mapping[str, Proc],
-    port: int,
-    path: str,
-    bodies: list[bytes],
-    args: argparse.Namespace,
-    label: str,
-) -> dict[str, Any]:
-    """POST ``bodies`` in turn for ``args.duration``: load figures, CPU per request of each
-    of ``procs``, and the gateway's ``x-gateway-overhead-ms`` header where it answers."""
+    procs: Mapping[str, Proc], port: int, path: str, bodies: list[bytes],
+    args: argparse.Namespace, label: str,
+) -> dict[str, Any]:  # fmt: skip
+    """POST ``bodies`` in turn: load figures, CPU per request of each of ``procs``, and the
+    gateway's ``x-gateway-overhead-ms`` header where it answers."""
     note(f"non-stream {label} ({len(bodies[0]):,} B body), c={args.connections} ...")
-    if args.warmup:
-        run_load(args, port, path, bodies, args.warmup, header=OVERHEAD_HEADER)
-    cpu = Cpu(procs)
-    res = run_load(args, port, path, bodies, args.duration, header=OVERHEAD_HEADER)
-    used = cpu.stop()
+    res, used = measured(
+        args, procs, lambda s: send(args, port, path, bodies, s, header=OVERHEAD_HEADER)
+    )
     row = res.as_dict()
-    row.update(body_bytes=len(bodies[0]), bodies_in_turn=len(bodies), cpu_s=_cpu_row(used))
+    row.update(body_bytes=len(bodies[0]), bodies_in_turn=len(bodies), cpu_s=_rounded(used))
     for name in procs:
         row[f"{name}_cpu_us_per_req"] = used[name] / res.requests * 1e6 if res.requests else 0.0
     if values := res.header_values:
-        row["overhead_header_ms"] = {
-            "count": len(values),
-            "p50": percentile(values, 50),
-            "p99": percentile(values, 99),
-        }
-    note(
-        f"  {res.rps:,.0f} req/s  p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  errors "
-        f"{res.errors + res.non_2xx}; cores: "
-        + ", ".join(f"{k} {v / used['wall']:.2f}" for k, v in used.items() if k != "wall")
-    )
+        row["overhead_header_ms"] = {"count": len(values), "p50": percentile(values, 50),
+                                     "p99": percentile(values, 99)}  # fmt: skip
+    cores = ", ".join(f"{k} {v / used['wall']:.2f}" for k, v in used.items() if k != "wall")
+    note(f"  {res.rps:,.0f} req/s  p50 {res.p50_ms:.2f} ms  p99 {res.p99_ms:.2f} ms  errors "
+         f"{res.errors + res.non_2xx}; cores: {cores}")  # fmt: skip
     return row
 
 
 def streams_row(
-    procs: Mapping[str, Proc],
-    port: int,
-    path: str,
-    body: bytes,
-    args: argparse.Namespace,
+    procs: Mapping[str, Proc], port: int, path: str, body: bytes, args: argparse.Namespace,
     upstream_events: int,
-) -> dict[str, Any]:
-    """Streams back to back on ``args.streams`` connections for ``args.duration``.
-
-    Events are also counted in upstream events (``upstream_events`` per whole stream): the
-    events the clients got in the window, partial streams included, times the upstream's
-    events per stream over the client's, since a converted stream may carry a few more or
-    fewer events than the upstream sent. CPU per event and per stream is the gateway's.
-    """
-    data = raw_request(port, path, body)
-    if args.warmup:
-        run_streams(port, data, args.streams, args.warmup)
-    cpu = Cpu(procs)
-    res = run_streams(port, data, args.streams, args.duration)
-    used = cpu.stop()
-    got = res.events_per_stream
+) -> dict[str, Any]:  # fmt: skip
+    """Streams back to back on ``args.streams`` connections (our generator), events also
+    counted in upstream events (``upstream_events`` per whole stream: a converted stream
+    may carry a few more or fewer events than the upstream sent). CPU is the gateway's."""
+    data = [raw_request(port, path, body)]
+    res, used = measured(args, procs, lambda s: run_load(port, data, args.streams, s, stream=True))
+    got, gw = res.events_per_stream, used["gateway"]
     per_stream = sum(got) / len(got) if got else 0
     relayed = res.events * upstream_events / per_stream if per_stream else 0.0
-    gw = used["gateway"]
     row = {
-        "connections": args.streams,
-        "duration_s": round(res.duration_s, 3),
-        "streams": res.streams,
-        "events": res.events,
-        "events_per_s": res.events_per_s,
-        "streams_per_s": res.streams_per_s,
-        "client_events_per_stream": per_stream,
-        "upstream_events_per_s": relayed / res.duration_s if res.duration_s else 0.0,
+        "connections": args.streams, "duration_s": round(res.duration_s, 3),
+        "streams": res.streams, "events": res.events, "events_per_s": res.per_s(res.events),
+        "streams_per_s": res.per_s(res.streams), "client_events_per_stream": per_stream,
+        "upstream_events_per_s": res.per_s(relayed),
         "gateway_cpu_us_per_upstream_event": gw / relayed * 1e6 if relayed else 0,
         "first_event_p50_ms": percentile(res.first_event_ms, 50),
-        "errors": res.errors + res.non_2xx,
-        "cpu_s": _cpu_row(used),
+        "errors": res.errors + res.non_2xx, "cpu_s": _rounded(used),
         "gateway_cpu_cores": gw / used["wall"],
         "gateway_cpu_us_per_event": gw / res.events * 1e6 if res.events else 0,
         "gateway_cpu_us_per_stream": gw / res.streams * 1e6 if res.streams else 0,
-    }
-    note(
-        f"  {res.events_per_s:,.0f} events/s ({res.streams_per_s:,.1f} streams/s), gateway CPU "
-        f"{row['gateway_cpu_cores']:.2f} cores, client {used['client'] / used['wall']:.2f}, "
-        f"upstream {used['upstream'] / used['wall']:.2f}"
-    )
+    }  # fmt: skip
+    client, upstream = (used[k] / used["wall"] for k in ("client", "upstream"))
+    note(f"  {row['events_per_s']:,.0f} events/s ({row['streams_per_s']:,.1f} streams/s), "
+         f"gateway CPU {row['gateway_cpu_cores']:.2f} cores, client {client:.2f}, "
+         f"upstream {upstream:.2f}")  # fmt: skip
     return row
+
+
+def _rounded(used: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in used.items()}

@@ -1,15 +1,10 @@
-"""Processes of a benchmark run: start them, wait for their port, read them, stop them.
+"""Processes of a run: start them, wait for their port, read their CPU and memory, stop them.
 
-Every server a benchmark starts is a :class:`Proc`: a process in its own process group
-(its workers too), stdout and stderr appended to a log file (``O_APPEND``: several workers
-may share one). ``stop()`` sends SIGTERM to the leader (the gateway drains and exits 0),
-then SIGKILL to whatever of the group is left after ``STOP_TIMEOUT_S``. :func:`stop_all`,
-which bench.py calls on the way out (Ctrl-C and SIGTERM included), stops every one still
-running.
-
-Children run from the repository with scripts/ first on ``PYTHONPATH``, so
-``python -m rig.mock_upstream`` finds the rig; ``NO_PROXY`` keeps loopback traffic off
-any proxy the environment names.
+A :class:`Proc` is a server in its own process group (its workers too), its output
+appended to a log file; ``stop()`` sends SIGTERM (the gateway drains), then SIGKILL to
+what is left of the group; bench.py calls :func:`stop_all` on the way out. :class:`Cpu`
+takes the CPU seconds of some of them, of us (``client``: our load generator, or wrk)
+and of the rest of the machine (``other``: the noise the reports warn about).
 """
 
 from __future__ import annotations
@@ -17,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -31,12 +27,6 @@ REPO = SCRIPTS.parent
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int | str) -> list[str]:
-    """The fields of ``/proc/PID/stat`` after the command name (``[2]`` is the group)."""
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
 
 
 class Proc:
@@ -62,14 +52,19 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every live process in the group (threads included)."""
-        total = 0
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError):
-                    fields = _stat(entry)
-                    if int(fields[2]) == self.pgid:
-                        total += int(fields[11]) + int(fields[12])
-        return total / CLK_TCK
+        ticks = 0
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name
+                if int(fields[2]) == self.pgid:
+                    ticks += int(fields[11]) + int(fields[12])
+        return ticks / CLK_TCK
+
+    def rss_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM (peak), in KiB."""
+        with open(f"/proc/{self.pid}/status") as f:
+            pairs = (line.split(":", 1) for line in f if line.startswith(("VmRSS:", "VmHWM:")))
+            return {key: int(value.split()[0]) for key, value in pairs}
 
     def stop(self) -> None:
         if self in Proc.live:
@@ -85,10 +80,9 @@ class Proc:
             self.popen.wait(STOP_TIMEOUT_S)
 
     def tail(self, lines: int = 15) -> str:
-        try:
+        with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return ""
 
 
 def stop_all() -> None:
@@ -134,7 +128,7 @@ def wait_ready(
             if not proc.alive():
                 raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
         logs = {p.log for p in procs}
-        if not markers or sum(count_marker(log, log_marker) for log in logs) >= markers:
+        if not markers or sum(count_lines(log, log_marker) for log in logs) >= markers:
             with contextlib.suppress(OSError, http.client.HTTPException):
                 if http_request(port, "GET", path)[0] == 200:
                     return
@@ -142,25 +136,22 @@ def wait_ready(
     raise RuntimeError(f"{procs[0].name} not ready after {READY_TIMEOUT_S:g} s:\n{procs[0].tail()}")
 
 
-def count_marker(path: Path, marker: bytes) -> int:
+def count_lines(path: Path, marker: bytes) -> int:
     """Lines of ``path`` containing ``marker``."""
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if marker in line)
-    except FileNotFoundError:
-        return 0
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        return sum(1 for line in f if marker in line)
+    return 0
 
 
 def settled_count(path: Path, marker: bytes, *, quiet_s: float = 0.5, limit_s: float = 10.0) -> int:
-    """``count_marker`` once the file stopped growing for ``quiet_s`` (log writers lag)."""
-    deadline = time.monotonic() + limit_s
-    last = -1
-    while True:
-        size = path.stat().st_size if path.exists() else 0
-        if size == last or time.monotonic() > deadline:
-            return count_marker(path, marker)
+    """:func:`count_lines` once the file stopped growing for ``quiet_s`` (log writers lag)."""
+    deadline, last = time.monotonic() + limit_s, -1
+    while (size := path.stat().st_size if path.exists() else 0) != last:
+        if time.monotonic() > deadline:
+            break
         last = size
         time.sleep(quiet_s)
+    return count_lines(path, marker)
 
 
 def copy_logs(tmp: Path, where: str | None, name: Callable[[Path], str] = lambda p: p.name) -> None:
@@ -169,13 +160,6 @@ def copy_logs(tmp: Path, where: str | None, name: Callable[[Path], str] = lambda
         Path(where).mkdir(parents=True, exist_ok=True)
         for path in tmp.rglob("*.log"):
             shutil.copy(path, Path(where) / name(path))
-
-
-def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak) of ``pid``, in KiB."""
-    with open(f"/proc/{pid}/status") as f:
-        pairs = (line.split(":", 1) for line in f if line.startswith(("VmRSS:", "VmHWM:")))
-        return {key: int(value.split()[0]) for key, value in pairs}
 
 
 def find(program: str) -> str | None:
@@ -191,3 +175,36 @@ def version(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return ((proc.stdout + proc.stderr).strip().splitlines() or [""])[0]
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the machine spent busy (not idle, not iowait) since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process and its reaped children (wrk, once it has run)."""
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Cpu:
+    """Started on creation; :meth:`stop` gives the CPU seconds used since by each name's
+    processes, ``client`` (us), ``other`` (the rest of the machine) and ``wall``."""
+
+    def __init__(self, procs: Mapping[str, Proc | Sequence[Proc]]) -> None:
+        self.procs = {k: [p] if isinstance(p, Proc) else list(p) for k, p in procs.items()}
+        self.t0, self.own0, self.busy0 = time.perf_counter(), _own_seconds(), _busy_seconds()
+        self.proc0 = {k: self._seconds(k) for k in self.procs}
+
+    def _seconds(self, name: str) -> float:
+        return sum(p.cpu_seconds() for p in self.procs[name])
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        out = {k: self._seconds(k) - self.proc0[k] for k in self.procs}
+        out["client"] = _own_seconds() - self.own0
+        out["other"] = max(0.0, _busy_seconds() - self.busy0 - sum(out.values()))
+        return {**out, "wall": wall}

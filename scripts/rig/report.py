@@ -1,19 +1,19 @@
-"""Reporting for the benchmarks: progress lines, percentiles, tables, targets, noise.
+"""Reports: progress lines, percentiles, one table renderer, targets and the noise warning.
 
-Progress goes to stderr (:func:`note`). A report goes to stdout, or with ``--json`` to stderr
-while the JSON document goes to stdout (:func:`emit`), so ``--json > out.json`` keeps both.
-
-The machine is small and shared: every run records the CPU seconds other processes used
-(``cpu_s["other"]``, see rig/cpu.py), and :func:`print_noise` names the runs during which
-that exceeded :data:`NOISE_CORES`, so a figure measured beside other work is not mistaken
-for the gateway's.
+Progress goes to stderr (:func:`note`); a report to stdout, or with ``--json`` to stderr
+while the JSON document goes to stdout (:func:`emit`). Table cells are ``str.format``
+templates over a run's dict (:func:`cell`), a missing value or NaN shown as "-". Runs
+during which other processes used more than :data:`NOISE_CORES` are named under the
+report, so a figure measured beside other work is not taken for the gateway's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import string
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -43,44 +43,36 @@ def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return row
 
 
-def fmt_num(value: float, digits: int = 0) -> str:
-    return "-" if value != value else f"{value:,.{digits}f}"  # NaN: "-"
+class _Cells(string.Formatter):
+    def get_field(self, name: str, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_field(name, args, kwargs)
+        except (KeyError, TypeError, IndexError):
+            return None, name
+
+    def format_field(self, value: Any, spec: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return super().format_field(value, spec)
 
 
-def meta(args: Any) -> dict[str, Any]:
-    """The machine and the load options, for a benchmark's ``meta``."""
-    return {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": round(os.getloadavg()[0], 2),
-        "generator": args.generator,
-        "connections": args.connections,
-        "duration_s": args.duration,
-        "warmup_s": args.warmup,
-        "command": " ".join(sys.argv),
-    }
+def cell(template: str, data: dict[str, Any]) -> str:
+    """``template.format(**data)``, a missing value or NaN as "-" (``"{rps:,.0f}"``,
+    ``"{overhead_header_ms[p50]:.3f}"``)."""
+    return _Cells().vformat(template, (), data)
 
 
-def print_block(
-    title: str | None,
-    head: list[str],
-    rows: list[list[str]],
-    out: TextIO,
-    notes: str = "",
-    *,
-    left: int = 1,
-    indent: str = "  ",
-) -> None:
+def table(
+    title: str | None, head: list[str], rows: list[list[str]], out: TextIO, notes: str = "",
+    *, left: int = 1, indent: str = "  ",
+) -> None:  # fmt: skip
     """A table: the first ``left`` columns left-aligned, the rest right-aligned."""
-    table = [head, *rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
+    widths = [max(len(line[i]) for line in [head, *rows]) for i in range(len(head))]
     if title is not None:
         print(title, file=out)
-    for n, line in enumerate(table):
-        cells = [
-            c.ljust(w) if i < left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
+    for n, line in enumerate([head, *rows]):
+        cells = [c.rjust(w) if i >= left else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]  # fmt: skip
         print(indent + "  ".join(cells).rstrip(), file=out)
         if n == 0:
             print(indent + "  ".join("-" * w for w in widths), file=out)
@@ -89,20 +81,19 @@ def print_block(
     print(file=out)
 
 
-def side_by_side(
-    cols: dict[str, dict[str, Any]], spec: list[tuple[str, str, int]], ratio: str = ""
-) -> list[list[str]]:
-    """Rows ``label, cols[c][key] for each c`` from ``(label, key, digits)``; a missing value
-    is "-". Where ``key == ratio``, a last cell holds the last column over the first."""
-    rows = []
-    for label, key, digits in spec:
-        values = [c.get(key) for c in cols.values()]
-        row = [label, *("-" if v is None else fmt_num(v, digits) for v in values)]
-        if ratio:
-            first, last = values[0], values[-1]
-            row.append(f"{last / first:.1%}" if key == ratio and first and last else "-")
-        rows.append(row)
-    return rows
+def columns(
+    title: str | None, spec: list[tuple[str, str]], rows: list[dict[str, Any]], out: TextIO,
+    notes: str = "", **kw: Any,
+) -> None:  # fmt: skip
+    """A :func:`table` of one row per dict; ``spec``: (heading, :func:`cell` template)."""
+    body = [[cell(t, row) for _, t in spec] for row in rows]
+    table(title, [h for h, _ in spec], body, out, notes, **kw)
+
+
+def side_by_side(cols: list[dict[str, Any]], spec: list[tuple[str, ...]]) -> list[list[str]]:
+    """Rows of one measure each: ``(label, template, *more)`` gives the label, the
+    template's :func:`cell` for each of ``cols``, then the ``more`` cells."""
+    return [[label, *(cell(t, c) for c in cols), *more] for label, t, *more in spec]
 
 
 @dataclass
@@ -117,45 +108,42 @@ class Verdict:
         return {**asdict(self), "value": round(self.value, 4)}
 
 
-def print_verdicts(verdicts: list[Verdict], out: TextIO) -> None:
-    rows = [[v.name, v.target, v.measured, "met" if v.met else "MISSED"] for v in verdicts]
-    print_block("Targets", ["target", "wanted", "measured", ""], rows, out)
+def meta(args: Any) -> dict[str, Any]:
+    """The machine and the load options, for a benchmark's ``meta``."""
+    return {
+        "python": platform.python_version(), "cpus": os.cpu_count(),
+        "loadavg_at_start": round(os.getloadavg()[0], 2), "generator": args.generator,
+        "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
+        "command": " ".join(sys.argv),
+    }  # fmt: skip
 
 
 def noisy_runs(doc: Any, path: str = "") -> list[str]:
     """Every run in ``doc`` whose ``cpu_s`` shows other work on the machine, as text."""
-    found = []
-    if isinstance(doc, dict):
-        cpu = doc.get("cpu_s")
-        if isinstance(cpu, dict) and cpu.get("wall"):
-            other = cpu.get("other", 0.0) / cpu["wall"]
-            if other > NOISE_CORES:
-                found.append(f"{path.strip('/')}: {other:.2f} cores")
-        for key, value in doc.items():
-            if key != "cpu_s":
-                found += noisy_runs(value, f"{path}/{key}")
-    return found
-
-
-def print_noise(doc: Any, out: TextIO) -> None:
-    if noisy := noisy_runs(doc):
-        print(
-            "WARNING: other processes used CPU during these runs (the machine has "
-            f"{os.cpu_count()} CPUs; rerun when it is quiet):\n  " + "\n  ".join(noisy) + "\n",
-            file=out,
-        )
+    if not isinstance(doc, dict):
+        return []
+    cpu = doc.get("cpu_s") or {}
+    other = cpu.get("other", 0.0) / cpu["wall"] if cpu.get("wall") else 0.0
+    found = [f"{path.strip('/')}: {other:.2f} cores"] if other > NOISE_CORES else []
+    return found + [n for k, v in doc.items() if k != "cpu_s" for n in noisy_runs(v, f"{path}/{k}")]
 
 
 def emit(
     res: dict[str, Any], as_json: bool, report: Callable[[dict[str, Any], TextIO], None]
 ) -> int:
-    """The report on stdout; with ``as_json`` on stderr, and the JSON document on stdout."""
+    """The report, the noise warning and the targets on stdout; with ``as_json`` on stderr,
+    and the JSON document on stdout."""
     out = sys.stderr if as_json else sys.stdout
     print(file=out)
     report(res, out)
-    print_noise(res, out)
-    if res.get("targets"):
-        print_verdicts([Verdict(**t) for t in res["targets"]], out)
+    if noisy := noisy_runs(res):
+        print("WARNING: other processes used CPU during these runs (the machine has "
+              f"{os.cpu_count()} CPUs; rerun when it is quiet):\n  " + "\n  ".join(noisy) + "\n",
+              file=out)  # fmt: skip
+    if targets := res.get("targets"):
+        rows = [[t["name"], t["target"], t["measured"], "met" if t["met"] else "MISSED"]
+                for t in targets]  # fmt: skip
+        table("Targets", ["target", "wanted", "measured", ""], rows, out)
     if as_json:
         print(json.dumps(res, indent=2, default=float))
     return 0

@@ -1,12 +1,8 @@
 """The stack the proxy and convert benchmarks measure: the mock upstream and gateways.
 
-:func:`stack` starts, in a temporary directory, the mock OpenAI-format upstream
-(rig/mock_upstream.py, a process of its own) and writes a transformer directory with one
-openai-format provider pointing at it (``base_url`` http://127.0.0.1:PORT/v1, no keys,
-``"*": "*"``, retries 0, ``default``). :meth:`Stack.start_gateway` then starts the real
-``python -m gateway --transformers DIR --port P`` in front of it (1 worker, default
-settings: text access lines on, stderr to a file). On the way out every process is
-stopped, and ``keep_logs`` gets a copy of their logs.
+In a temporary directory: the mock OpenAI-format upstream, a transformer directory with
+one openai-format provider in front of it (no keys, ``"*": "*"``, no retries, default),
+and the real ``python -m gateway`` (1 worker, default settings: access lines on) on it.
 """
 
 from __future__ import annotations
@@ -31,12 +27,12 @@ class Stack:
     gateways: list[Proc] = field(default_factory=list)
 
     def start_gateway(self, label: str = "gateway") -> tuple[Proc, int]:
-        """``python -m gateway --transformers DIR --port P``: 1 worker, access log on."""
         port = free_port()
         cmd = [sys.executable, "-m", "gateway", "--transformers", str(self.tmp / "transformers")]
         cmd += ["--host", HOST, "--port", str(port)]
-        log = self.tmp / f"gateway-{len(self.gateways)}.log"
-        proc = Proc(f"python -m gateway ({label})", cmd, log)
+        proc = Proc(
+            f"python -m gateway ({label})", cmd, self.tmp / f"gateway-{len(self.gateways)}.log"
+        )
         self.gateways.append(proc)
         wait_ready([proc], port, "/health/ready", log_marker=b"listening on", markers=1)
         return proc, port
@@ -60,23 +56,19 @@ def start_upstream(log: Path) -> tuple[Proc, int]:
 
 @contextlib.contextmanager
 def stack(prefix: str, keep_logs: str | None = None) -> Iterator[Stack]:
+    """The mock upstream and its transformer file; every process stopped on the way out,
+    their logs copied to ``keep_logs``."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmpname:
         tmp = Path(tmpname)
-        upstream, port = start_upstream(tmp / "upstream.log")
-        rig = Stack(tmp, upstream, port)
+        rig = Stack(tmp, *start_upstream(tmp / "upstream.log"))
         try:
             (tmp / "transformers").mkdir()
-            spec = {
-                "name": "bench",
-                "format": "openai",
-                "base_url": f"http://{HOST}:{port}/v1",
-                "models": {"*": "*"},
-                "retry": {"retries": 0, "backoff_s": 0},
-                "default": True,
-            }
+            spec = {"name": "bench", "format": "openai",
+                    "base_url": f"http://{HOST}:{rig.upstream_port}/v1", "models": {"*": "*"},
+                    "retry": {"retries": 0, "backoff_s": 0}, "default": True}  # fmt: skip
             (tmp / "transformers" / "bench.json").write_text(json.dumps(spec, indent=2))
             yield rig
         finally:
             copy_logs(tmp, keep_logs)
-            for proc in [*rig.gateways, upstream]:
+            for proc in [*rig.gateways, rig.upstream]:
                 proc.stop()
