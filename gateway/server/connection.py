@@ -52,10 +52,12 @@ import logging
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
+import trio.lowlevel
 
 from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout
 from gateway.logs import accept_request_id, log_access
@@ -79,6 +81,8 @@ LOG = logging.getLogger("gateway.server")
 
 #: How long a closing connection waits for the client to read our last bytes.
 CLOSE_DRAIN_S = 0.5
+#: Turns the watchdog's probe waits for a handler's send to end (see ``_send_probe``).
+PROBE_TURNS = 3
 _RESPONDABLE = (h11.IDLE, h11.SEND_RESPONSE)
 
 
@@ -130,9 +134,18 @@ class Connection:
             self.conn.send_failed()
             raise
 
-    async def _send_probe(self, event: h11.Event) -> None:
-        """The watchdog's probe, unless the handler is writing (its send tells then)."""
-        if self._sending:
+    async def _send_probe(self, make_event: Callable[[], h11.Event | None]) -> None:
+        """The watchdog's probe, unless the handler is writing (its send tells then).
+
+        A send whose bytes are out (read by a client that then closed) ends within a turn
+        or two; without waiting, its departure shows only at the next send. The probe is
+        chosen after the wait: that send may have changed what may go out.
+        """
+        for _ in range(PROBE_TURNS):
+            if not self._sending:
+                break
+            await trio.lowlevel.checkpoint()
+        if self._sending or (event := make_event()) is None:
             return
         done = self._probing = trio.Event()
         try:
@@ -386,7 +399,8 @@ class Connection:
         if self.conn.our_state not in _RESPONDABLE:
             return
         if exchange is None:
-            exchange = Exchange(self, request or _placeholder(started, self.client), dialect)
+            request = request or Request.placeholder(started, self.client, accept_request_id(None))
+            exchange = Exchange(self, request, dialect)
         if exchange.status is not None:
             return  # a stream is under way: its handler reports in-stream
         await exchange.respond(status, body, headers=headers)
@@ -428,18 +442,6 @@ class Connection:
 
 
 _TLS_HANDSHAKE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
-
-
-def _placeholder(started: float, client: str) -> Request:
-    return Request(
-        method="-",
-        target="-",
-        headers=[],
-        body=b"",
-        request_id=accept_request_id(None),
-        client=client,
-        started=started,
-    )
 
 
 async def handle_connection(context: ServerContext, stream: trio.abc.Stream) -> None:

@@ -95,6 +95,19 @@ class Request:
         self.params: dict[str, Any] = {}
         self.max_json_depth = DEFAULT_MAX_JSON_DEPTH
 
+    @classmethod
+    def placeholder(cls, started: float, client: str, request_id: str) -> Request:
+        """The request of an error answered before a request head was read."""
+        return cls(
+            method="-",
+            target="-",
+            headers=[],
+            body=b"",
+            request_id=request_id,
+            client=client,
+            started=started,
+        )
+
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower case), or None."""
         for key, value in self.headers:

@@ -52,8 +52,9 @@ class ClientWatch:
         conn: the connection's h11 state (pipelined bytes and EOF are fed to it).
         stream: the client's stream.
         max_buffered: stop reading once this many pipelined bytes wait in h11.
-        send_probe: writes a probe event unless the handler is writing;
-            raises :class:`ClientGone` when the write fails.
+        send_probe: writes the probe event its argument returns (asked for at the
+            moment of writing), unless the handler is writing; raises
+            :class:`ClientGone` when the write fails.
     """
 
     __slots__ = ("_conn", "_max_buffered", "_send_probe", "_stream")
@@ -63,7 +64,7 @@ class ClientWatch:
         conn: h11.Connection,
         stream: trio.abc.Stream,
         max_buffered: int,
-        send_probe: Callable[[h11.Event], Awaitable[None]],
+        send_probe: Callable[[Callable[[], h11.Event | None]], Awaitable[None]],
     ) -> None:
         self._conn = conn
         self._stream = stream
@@ -93,7 +94,7 @@ class ClientWatch:
         probe = self.probe_event(exchange)
         if probe is not None:
             try:
-                await self._send_probe(probe)
+                await self._send_probe(lambda: self.probe_event(exchange))
             except ClientGone:
                 return True
         sock = socket_of(self._stream)

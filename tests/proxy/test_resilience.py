@@ -4,6 +4,7 @@ and cancellation in every phase."""
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -519,3 +520,37 @@ async def test_tls_verify_with_a_ca_bundle(nursery, tdir, tmp_path, trusted):
         assert reply.status_code == 502
         assert "Could not reach provider 'p'" in reply.json()["error"]["message"]
         assert secure.seen == []
+
+
+async def test_client_leaving_right_after_an_event_is_seen_before_the_next_one(
+    nursery, provider, tdir
+):
+    """A client that reads an event and closes is gone at once, not at the next send.
+
+    Its EOF can reach the watchdog while the handler's send of that event is still
+    finishing; the probe then waits for the send to end instead of being skipped
+    (which left the departure to the handler's next send: here, none ever comes).
+    """
+    _provider_file(tdir, "p", provider)
+    gw = await start_gateway(nursery, tdir)
+    body = json.dumps(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    )
+    head = "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+    request = f"{head}content-length: {len(body)}\r\n\r\n{body}".encode()
+
+    def read_one_event_and_close() -> None:
+        # A thread, as a client in its own process: it reads the event the moment it
+        # is written, before the gateway's handler has finished its send.
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+            sock.sendall(request)
+            received = b""
+            while b"data:" not in received:
+                received += sock.recv(65536)
+
+    for _ in range(6):  # the race is won about half the time: six trials all but catch it
+        provider.then(Step("silent_after", events=openai_chunks(["a", "b"])[:1]))
+        await trio.to_thread.run_sync(read_one_event_and_close)
+        with trio.fail_after(1):  # the provider sends nothing more: only the probe can tell
+            await provider.handler_gone.wait()
+        provider.handler_gone = trio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import attrs
 import h11
@@ -99,7 +100,7 @@ def test_plain_words_any_gateway_error() -> None:
 async def test_the_watchdog_probes_a_stream_with_its_dialects_keepalive() -> None:
     """At EOF inside an event stream the probe is the route's dialect's keep-alive bytes."""
 
-    async def send_probe(event: h11.Event) -> None:
+    async def send_probe(make_event: Callable[[], h11.Event | None]) -> None:
         raise AssertionError("not sent here")
 
     conn = h11.Connection(h11.SERVER)
