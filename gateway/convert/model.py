@@ -18,7 +18,7 @@ Conventions that every parser and renderer follows:
   arguments into something that is not valid JSON; formats that need an object
   parse it at the edge (wire-formats §5.4 item 26).
 - **Signatures**: a :class:`Thinking` part or a :class:`ToolCall` remembers which
-  provider issued its signature (``origin``: ``"anthropic"`` or ``"gemini"``),
+  provider's format issued its signature (``origin``: the format's registered name),
   since one provider's signature is garbage to another (§4.13).
 - **Usage**: ``input_tokens`` is the *whole* prompt (cached and cache-writing
   tokens included, the OpenAI/Gemini convention); ``output_tokens`` includes
@@ -77,7 +77,8 @@ __all__ = [
 
 Notes = tuple[str, ...]
 Role = Literal["user", "assistant", "system"]
-Origin = Literal["anthropic", "gemini", "openai"]
+#: The registered name of the wire format whose provider signed a part (gateway.formats).
+Origin = str
 
 
 # -- content parts -------------------------------------------------------------------------
