@@ -45,7 +45,7 @@ from gateway.formats import FORMATS
 from gateway.proxy.adapters import off_loop
 from gateway.proxy.relay import relay_stream
 from gateway.proxy.replies import SSE_HEADERS, note_usage
-from gateway.proxy.upstream_request import upstream_headers
+from gateway.proxy.upstream_request import Destination, with_key
 from gateway.server.exchange import ClientGone
 from gateway.server.responses import JSON, SSE
 from gateway.sse import SSEError
@@ -77,7 +77,7 @@ async def attempt(
     ex: Exchange,
     call: Call,
     t: Transformer,
-    url: str,
+    dest: Destination,
     adapter: Adapter,
     key: str | None,
     *,
@@ -91,7 +91,7 @@ async def attempt(
         ex: the client's exchange.
         call: the call as it goes upstream (not streamed when the caller emulates).
         t: the provider.
-        url: the upstream URL (:func:`gateway.proxy.upstream_request.upstream_url`).
+        dest: the upstream URL and the headers of every try (:class:`Destination`).
         adapter: the call's adapter for ``t``: its body, its answer and stream.
         key: the credential for this try (None: none is sent).
         keepalive_s: the keep-alive period while a started stream waits.
@@ -103,8 +103,8 @@ async def attempt(
     """
     request = UpstreamRequest(
         "POST",
-        url,
-        upstream_headers(ex, t, key),
+        dest.url,
+        with_key(dest.headers, t, key),
         adapter.body,
         connect_timeout_s=t.timeouts.connect,
         tls_verify=t.tls_verify,

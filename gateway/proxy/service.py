@@ -44,6 +44,7 @@ from gateway.proxy.mock import answer_from_mock
 from gateway.proxy.relay import stream_error
 from gateway.proxy.replies import SSE_HEADERS, answer_estimated_count, note_usage
 from gateway.proxy.upstream_request import (
+    Destination,
     client_credential,
     client_credential_if_forwarded,
     upstream_headers,
@@ -182,13 +183,14 @@ class Proxy:
                 extra={"request_id": ex.request.request_id},
             )
         url = upstream_url(t, upstream_call, target.upstream_model)
-        # Client values that go into upstream headers are checked before anything is sent
-        # (an emulated stream starts below): a bad one is a 400, not a 500 mid-try.
-        upstream_headers(ex, t, None)
+        # Built once, before anything is sent (an emulated stream starts below): a client
+        # value that cannot go into a header is a 400, not a failure mid-try. Each try
+        # adds only its credential.
+        dest = Destination(url, upstream_headers(ex, t, None))
         if not emulate:
-            await self._tries(ex, upstream_call, t, url, adapter)
+            await self._tries(ex, upstream_call, t, dest, adapter)
             return
-        await self._emulate(ex, call, upstream_call, t, url, adapter)
+        await self._emulate(ex, call, upstream_call, t, dest, adapter)
 
     async def _emulate(
         self,
@@ -196,7 +198,7 @@ class Proxy:
         call: Call,
         upstream_call: Call,
         t: Transformer,
-        url: str,
+        dest: Destination,
         adapter: Adapter,
     ) -> None:
         """``"stream": "emulate"``: status at once, keep-alives while the provider answers
@@ -207,7 +209,7 @@ class Proxy:
         await with_keepalives(
             ex,
             call.fmt,
-            self._tries(ex, upstream_call, t, url, adapter, collect=whole),
+            self._tries(ex, upstream_call, t, dest, adapter, collect=whole),
             self.keepalive_s,
         )
         emulated = functools.partial(whole_as_stream, call, t.format, whole[0], adapter)
@@ -228,7 +230,7 @@ class Proxy:
         ex: Exchange,
         call: Call,
         t: Transformer,
-        url: str,
+        dest: Destination,
         adapter: Adapter,
         *,
         collect: list[bytes] | None = None,
@@ -245,7 +247,7 @@ class Proxy:
                 ex,
                 call,
                 t,
-                url,
+                dest,
                 adapter,
                 key,
                 keepalive_s=self.keepalive_s,

@@ -22,6 +22,8 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+import attrs
+
 from gateway.errors import BadRequest
 from gateway.formats import FORMATS
 
@@ -32,11 +34,26 @@ if TYPE_CHECKING:
     from gateway.transformers.model import Transformer
 
 __all__ = [
+    "Destination",
     "client_credential",
     "client_credential_if_forwarded",
     "upstream_headers",
     "upstream_url",
+    "with_key",
 ]
+
+
+Headers = list[tuple[str, str]]
+
+
+@attrs.frozen
+class Destination:
+    """Where one call goes on one provider: the URL, and the headers every try sends
+    (the credential, which a try may rotate, is added by :func:`with_key`)."""
+
+    url: str
+    headers: Headers
+
 
 _HOP_BY_HOP = frozenset(
     {
@@ -110,10 +127,17 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
         elif forwarded.default is not None:
             headers.append((forwarded.name, forwarded.default))
     headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
-    if key:
-        name, prefix = t.key_header_parts()
-        headers.append((name, prefix + key))
-    return headers
+    return with_key(headers, t, key)
+
+
+def with_key(
+    headers: list[tuple[str, str]], t: Transformer, key: str | None
+) -> list[tuple[str, str]]:
+    """``headers`` (built once per request, without a key) plus one try's credential."""
+    if not key:
+        return headers
+    name, prefix = t.key_header_parts()
+    return [*headers, (name, prefix + key)]
 
 
 def upstream_url(t: Transformer, call: Call, model: str) -> str:
