@@ -30,6 +30,7 @@ class CallRecord:
 
     Attributes:
         client_format: the wire format the client spoke.
+        key_name: the name of the client key it came with (None: the gateway is open).
         model: the model the client asked for (an alias), once its body was read.
         provider: the provider of the target being tried (the last one tried).
         upstream_model: that target's model name at the provider.
@@ -39,6 +40,7 @@ class CallRecord:
     """
 
     client_format: str | None = None
+    key_name: str | None = None
     model: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
