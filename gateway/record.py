@@ -40,7 +40,7 @@ class CallRecord:
     """
 
     client_format: str | None = None
-    key_name: str | None = None
+    key_name: str | None = attrs.field(default=None, kw_only=True)
     model: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
