@@ -28,6 +28,7 @@ import attrs
 import cattrs
 
 from gateway.envvars import expand_env
+from gateway.server.cors import origin_problem
 from gateway.strict import (
     Invalid,
     KeyPath,
@@ -69,6 +70,7 @@ class ConfigError(Exception):
 _POSITIVE = {"check": "positive"}
 _NON_NEGATIVE = {"check": "non_negative"}
 _PORT = {"check": "port"}
+_ORIGINS = {"check": "origins"}
 
 
 @attrs.frozen
@@ -120,7 +122,7 @@ class StateConfig:
 
 @attrs.frozen
 class CorsConfig:
-    allow_origins: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = attrs.field(default=(), metadata=_ORIGINS)
 
 
 @attrs.frozen
@@ -128,6 +130,9 @@ class LoggingConfig:
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     format: Literal["text", "json"] = "text"
     audit_log: str = ""
+    audit_max_bytes: int = attrs.field(default=100 * MIB, metadata=_POSITIVE)
+    audit_backups: int = attrs.field(default=5, metadata=_NON_NEGATIVE)
+    log_bodies: bool = False
 
 
 @attrs.frozen
@@ -207,12 +212,11 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
 
 #: Sections and keys that are parsed but not implemented in this version: setting one to
 #: anything but its default is a start-up error, so that nobody believes a gateway on
-#: 0.0.0.0 checks keys, shares limits, sends CORS headers or writes an audit log when it
-#: does none of these. The edge issue implements them and removes them from here.
+#: 0.0.0.0 checks keys or shares limits when it does neither. The edge issue implements
+#: them and removes them from here.
 _NOT_IMPLEMENTED = (
     ("auth", "client API keys, rate and token limits"),
     ("state", "shared state in Redis"),
-    ("cors", "CORS headers"),
 )
 
 
@@ -230,14 +234,6 @@ def _not_implemented(config: Config) -> list[Problem]:
                         "version; remove the setting (the gateway would silently ignore it)",
                     )
                 )
-    if config.logging.audit_log != LoggingConfig().audit_log:
-        problems.append(
-            Problem(
-                ("logging", "audit_log"),
-                "the audit log is not implemented yet in this version; "
-                "remove the setting (the gateway would silently ignore it)",
-            )
-        )
     return problems
 
 
@@ -256,6 +252,12 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
                 problems.append(Problem(path, f"must be greater than 0, got {value}"))
             elif check == "non_negative" and value < 0:
                 problems.append(Problem(path, f"must be 0 or more, got {value}"))
+            elif check == "origins":
+                problems += [
+                    Problem((*path, i), f"{entry!r}: {message}")
+                    for i, entry in enumerate(value)
+                    if (message := origin_problem(entry)) is not None
+                ]
             elif check == "port" and not 0 <= value <= 65535:
                 problems.append(
                     Problem(
@@ -392,4 +394,11 @@ def load_config(
         raise ConfigError(_lines("settings", shape_problems(exc))) from exc
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError(["server.tls_cert, server.tls_key: set both for HTTPS, or neither"])
+    if config.logging.log_bodies and not config.logging.audit_log:
+        raise ConfigError(
+            [
+                "logging.log_bodies: bodies go to the audit log, which is off; "
+                "set logging.audit_log too, or remove log_bodies"
+            ]
+        )
     return config
