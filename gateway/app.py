@@ -3,7 +3,12 @@
 ``run(config)`` is what ``python -m gateway serve`` calls in each worker: it
 loads the transformer directory (and keeps polling it), serves HTTP, and
 turns signals into actions: SIGTERM and SIGINT start the graceful shutdown,
-SIGHUP reloads the transformers at once.
+SIGHUP reloads the transformers at once and reopens the audit log.
+
+Each finished request's record goes to the metrics and, when
+``logging.audit_log`` is set, to the audit log (gateway.audit_log): every
+request but those of :data:`UNAUDITED_PATHS`, the probes a platform sends
+every few seconds, which would drown the lines that matter.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from gateway.audit_log import AuditLog
 from gateway.config import Config
 from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
 from gateway.errors import GatewayError
@@ -38,7 +44,7 @@ from gateway.upstream import UpstreamClient
 if TYPE_CHECKING:
     from gateway.call import Call
     from gateway.formats.format import Endpoint, Format
-    from gateway.server.exchange import Exchange
+    from gateway.server.exchange import Exchange, HttpRecord
     from gateway.server.routes import Handler
 
 __all__ = ["App", "StartupError", "run"]
@@ -52,6 +58,10 @@ THREAD_DECODE_BYTES = 256 * 1024
 #: After SIGTERM, the process ends within shutdown_delay_s + shutdown_grace_s plus this,
 #: whatever holds it (a thread blocked in a read, a stuck task).
 EXIT_MARGIN_S = 5.0
+#: At exit, how long the audit log's last lines may take to reach the file.
+AUDIT_CLOSE_S = 5.0
+#: The gateway's own endpoints, which the audit log leaves out.
+UNAUDITED_PATHS = ("/health/live", "/health/ready", "/health/startup", "/metrics")
 
 LOG = logging.getLogger("gateway")
 
@@ -91,9 +101,14 @@ class App:
         self.config = config
         self.registry = registry
         self.upstream = upstream or UpstreamClient()
+        self.audit = AuditLog.from_settings(
+            config.logging,
+            secrets=[k.key for k in config.auth.keys],
+            skip_paths=UNAUDITED_PATHS,
+        )
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
-            log_records_dropped=dropped_log_records,
+            log_records_dropped=self._log_records_dropped,
         )
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
@@ -102,10 +117,20 @@ class App:
             config,
             Router(self.routes()),
             tls=_tls(config),
-            observer=self.metrics.observe,
+            observer=self.metrics.observe if self.audit is None else self._observe,
             dialect=DEFAULT,
             dialect_for_path=dialect_for_path,
         )
+
+    def _observe(self, record: HttpRecord) -> None:
+        """A finished request, with the audit log on: its metrics, then its audit line."""
+        self.metrics.observe(record)
+        assert self.audit is not None
+        self.audit.observe(record)
+
+    def _log_records_dropped(self) -> int:
+        audit = self.audit.dropped if self.audit is not None else 0
+        return dropped_log_records() + audit
 
     def routes(self) -> list[Route]:
         routes = [
@@ -214,6 +239,9 @@ async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> No
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
+                if app.audit is not None:
+                    LOG.info("SIGHUP: reopening the audit log")
+                    app.audit.reopen()
                 if app.registry is not None:
                     LOG.info("SIGHUP: reloading transformers")
                     app.registry.request_reload()
@@ -308,3 +336,6 @@ async def run(
     finally:
         with trio.move_on_after(2, shield=True):
             await app.upstream.aclose()
+        if app.audit is not None:  # its last lines out, in a thread (it joins the writer)
+            with trio.move_on_after(AUDIT_CLOSE_S, shield=True):
+                await trio.to_thread.run_sync(app.audit.close, abandon_on_cancel=True)
