@@ -400,12 +400,12 @@ class Connection:
         if self.conn.our_state not in _RESPONDABLE:
             return
         if exchange is None:
-            request = request or Request.placeholder(started, self.client, accept_request_id(None))
-            exchange = Exchange(self, request, dialect, self.context.cors)
+            placeholder = Request.placeholder(started, self.client, accept_request_id(None))
+            exchange = Exchange(self, request or placeholder, dialect, self.context.cors)
         if exchange.status is not None:
             return  # a stream is under way: its handler reports in-stream
         await exchange.respond(status, body, headers=headers)
-        if request is None:
+        if request is None:  # no head was read: _one_request has no request to finish
             self._finish(exchange.request, exchange)
 
     async def _respond_500(self, exchange: Exchange) -> None:
@@ -421,6 +421,7 @@ class Connection:
     def _finish(self, request: Request, exchange: Exchange | None) -> None:
         """The request is over: its access line, then the observer."""
         record = HttpRecord.of(request, exchange)
+        self.exchange = None  # its bodies are not held while the connection idles
         log_access(record)
         observer = self.context.observer
         if exchange is not None and observer is not None:

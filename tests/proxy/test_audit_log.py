@@ -136,6 +136,32 @@ async def test_a_client_that_leaves_is_audited(nursery, provider, tdir, tmp_path
     assert line["provider"] == "up-openai"
 
 
+async def test_requests_the_server_refuses_are_audited(nursery, provider, tdir, tmp_path):
+    three_formats(tdir, provider.url)
+    path = tmp_path / "audit.log"
+    gw = await start_configured(nursery, tdir, _config(path))
+    for head in (
+        # a body over max_body_bytes (32 MiB): 413 before a byte of it is read
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-length: 99999999999\r\n\r\n",
+        # both framings: a smuggling attempt, 400 before any route
+        b"POST /v1/messages HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n"
+        b"transfer-encoding: chunked\r\n\r\n",
+    ):
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
+        await stream.send_all(head)
+        with trio.fail_after(5):
+            while await stream.receive_some(65536):  # the answer, then the server closes
+                pass
+        await stream.aclose()
+    lines = await _wait_lines(path, 2)
+    assert sorted(line["status"] for line in lines) == [400, 413]
+    too_large = next(line for line in lines if line["status"] == 413)
+    assert (too_large["method"], too_large["path"]) == ("POST", "/v1/chat/completions")
+    smuggled = next(line for line in lines if line["status"] == 400)
+    assert (smuggled["method"], smuggled["path"]) == ("-", "-")  # refused with its head
+    assert provider.seen == []
+
+
 async def test_log_bodies_writes_bodies_with_every_key_redacted(nursery, provider, tdir, tmp_path):
     three_formats(tdir, provider.url)
     provider.then(Step("json", body=openai_reply("the answer text")))
