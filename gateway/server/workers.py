@@ -8,7 +8,7 @@ resolves ``--port 0`` to one real port for every worker and holds it while
 workers restart. A worker that dies is restarted (after a pause if it died
 young, so a crash loop does not spin). SIGTERM and SIGINT are forwarded to
 the workers, which drain gracefully; the parent exits 0 once all are gone.
-SIGHUP is forwarded too (transformer reload).
+SIGHUP is forwarded too (transformer reload, audit log reopen).
 
 Orphans: a worker must not outlive its parent (after a SIGKILL of the parent,
 orphans would keep serving the port, unsupervised). Two mechanisms:

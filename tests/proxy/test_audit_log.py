@@ -238,3 +238,22 @@ def test_sighup_reopens_the_audit_log_of_a_running_gateway(tmp_path):
     assert [line["path"] for line in _audit(moved)] == ["/v1/before"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "reopening the audit log" in gw.log()
+
+
+def test_two_workers_share_the_file_rotate_it_and_lose_no_line(tmp_path):
+    path = tmp_path / "audit.log"
+    env = {
+        "GATEWAY_LOGGING__AUDIT_LOG": str(path),
+        "GATEWAY_LOGGING__AUDIT_MAX_BYTES": "3000",  # ~7 lines a file
+        "GATEWAY_LOGGING__AUDIT_BACKUPS": "100",
+    }
+    ids = [f"req-{i:03d}" for i in range(60)]
+    with run_gateway(tmp_path, "--workers", "2", env=env) as gw:
+        for rid in ids:  # a new connection each: the kernel spreads them over the workers
+            with httpx.Client(base_url=gw.url) as client:
+                assert client.get("/v1/x", headers={"x-request-id": rid}).status_code == 404
+        assert gw.terminate() == 0  # the workers write out what is queued before they exit
+    files = sorted(tmp_path.glob("audit.log*"))
+    assert len(files) > 5  # it rotated
+    seen = [line["request_id"] for f in files for line in _audit(f)]  # every line whole JSON
+    assert sorted(seen) == ids
