@@ -162,7 +162,8 @@ class Server:
     @property
     def config(self) -> Config:
         """The settings. New ones apply to connections accepted from then on (the
-        connection cap and the in-flight memory limit stay as they were built)."""
+        connection cap, the in-flight memory limit and the CORS policy stay as they
+        were built)."""
         return self._config
 
     @config.setter
