@@ -8,6 +8,7 @@ SIGHUP reloads the transformers at once.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -20,7 +21,10 @@ import trio
 
 from gateway.config import Config
 from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
-from gateway.errors import GatewayError
+from gateway.edge.catalog import KeyCatalog
+from gateway.edge.clientkeys import ClientKeys, KeyFileError, presented_credentials
+from gateway.edge.gate import Edge
+from gateway.errors import GatewayError, Unauthorized
 from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
@@ -37,9 +41,11 @@ from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from gateway.call import Call
+    from gateway.catalog import Catalog
     from gateway.formats.format import Endpoint, Format
     from gateway.server.exchange import Exchange
     from gateway.server.routes import Handler
+    from gateway.state.protocol import State
 
 __all__ = ["App", "StartupError", "run"]
 
@@ -79,6 +85,10 @@ class App:
         config: the settings.
         registry: the transformer snapshot holder (None: no providers at all).
         upstream: the client towards providers (a default one when None).
+        state: where client-key limits are counted (a local one when None).
+
+    Raises:
+        StartupError: a client key's ``key_file`` cannot be read.
     """
 
     def __init__(
@@ -87,6 +97,7 @@ class App:
         *,
         registry: RegistryHolder | None = None,
         upstream: UpstreamClient | None = None,
+        state: State | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -98,6 +109,11 @@ class App:
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
         )
+        try:
+            keys = ClientKeys(config.auth)
+        except KeyFileError as exc:
+            raise StartupError(str(exc)) from None
+        self.edge = Edge(keys, state)
         self.server = Server(
             config,
             Router(self.routes()),
@@ -137,6 +153,10 @@ class App:
         assert endpoint.read is not None
         # The record marks a proxied request (for the metrics) before anything can fail.
         record = ex.facts = CallRecord(client_format=ex.dialect.name)
+        edge = self.edge
+        key = edge.authenticate(ex.request)  # before the body is even parsed
+        if key is not None:
+            record.key_name = key.name
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
@@ -144,10 +164,15 @@ class App:
             else:
                 call = endpoint.read(ex.request)
             record.model = call.model
-            if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
-                await self._json_array(ex, fmt, call)
-            else:
-                await self.proxy.handle(ex, call)
+            edge.permit(key, call.model)
+            ticket = await edge.admit(ex, key, call)
+            try:
+                if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
+                    await self._json_array(ex, fmt, call)
+                else:
+                    await self.proxy.handle(ex, call)
+            finally:
+                await edge.settle(ticket, record)
         finally:
             self.metrics.inflight.dec()
 
@@ -169,13 +194,20 @@ class App:
         """An endpoint the gateway answers itself from the transformer snapshot (model lists)."""
         assert self.registry is not None
         assert endpoint.answer is not None
-        await ex.respond_json(
-            200, endpoint.answer(ex.request, RegistryCatalog(self.registry.current))
-        )
+        key = self.edge.authenticate(ex.request)
+        catalog: Catalog = RegistryCatalog(self.registry.current)
+        if key is not None:
+            catalog = KeyCatalog(catalog, key)
+        await ex.respond_json(200, endpoint.answer(ex.request, catalog))
 
     # -- the gateway's own endpoints -------------------------------------------------------
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
+        keys = self.edge.keys
+        if keys.metrics_digest is not None and not keys.is_metrics_key(
+            presented_credentials(ex.request)
+        ):
+            raise Unauthorized("/metrics needs the metrics key (auth.metrics_key) as Bearer token")
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     # -- health ----------------------------------------------------------------------------
@@ -279,6 +311,13 @@ def _exit_after(seconds: float) -> None:
     timer.start()
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def run(
     config: Config,
     *,
@@ -294,6 +333,13 @@ async def run(
     registry = RegistryHolder(config.transformers.dir)
     app = App(config, registry=registry)
     cfg = config.server
+    if app.edge.keys.open and not _loopback(cfg.host):
+        LOG.warning(
+            "no client keys are configured ([auth] keys): anyone who can reach %s:%d may use "
+            "every provider; set keys, or bind to 127.0.0.1",
+            cfg.host,
+            cfg.port,
+        )
     listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
     try:
         async with trio.open_nursery() as services:

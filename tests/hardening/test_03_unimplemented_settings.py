@@ -19,14 +19,12 @@ from tests.process import run_gateway
 EXAMPLE = Path(__file__).parent.parent.parent / "config.example.toml"
 
 TOML_CASES = [
-    ('[[auth.keys]]\nname = "a"\nkey = "k-1"\n', "auth.keys"),
     ('[state]\nredis_url = "redis://127.0.0.1:6379/0"\n', "state.redis_url"),
     ("[state]\nfail_open = false\n", "state.fail_open"),
     ('[cors]\nallow_origins = ["https://app.example"]\n', "cors.allow_origins"),
     ('[logging]\naudit_log = "/tmp/audit.jsonl"\n', "logging.audit_log"),
 ]
 ENV_CASES = [
-    ("GATEWAY_AUTH__KEYS", '[{"name": "a", "key": "k-1"}]', "auth.keys"),
     ("GATEWAY_STATE__REDIS_URL", "redis://127.0.0.1/0", "state.redis_url"),
     ("GATEWAY_STATE__FAIL_OPEN", "false", "state.fail_open"),
     ("GATEWAY_CORS__ALLOW_ORIGINS", '["*"]', "cors.allow_origins"),
@@ -68,20 +66,20 @@ def test_defaults_and_the_example_file_are_fine():
 def test_example_file_says_so():
     text = EXAMPLE.read_text()
     assert "NOT IMPLEMENTED YET" in text
-    for key in ("[auth]", "[state]", "[cors]", "audit_log"):
+    for key in ("[state]", "[cors]", "audit_log"):
         assert key in text
 
 
 @pytest.mark.parametrize(
     ("how", "setting"),
-    [("toml", "auth.keys"), ("env", "cors.allow_origins"), ("env", "logging.audit_log")],
+    [("toml", "state.redis_url"), ("env", "cors.allow_origins"), ("env", "logging.audit_log")],
 )
 def test_the_real_process_exits_2(tmp_path, how, setting):
     args: list[str] = []
     env: dict[str, str] = {}
     if how == "toml":
         path = tmp_path / "c.toml"
-        path.write_text('[[auth.keys]]\nname = "a"\nkey = "k-1"\n')
+        path.write_text('[state]\nredis_url = "redis://127.0.0.1:6379/0"\n')
         args = ["--config", str(path)]
     elif setting == "cors.allow_origins":
         env = {"GATEWAY_CORS__ALLOW_ORIGINS": '["*"]'}
