@@ -107,7 +107,9 @@ class App:
             log_records_dropped=dropped_log_records,
         )
         self.proxy = (
-            Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
+            Proxy(registry, self.upstream, metrics=self.metrics, state=state)
+            if registry is not None
+            else None
         )
         try:
             keys = ClientKeys(config.auth)
@@ -130,6 +132,8 @@ class App:
             Route("GET", "/health/startup", self.startup),
             Route("GET", "/metrics", self.metrics_endpoint),
         ]
+        if any(key.admin for key in self.edge.keys.by_name.values()):
+            routes.append(Route("GET", "/v1/usage", self.usage))
         if self.proxy is None:
             return routes
         # Every format's client endpoints (gateway/formats/<fmt>/__init__.py lists them);
@@ -209,6 +213,9 @@ class App:
         ):
             raise Unauthorized("/metrics needs the metrics key (auth.metrics_key) as Bearer token")
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    async def usage(self, ex: Exchange) -> None:
+        await ex.respond_json(200, await self.edge.usage_report(ex.request))
 
     # -- health ----------------------------------------------------------------------------
 

@@ -20,14 +20,16 @@ limits the key has (the names OpenAI uses), so a client can pace itself.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from gateway.edge.clientkeys import ClientKey, ClientKeys, presented_credentials
 from gateway.edge.estimate import estimate_request_tokens
-from gateway.errors import ErrorKind, Forbidden, GatewayError, RateLimited, Unauthorized, echo
+from gateway.errors import Forbidden, RateLimited, Unauthorized, echo
 from gateway.state.protocol import Admitted, Ask, Refused, StateUnavailable, Used
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from gateway.server.exchange import Exchange, Request
     from gateway.state.protocol import State, Ticket
 
-__all__ = ["Edge", "StateDown"]
+__all__ = ["Edge"]
 
 LOG = logging.getLogger("gateway.edge")
 
@@ -56,13 +58,6 @@ _NO_KEY = (
     "'x-goog-api-key' or '?key=', as your SDK does with its api_key setting."
 )
 _WRONG_KEY = "The key sent is not one of this gateway's keys; check the api_key your client uses."
-
-
-class StateDown(GatewayError):
-    """503: the shared state (Redis) cannot be reached and ``fail_open`` is false."""
-
-    kind = ErrorKind.OVERLOADED
-    default_status = 503
 
 
 class Edge:
@@ -114,7 +109,7 @@ class Edge:
 
         Raises:
             RateLimited: a limit refused (429, ``Retry-After`` set when it will pass).
-            StateDown: shared state unreachable and fail_open is false (503).
+            StateUnavailable: shared state unreachable and fail_open is false (503).
         """
         if key is None:
             return None
@@ -128,14 +123,7 @@ class Edge:
             limits.tpm or limits.tokens_per_day or limits.tokens_per_month
         ):
             tokens = estimate_request_tokens(call.body)
-        try:
-            verdict = await self.state().admit(Ask(key.name, limits, tokens))
-        except StateUnavailable:
-            raise StateDown(
-                "The gateway cannot reach its shared state to check this key's limits; "
-                "retry shortly.",
-                retry_after_s=1,
-            ) from None
+        verdict = await self.state().admit(Ask(key.name, limits, tokens))  # may be a 503
         ex.extra_headers.extend(_rate_headers(key, verdict))
         if isinstance(verdict, Refused):
             if self._on_refusal is not None:
@@ -155,6 +143,34 @@ class Edge:
                 await self.state().settle(ticket, used)
             except StateUnavailable:
                 pass  # fail-closed state down: its lease expires on its own
+
+    async def usage_report(self, request: Request) -> dict[str, Any]:
+        """``GET /v1/usage``: every key's totals in the current day and month (admin keys only).
+
+        Raises Unauthorized (no key) or Forbidden (not an admin key).
+        """
+        key = self.authenticate(request)
+        if key is None or not key.admin:
+            raise Forbidden("GET /v1/usage needs an admin key (auth.keys[].admin = true).")
+        names = list(self.keys.names)
+        totals = await self.state().totals(names)
+        now = time.gmtime()
+        return {
+            "object": "usage",
+            "day": time.strftime("%Y-%m-%d", now),
+            "month": time.strftime("%Y-%m", now),
+            "keys": [
+                {
+                    "name": name,
+                    "limits": attrs.asdict(self.keys.by_name[name].limits),
+                    **{
+                        window: attrs.asdict(count)
+                        for window, count in totals.get(name, {}).items()
+                    },
+                }
+                for name in names
+            ],
+        }
 
 
 def _refusal(key: ClientKey, refused: Refused, tokens: int) -> RateLimited:
