@@ -13,6 +13,7 @@ every few seconds, which would drown the lines that matter.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -26,7 +27,10 @@ import trio
 from gateway.audit_log import AuditLog
 from gateway.config import Config
 from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
-from gateway.errors import GatewayError
+from gateway.edge.catalog import KeyCatalog
+from gateway.edge.clientkeys import ClientKeys, KeyFileError, key_texts, presented_credentials
+from gateway.edge.gate import Edge
+from gateway.errors import GatewayError, Unauthorized
 from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
@@ -43,9 +47,11 @@ from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from gateway.call import Call
+    from gateway.catalog import Catalog
     from gateway.formats.format import Endpoint, Format
     from gateway.server.exchange import Exchange, HttpRecord
     from gateway.server.routes import Handler
+    from gateway.state.protocol import State
 
 __all__ = ["App", "StartupError", "run"]
 
@@ -89,6 +95,10 @@ class App:
         config: the settings.
         registry: the transformer snapshot holder (None: no providers at all).
         upstream: the client towards providers (a default one when None).
+        state: where client-key limits are counted (a local one when None).
+
+    Raises:
+        StartupError: a client key's ``key_file`` cannot be read.
     """
 
     def __init__(
@@ -97,22 +107,30 @@ class App:
         *,
         registry: RegistryHolder | None = None,
         upstream: UpstreamClient | None = None,
+        state: State | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.upstream = upstream or UpstreamClient()
-        self.audit = AuditLog.from_settings(
-            config.logging,
-            secrets=[k.key for k in config.auth.keys],
-            skip_paths=UNAUDITED_PATHS,
-        )
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
             log_records_dropped=self._log_records_dropped,
         )
         self.proxy = (
-            Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
+            Proxy(registry, self.upstream, metrics=self.metrics, state=state)
+            if registry is not None
+            else None
         )
+        try:
+            keys = ClientKeys(config.auth)
+            # client keys are redacted from the bodies the audit log may hold
+            secrets = key_texts(config.auth) if config.logging.log_bodies else []
+        except KeyFileError as exc:
+            raise StartupError(str(exc)) from None
+        self.audit = AuditLog.from_settings(
+            config.logging, secrets=secrets, skip_paths=UNAUDITED_PATHS
+        )
+        self.edge = Edge(keys, state)
         self.server = Server(
             config,
             Router(self.routes()),
@@ -139,6 +157,8 @@ class App:
             Route("GET", "/health/startup", self.startup),
             Route("GET", "/metrics", self.metrics_endpoint),
         ]
+        if any(key.admin for key in self.edge.keys.by_name.values()):
+            routes.append(Route("GET", "/v1/usage", self.usage))
         if self.proxy is None:
             return routes
         # Every format's client endpoints (gateway/formats/<fmt>/__init__.py lists them);
@@ -162,6 +182,10 @@ class App:
         assert endpoint.read is not None
         # The record marks a proxied request (for the metrics) before anything can fail.
         record = ex.facts = CallRecord(client_format=ex.dialect.name)
+        edge = self.edge
+        key = edge.authenticate(ex.request)  # before the body is even parsed
+        if key is not None:
+            record.key_name = key.name
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
@@ -169,10 +193,15 @@ class App:
             else:
                 call = endpoint.read(ex.request)
             record.model = call.model
-            if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
-                await self._json_array(ex, fmt, call)
-            else:
-                await self.proxy.handle(ex, call)
+            edge.permit(key, call.model)
+            ticket = await edge.admit(ex, key, call)
+            try:
+                if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
+                    await self._json_array(ex, fmt, call)
+                else:
+                    await self.proxy.handle(ex, call)
+            finally:
+                await edge.settle(ticket, record)
         finally:
             self.metrics.inflight.dec()
 
@@ -194,14 +223,24 @@ class App:
         """An endpoint the gateway answers itself from the transformer snapshot (model lists)."""
         assert self.registry is not None
         assert endpoint.answer is not None
-        await ex.respond_json(
-            200, endpoint.answer(ex.request, RegistryCatalog(self.registry.current))
-        )
+        key = self.edge.authenticate(ex.request)
+        catalog: Catalog = RegistryCatalog(self.registry.current)
+        if key is not None:
+            catalog = KeyCatalog(catalog, key)
+        await ex.respond_json(200, endpoint.answer(ex.request, catalog))
 
     # -- the gateway's own endpoints -------------------------------------------------------
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
+        keys = self.edge.keys
+        if keys.metrics_digest is not None and not keys.is_metrics_key(
+            presented_credentials(ex.request)
+        ):
+            raise Unauthorized("/metrics needs the metrics key (auth.metrics_key) as Bearer token")
         await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    async def usage(self, ex: Exchange) -> None:
+        await ex.respond_json(200, await self.edge.usage_report(ex.request))
 
     # -- health ----------------------------------------------------------------------------
 
@@ -307,6 +346,13 @@ def _exit_after(seconds: float) -> None:
     timer.start()
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def run(
     config: Config,
     *,
@@ -322,6 +368,13 @@ async def run(
     registry = RegistryHolder(config.transformers.dir)
     app = App(config, registry=registry)
     cfg = config.server
+    if app.edge.keys.open and not _loopback(cfg.host):
+        LOG.warning(
+            "no client keys are configured ([auth] keys): anyone who can reach %s:%d may use "
+            "every provider; set keys, or bind to 127.0.0.1",
+            cfg.host,
+            cfg.port,
+        )
     listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
     try:
         async with trio.open_nursery() as services:

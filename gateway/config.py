@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -101,17 +102,24 @@ class TransformersConfig:
 
 @attrs.frozen
 class AuthKey:
+    """One client key: ``key`` (or ``key_file``), its limits and the models it may use."""
+
     name: str
-    key: str = attrs.field(repr=False)
+    key: str = attrs.field(default="", repr=False)
+    key_file: str = ""
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
     models: tuple[str, ...] = ("*",)
+    admin: bool = False
 
 
 @attrs.frozen
 class AuthConfig:
     keys: tuple[AuthKey, ...] = ()
+    metrics_key: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
@@ -165,7 +173,7 @@ def _is_secret(path: KeyPath) -> bool:
     """A setting whose value is a secret: a problem with it never shows the value."""
     if path[:2] == ("auth", "keys"):  # the list, one entry, or an entry's key
         return len(path) <= 3 or path[3] == "key"
-    return path[:2] == ("state", "redis_url")
+    return path[:2] in (("state", "redis_url"), ("auth", "metrics_key"))
 
 
 def _lines(source: str, problems: Iterable[Problem]) -> list[str]:
@@ -207,17 +215,15 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
         config = conv.structure(layer, Config)
     except (cattrs.BaseValidationError, Invalid) as exc:
         return _lines(source, shape_problems(exc))
-    return _lines(source, _range_problems(config, layer) + _not_implemented(config))
+    found = _range_problems(config, layer) + _not_implemented(config) + _auth_problems(config)
+    return _lines(source, found)
 
 
 #: Sections and keys that are parsed but not implemented in this version: setting one to
 #: anything but its default is a start-up error, so that nobody believes a gateway on
 #: 0.0.0.0 checks keys or shares limits when it does neither. The edge issue implements
 #: them and removes them from here.
-_NOT_IMPLEMENTED = (
-    ("auth", "client API keys, rate and token limits"),
-    ("state", "shared state in Redis"),
-)
+_NOT_IMPLEMENTED = (("state", "shared state in Redis"),)
 
 
 def _not_implemented(config: Config) -> list[Problem]:
@@ -264,6 +270,49 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
                         path, f"must be a TCP port from 0 to 65535 (0: any free port), got {value}"
                     )
                 )
+    return problems
+
+
+#: A client key's name goes into metrics labels, logs and shared-state keys.
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+_LIMITS = ("rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month")
+
+
+def _auth_problems(config: Config) -> list[Problem]:
+    """What the merged ``[auth] keys`` get wrong as a whole (names, key or key_file)."""
+    problems = []
+    seen: set[str] = set()
+    for i, entry in enumerate(config.auth.keys):
+        path = ("auth", "keys", i)
+        if not _KEY_NAME.fullmatch(entry.name):
+            problems.append(
+                Problem(
+                    (*path, "name"),
+                    f"{entry.name!r} is not a key name: 1 to 64 letters, digits, '.', '_' "
+                    "or '-', starting with a letter or digit",
+                )
+            )
+        elif entry.name in seen:
+            problems.append(Problem((*path, "name"), f"{entry.name!r} names another key too"))
+        seen.add(entry.name)
+        if bool(entry.key) == bool(entry.key_file):
+            problems.append(
+                Problem(
+                    (*path, "key"),
+                    'set key (e.g. key = "${TEAM_A_KEY}") or key_file, exactly one '
+                    "(an empty key usually means its environment variable is unset)",
+                )
+            )
+        for limit in _LIMITS:
+            value = getattr(entry, limit)
+            if value is not None and value <= 0:
+                problems.append(
+                    Problem((*path, limit), f"must be greater than 0 (or unset), got {value}")
+                )
+        if not entry.models:
+            problems.append(Problem((*path, "models"), "lists no model: the key could use none"))
     return problems
 
 

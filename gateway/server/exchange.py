@@ -150,6 +150,7 @@ class Exchange:
         "content_type",
         "cors",
         "dialect",
+        "extra_headers",
         "facts",
         "finished",
         "head_only",
@@ -175,6 +176,8 @@ class Exchange:
         self.head_s = 0.0  # seconds from the request's start to our response head
         self.overhead_at_head_s = 0.0  # what x-gateway-overhead-ms said
         self.facts: AttrsInstance | None = None
+        #: Headers the handler wants on whatever response goes out (errors included).
+        self.extra_headers: list[tuple[bytes, bytes]] = []
         self.client_gone = False  # the client left before the handler was done
         self.head_only = request.method == "HEAD"  # answer with the GET's head, no body
         self.content_type = b""
@@ -203,6 +206,8 @@ class Exchange:
             all_headers.extend(self.cors.response_headers(self.request.header(b"origin")))
         if headers:
             all_headers.extend(headers)
+        if self.extra_headers:
+            all_headers.extend(self.extra_headers)
         if self._wire.draining:
             all_headers.append((b"connection", b"close"))
         response = h11.Response(

@@ -1,7 +1,7 @@
-"""Issue 8 item 3: [auth] and [state] are refused until implemented.
+"""Issue 8 item 3: [state] is refused until implemented.
 
-([cors] and logging.audit_log were refused too, until issue 10 implemented them:
-tests/proxy/test_cors_gateway.py, tests/proxy/test_audit_log.py.)
+([auth], [cors] and logging.audit_log were refused too, until issue 10 implemented them:
+tests/proxy/test_cors_gateway.py, tests/proxy/test_audit_log.py for the last two.)
 
 Before, they were parsed and silently ignored while config.example.toml said
 they worked (on a default bind of 0.0.0.0). Now a non-default value from any
@@ -22,12 +22,10 @@ from tests.process import run_gateway
 EXAMPLE = Path(__file__).parent.parent.parent / "config.example.toml"
 
 TOML_CASES = [
-    ('[[auth.keys]]\nname = "a"\nkey = "k-1"\n', "auth.keys"),
     ('[state]\nredis_url = "redis://127.0.0.1:6379/0"\n', "state.redis_url"),
     ("[state]\nfail_open = false\n", "state.fail_open"),
 ]
 ENV_CASES = [
-    ("GATEWAY_AUTH__KEYS", '[{"name": "a", "key": "k-1"}]', "auth.keys"),
     ("GATEWAY_STATE__REDIS_URL", "redis://127.0.0.1/0", "state.redis_url"),
     ("GATEWAY_STATE__FAIL_OPEN", "false", "state.fail_open"),
 ]
@@ -67,20 +65,20 @@ def test_defaults_and_the_example_file_are_fine():
 def test_example_file_says_so():
     text = EXAMPLE.read_text()
     assert "NOT IMPLEMENTED YET" in text
-    for key in ("[auth]", "[state]"):
+    for key in ("[state]",):
         assert key in text
 
 
 @pytest.mark.parametrize(
     ("how", "setting"),
-    [("toml", "auth.keys"), ("env", "state.redis_url")],
+    [("toml", "state.redis_url"), ("env", "state.redis_url")],
 )
 def test_the_real_process_exits_2(tmp_path, how, setting):
     args: list[str] = []
     env: dict[str, str] = {}
     if how == "toml":
         path = tmp_path / "c.toml"
-        path.write_text('[[auth.keys]]\nname = "a"\nkey = "k-1"\n')
+        path.write_text('[state]\nredis_url = "redis://127.0.0.1:6379/0"\n')
         args = ["--config", str(path)]
     else:
         env = {"GATEWAY_STATE__REDIS_URL": "redis://127.0.0.1:6379/0"}

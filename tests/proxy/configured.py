@@ -1,9 +1,8 @@
 """A gateway in the test's nursery with settings of the test's choice (CORS, audit log, ...).
 
-``tests.proxy.fakes.start_gateway`` serves the default settings; the edge's
-tests need ``[cors]``, ``[logging]`` and ``[auth]`` values, some of which
-``load_config`` does not accept yet (``[auth]`` until client keys land), so
-the Config is built here directly.
+``tests.proxy.fakes.start_gateway`` serves the default settings; the CORS and
+audit-log tests need ``[cors]``, ``[logging]`` and ``[auth]`` values, so the
+Config is given here.
 """
 
 from __future__ import annotations

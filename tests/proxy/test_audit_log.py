@@ -162,20 +162,63 @@ async def test_requests_the_server_refuses_are_audited(nursery, provider, tdir, 
     assert provider.seen == []
 
 
+async def test_requests_refused_for_their_key_are_audited(nursery, provider, tdir, tmp_path):
+    three_formats(tdir, provider.url)
+    path = tmp_path / "audit.log"
+    config = Config(
+        logging=LoggingConfig(audit_log=str(path)),
+        auth=AuthConfig(keys=(AuthKey(name="team", key=CLIENT_KEY, models=("m-o",)),)),
+    )
+    gw = await start_configured(nursery, tdir, config)
+    good = {"authorization": f"Bearer {CLIENT_KEY}"}
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        wrong = await client.post(
+            "/v1/messages", json=CHAT, headers={"x-api-key": "gw-wrong-key-000000000000"}
+        )
+        other = await client.post(
+            "/v1/chat/completions", json={**CHAT, "model": "m-a"}, headers=good
+        )
+        ok = await client.post("/v1/chat/completions", json=CHAT, headers=good)
+    assert [r.status_code for r in (wrong, other, ok)] == [401, 403, 200]
+    lines = {line["request_id"]: line for line in await _wait_lines(path, 3)}
+    refused = lines[wrong.headers["x-request-id"]]
+    assert (refused["status"], refused["key_name"], refused["client_format"]) == (
+        401,
+        None,
+        "anthropic",
+    )
+    denied = lines[other.headers["x-request-id"]]
+    assert (denied["status"], denied["key_name"], denied["model"]) == (403, "team", "m-a")
+    assert lines[ok.headers["x-request-id"]]["key_name"] == "team"
+    assert CLIENT_KEY not in path.read_text()
+    assert len(provider.seen) == 1
+
+
 async def test_log_bodies_writes_bodies_with_every_key_redacted(nursery, provider, tdir, tmp_path):
     three_formats(tdir, provider.url)
     provider.then(Step("json", body=openai_reply("the answer text")))
     path = tmp_path / "audit.log"
+    file_key = "gw-file-key-abcdef0123456789"
+    (tmp_path / "key.txt").write_text(file_key + "\n")
+    keys = (
+        AuthKey(name="team", key=CLIENT_KEY),
+        AuthKey(name="other", key_file=str(tmp_path / "key.txt")),
+    )
     config = Config(
         logging=LoggingConfig(audit_log=str(path), log_bodies=True),
-        auth=AuthConfig(keys=(AuthKey(name="team", key=CLIENT_KEY),)),
+        auth=AuthConfig(keys=keys, metrics_key="gw-metrics-key-0123456789"),
     )
     gw = await start_configured(nursery, tdir, config)
-    content = f"{PROMPT} provider {PROVIDER_KEY} client {CLIENT_KEY}"
+    content = (
+        f"{PROMPT} provider {PROVIDER_KEY} client {CLIENT_KEY} file {file_key} "
+        "metrics gw-metrics-key-0123456789"
+    )
     body = {"model": "m-o", "messages": [{"role": "user", "content": content}]}
-    async with httpx.AsyncClient(base_url=gw.url) as client:
+    auth = {"authorization": f"Bearer {CLIENT_KEY}"}
+    async with httpx.AsyncClient(base_url=gw.url, headers=auth) as client:
         assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
     [line] = await _wait_lines(path, 1)
+    assert line["key_name"] == "team"
     assert PROMPT in line["request_body"]
     assert "the answer text" in line["response_body"]
     assert line["bodies_truncated"] is False
@@ -183,7 +226,9 @@ async def test_log_bodies_writes_bodies_with_every_key_redacted(nursery, provide
     assert PROVIDER_KEY not in text
     assert CLIENT_KEY not in text
     assert PROVIDER_KEY[:12] not in text
-    assert line["request_body"].count("[redacted]") == 2
+    assert file_key not in text
+    assert "gw-metrics-key-0123456789" not in text
+    assert line["request_body"].count("[redacted]") == 4
 
 
 async def test_an_unwritable_path_is_logged_once_and_requests_go_on(

@@ -137,7 +137,11 @@ async def test_a_star_with_client_keys_echoes_the_origin(nursery, provider, tdir
     async with httpx.AsyncClient(base_url=gw.url) as client:
         pre = await client.options("/v1/chat/completions", headers=_preflight(EVIL))
         live = await client.get("/health/live", headers={"origin": EVIL})
-    for reply in (pre, live):
+        # the page can read why it was refused
+        keyless = await client.post("/v1/chat/completions", json=CHAT, headers={"origin": EVIL})
+    assert pre.status_code == 204  # a preflight needs no key
+    assert keyless.status_code == 401
+    for reply in (pre, live, keyless):
         assert reply.headers["access-control-allow-origin"] == EVIL  # never "*" with keys
         assert reply.headers["vary"] == "origin"
     assert provider.seen == []
