@@ -28,6 +28,7 @@ import attrs
 import cattrs
 
 from gateway.envvars import expand_env
+from gateway.redis.url import redis_url_problem
 from gateway.strict import (
     Invalid,
     KeyPath,
@@ -69,6 +70,7 @@ class ConfigError(Exception):
 _POSITIVE = {"check": "positive"}
 _NON_NEGATIVE = {"check": "non_negative"}
 _PORT = {"check": "port"}
+_REDIS_URL = {"check": "redis_url"}
 
 
 @attrs.frozen
@@ -114,8 +116,10 @@ class AuthConfig:
 
 @attrs.frozen
 class StateConfig:
-    redis_url: str = attrs.field(default="", repr=False)
+    redis_url: str = attrs.field(default="", repr=False, metadata=_REDIS_URL)
     fail_open: bool = True
+    key_prefix: str = "gateway:"
+    timeout_s: float = attrs.field(default=1 * SECONDS, metadata=_POSITIVE)
 
 
 @attrs.frozen
@@ -211,7 +215,6 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
 #: does none of these. The edge issue implements them and removes them from here.
 _NOT_IMPLEMENTED = (
     ("auth", "client API keys, rate and token limits"),
-    ("state", "shared state in Redis"),
     ("cors", "CORS headers"),
 )
 
@@ -256,6 +259,8 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
                 problems.append(Problem(path, f"must be greater than 0, got {value}"))
             elif check == "non_negative" and value < 0:
                 problems.append(Problem(path, f"must be 0 or more, got {value}"))
+            elif check == "redis_url" and value and (wrong := redis_url_problem(value)):
+                problems.append(Problem(path, wrong))
             elif check == "port" and not 0 <= value <= 65535:
                 problems.append(
                     Problem(

@@ -1,4 +1,5 @@
-"""Issue 8 item 3: [auth], [state], [cors] and logging.audit_log are refused until implemented.
+"""Issue 8 item 3: [auth], [cors] and logging.audit_log are refused until implemented
+([state] is implemented since issue 10: tests/state/test_settings.py).
 
 Before, they were parsed and silently ignored while config.example.toml said
 they worked (on a default bind of 0.0.0.0). Now a non-default value from any
@@ -20,15 +21,11 @@ EXAMPLE = Path(__file__).parent.parent.parent / "config.example.toml"
 
 TOML_CASES = [
     ('[[auth.keys]]\nname = "a"\nkey = "k-1"\n', "auth.keys"),
-    ('[state]\nredis_url = "redis://127.0.0.1:6379/0"\n', "state.redis_url"),
-    ("[state]\nfail_open = false\n", "state.fail_open"),
     ('[cors]\nallow_origins = ["https://app.example"]\n', "cors.allow_origins"),
     ('[logging]\naudit_log = "/tmp/audit.jsonl"\n', "logging.audit_log"),
 ]
 ENV_CASES = [
     ("GATEWAY_AUTH__KEYS", '[{"name": "a", "key": "k-1"}]', "auth.keys"),
-    ("GATEWAY_STATE__REDIS_URL", "redis://127.0.0.1/0", "state.redis_url"),
-    ("GATEWAY_STATE__FAIL_OPEN", "false", "state.fail_open"),
     ("GATEWAY_CORS__ALLOW_ORIGINS", '["*"]', "cors.allow_origins"),
     ("GATEWAY_LOGGING__AUDIT_LOG", "/tmp/a.jsonl", "logging.audit_log"),
 ]
@@ -68,7 +65,7 @@ def test_defaults_and_the_example_file_are_fine():
 def test_example_file_says_so():
     text = EXAMPLE.read_text()
     assert "NOT IMPLEMENTED YET" in text
-    for key in ("[auth]", "[state]", "[cors]", "audit_log"):
+    for key in ("[auth]", "[cors]", "audit_log"):
         assert key in text
 
 
