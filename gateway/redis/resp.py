@@ -107,13 +107,16 @@ def encode_command(*args: Arg) -> bytes:
     """
     if not args:
         raise ValueError("a Redis command needs at least its name")
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = _arg_bytes(arg)
-        parts.append(b"$%d\r\n" % len(data))
-        parts.append(data)
-        parts.append(b"\r\n")
-    return b"".join(parts)
+    out = bytearray(b"*%d\r\n" % len(args))
+    for arg in args:  # the usual types inline: every command comes through here
+        if isinstance(arg, str):
+            data = arg.encode("utf-8")
+        elif isinstance(arg, bytes):
+            data = arg
+        else:
+            data = _arg_bytes(arg)
+        out += b"$%d\r\n%b\r\n" % (len(data), data)
+    return bytes(out)
 
 
 def encode_commands(commands: list[tuple[Arg, ...]]) -> bytes:

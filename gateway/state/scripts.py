@@ -42,6 +42,11 @@ local function store(key, l, cap, at)
   redis.call('HSET', key, 'tokens', fmt(l), 'ts', fmt(at))
   redis.call('PEXPIRE', key, math.ceil((cap - l) * 60000 / cap) + 1000)
 end
+-- A window's hash gets its TTL when it is created: a field that now holds exactly what
+-- was added is new, and every write that can create the hash goes through here.
+local function add(key, field, n, ttl)
+  if redis.call('HINCRBY', key, field, n) == n then redis.call('EXPIRE', key, ttl) end
+end
 local function hold(key, lease, at, lease_s)
   redis.call('ZADD', key, fmt(at + lease_s), lease)
   redis.call('PEXPIRE', key, math.ceil(lease_s * 1000) + 60000)
@@ -98,10 +103,8 @@ if rpm >= 0 then rpm_level = rpm_level - 1; store(KEYS[1], rpm_level, rpm, at) e
 if tpm >= 0 then tpm_level = tpm_level - tokens; store(KEYS[2], tpm_level, tpm, at) end
 if conc >= 0 then hold(KEYS[3], lease, at, lease_s) end
 if tokens ~= 0 then
-  redis.call('HINCRBY', KEYS[4], 'charged', tokens)
-  redis.call('EXPIRE', KEYS[4], ARGV[11])
-  redis.call('HINCRBY', KEYS[5], 'charged', tokens)
-  redis.call('EXPIRE', KEYS[5], ARGV[12])
+  add(KEYS[4], 'charged', tokens, ARGV[11])
+  add(KEYS[5], 'charged', tokens, ARGV[12])
 end
 return {1, '', 0, fmt(rpm_level), fmt(tpm_level)}
 """
@@ -123,20 +126,17 @@ if delta ~= 0 then
     if l > tpm then l = tpm end
     store(KEYS[1], l, tpm, at)
   end
-  redis.call('HINCRBY', KEYS[3], 'charged', delta)
-  redis.call('EXPIRE', KEYS[3], ARGV[9])
-  redis.call('HINCRBY', KEYS[4], 'charged', delta)
-  redis.call('EXPIRE', KEYS[4], ARGV[10])
+  add(KEYS[3], 'charged', delta, ARGV[9])
+  add(KEYS[4], 'charged', delta, ARGV[10])
 end
 if ARGV[4] == '1' then
   local fields = {'tokens_in', 'tokens_out', 'cached', 'reasoning'}
   for i, key in ipairs({KEYS[5], KEYS[6]}) do
-    redis.call('HINCRBY', key, 'requests', 1)
+    add(key, 'requests', 1, ARGV[8 + i])
     for f = 1, 4 do
       local n = tonumber(ARGV[4 + f])
       if n ~= 0 then redis.call('HINCRBY', key, fields[f], n) end
     end
-    redis.call('EXPIRE', key, ARGV[8 + i])
   end
 end
 return 1

@@ -74,6 +74,7 @@ async def test_names_cannot_reach_into_other_keys(redis_server):
     assert len(keys) == 4 * len(names) + 1  # rpm, tpm, the day and the month; the provider
     for key in keys:
         assert shape.fullmatch(key), key
+        assert int(redis_server.cli("TTL", key)) > 0, key  # every key expires on its own
     totals = await state.totals(names)
     assert all(totals[n]["day"].requests == 1 for n in names)
 
