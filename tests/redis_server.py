@@ -26,9 +26,7 @@ START_TIMEOUT_S = 10.0
 
 def redis_server_binary() -> str:
     """The path of ``redis-server``, or an AssertionError saying how to install it."""
-    path = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
+    path = shutil.which("redis-server")
     if path is None:
         raise AssertionError(INSTALL_HINT)
     return path

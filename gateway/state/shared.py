@@ -17,9 +17,9 @@ Theory of operation:
   come back on their own.
 * **Cancellation.** The round trip of ``admit`` and ``acquire_provider`` is shielded (it
   is bounded by the client's command timeout): a caller cancelled meanwhile gets its
-  ``Cancelled`` after the answer, and what was granted is taken back first, so no lease
-  is left to expire. Reports (``settle``, ``release_provider``, ``rest_key``) are
-  shielded too, and never raise.
+  ``Cancelled`` after the answer, and what was granted is taken back first (its lease and
+  its tokens; its rpm token stays spent), so no lease is left to expire. Reports
+  (``settle``, ``release_provider``, ``rest_key``) are shielded too, and never raise.
 * **Outage.** Any failure to use Redis (unreachable, timed out, refusing our
   credentials, an error reply) marks the state down: logged once ("Redis unreachable at
   host:port: serving on local limits"), ``up`` False. Then ``fail_open`` serves from a
