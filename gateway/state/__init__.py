@@ -1,8 +1,9 @@
 """Limits, budgets, the usage ledger and provider-key rests: local, or shared through Redis.
 
 ``protocol`` (the State every implementation keeps), ``rules`` (windows, buckets, which
-refusal wins), ``local`` (LocalState: this process), ``scripts`` and ``shared``
-(RedisState: one Lua script per decision), ``make`` (the state the settings ask for).
+refusal wins), ``local`` (LocalState: this process), ``scripts``, ``replies`` and
+``shared`` (RedisState: one Lua script per decision), ``make`` (the state the settings ask
+for).
 """
 
 from gateway.state.local import LocalState

@@ -41,8 +41,8 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar, get_args
-from urllib.parse import quote, unquote
+from typing import TypeVar
+from urllib.parse import quote
 
 import trio
 
@@ -52,13 +52,13 @@ from gateway.state.protocol import (
     Admitted,
     Ask,
     KeyRest,
-    LimitName,
     Refused,
     StateUnavailable,
     Ticket,
     Totals,
     Used,
 )
+from gateway.state.replies import LEDGER, read_admission, read_rest, read_totals
 from gateway.state.rules import WindowClock, remaining, settled_use, whole_seconds
 from gateway.state.scripts import ACQUIRE, ADMIT, RENEW, REST, SETTLE
 
@@ -73,8 +73,6 @@ DEFAULT_LEASE_S = 600.0
 WINDOW_GRACE_S = 3600
 #: Leases renewed per ``EVALSHA`` (a script runs alone in Redis: keep each one short).
 RENEW_BATCH = 1000
-_LEDGER = ("requests", "tokens_in", "tokens_out", "cached", "reasoning")
-_LIMITS: dict[bytes, LimitName] = {name.encode(): name for name in get_args(LimitName)}
 
 
 class _Down:
@@ -171,7 +169,7 @@ class RedisState:
         )
         with trio.CancelScope(shield=True):
             reply = await self._script(ADMIT, keys, args)
-        if isinstance(reply, _Down) or (decided := _admission(reply)) is None:
+        if isinstance(reply, _Down) or (decided := read_admission(reply)) is None:
             if not isinstance(reply, _Down):
                 self._went_down(f"unexpected reply to the admission script: {reply!r:.100}")
             return self._fallback().admit_nowait(ask)
@@ -235,12 +233,12 @@ class RedisState:
             return {}
         _, w = self._windows.now()
         commands = [
-            ("HMGET", self._window_key(key, window), *_LEDGER)
+            ("HMGET", self._window_key(key, window), *LEDGER)
             for key in keys
             for window in (w.day, w.month)
         ]
         replies = await self._shared(lambda: self._client.pipeline(commands))
-        if isinstance(replies, _Down) or (found := _totals(replies)) is None:
+        if isinstance(replies, _Down) or (found := read_totals(replies)) is None:
             if not isinstance(replies, _Down):
                 self._went_down("unexpected reply to HMGET of the usage windows")
             return await self._fallback().totals(keys)
@@ -293,7 +291,7 @@ class RedisState:
         wall = self._windows.wall()
         rests = []
         for field, value in zip(reply[::2], reply[1::2], strict=True):
-            rest = _rest(field, value)
+            rest = read_rest(field, value)
             if rest is not None and rest.until > wall:
                 rests.append(rest)
         return rests
@@ -396,50 +394,3 @@ class RedisState:
             else "refusing requests (503) until it is back (fail_open = false)"
         )
         _log.warning("Redis unreachable at %s: %s (%s)", self.where, then, why)
-
-
-def _number(value: Reply) -> float | None:
-    if isinstance(value, bytes | int):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _admission(reply: Reply) -> tuple[LimitName | None, int, float, float] | None:
-    """The admission script's answer: the refusing limit (None: admitted), the wait in ms
-    (-1: never), the rpm and tpm levels; None when the reply is not such an answer."""
-    if not isinstance(reply, list) or len(reply) != 5:
-        return None
-    status, name, wait_ms, rpm_level, tpm_level = reply
-    rpm, tpm = _number(rpm_level), _number(tpm_level)
-    if status not in (0, 1) or not isinstance(wait_ms, int) or rpm is None or tpm is None:
-        return None
-    limit = _LIMITS.get(name) if isinstance(name, bytes) else None
-    if status == 0 and limit is None:
-        return None
-    return (None if status == 1 else limit), wait_ms, rpm, tpm
-
-
-def _totals(replies: list[Reply]) -> list[Totals] | None:
-    out = []
-    for reply in replies:
-        if not isinstance(reply, list) or len(reply) != len(_LEDGER):
-            return None
-        values = [_number(v) if v is not None else 0.0 for v in reply]
-        if any(v is None for v in values):
-            return None
-        out.append(Totals(*(int(v or 0) for v in values)))
-    return out
-
-
-def _rest(field: Reply, value: Reply) -> KeyRest | None:
-    if not isinstance(field, bytes) or not isinstance(value, bytes):
-        return None
-    provider, _, key_id = field.decode("utf-8", "replace").partition("/")
-    until, _, strikes = value.decode("ascii", "replace").partition(" ")
-    try:
-        return KeyRest(unquote(provider), unquote(key_id), float(until), int(strikes))
-    except ValueError:
-        return None

@@ -22,8 +22,22 @@ from tests.redis_server import TLSFiles
 FAST = {"connect_timeout_s": 2.0, "command_timeout_s": 2.0}
 
 
-async def test_commands_and_pipelines(redis_server):
-    client = RedisClient(redis_server.url, **FAST)
+@pytest.fixture
+async def make_client():
+    """RedisClient(...), closed after the test (no socket left to the GC)."""
+    made: list[RedisClient] = []
+
+    def make(*args, **kwargs) -> RedisClient:
+        made.append(RedisClient(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+async def test_commands_and_pipelines(redis_server, make_client):
+    client = make_client(redis_server.url, **FAST)
     assert await client.execute("SET", "k", "v") == "OK"
     assert await client.execute("GET", "k") == b"v"
     assert await client.execute("GET", "missing") is None
@@ -45,16 +59,16 @@ async def test_commands_and_pipelines(redis_server):
         await client.execute("PING")
 
 
-async def test_a_bad_argument_fails_before_anything_is_sent(redis_server):
-    client = RedisClient(redis_server.url, **FAST)
+async def test_a_bad_argument_fails_before_anything_is_sent(redis_server, make_client):
+    client = make_client(redis_server.url, **FAST)
     with pytest.raises(TypeError):
         await client.execute("SET", "k", True)
     assert client.available
     assert redis_server.cli("EXISTS", "k") == "0"
 
 
-async def test_evalsha_loads_a_script_redis_lacks(redis_server):
-    client = RedisClient(redis_server.url, **FAST)
+async def test_evalsha_loads_a_script_redis_lacks(redis_server, make_client):
+    client = make_client(redis_server.url, **FAST)
     script = Script("return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}")
     assert await client.evalsha(script, ["c"], ["x"]) == [b"c", b"x", 1]
     assert await client.execute("SCRIPT", "EXISTS", script.sha) == [1]
@@ -65,35 +79,35 @@ async def test_evalsha_loads_a_script_redis_lacks(redis_server):
         await client.evalsha(Script("return redis.error_reply('ERR boom')"))
 
 
-async def test_auth_and_a_wrong_password(redis_factory):
+async def test_auth_and_a_wrong_password(redis_factory, make_client):
     server = redis_factory(password="hunter2-secret")
-    client = RedisClient(server.url, **FAST)
+    client = make_client(server.url, **FAST)
     assert await client.execute("PING") == "PONG"
-    wrong = RedisClient(f"redis://:wrong-hunter3@127.0.0.1:{server.port}", **FAST)
+    wrong = make_client(f"redis://:wrong-hunter3@127.0.0.1:{server.port}", **FAST)
     with pytest.raises(RedisAuthError) as info:
         await wrong.execute("PING")
     assert "refused the credentials" in str(info.value)
     assert "WRONGPASS" in str(info.value)
     assert "hunter" not in str(info.value)
     assert not wrong.available
-    none = RedisClient(f"redis://127.0.0.1:{server.port}", **FAST)
+    none = make_client(f"redis://127.0.0.1:{server.port}", **FAST)
     with pytest.raises(RedisAuthError, match="NOAUTH"):
         await none.execute("PING")
 
 
-async def test_a_user_and_a_database(redis_factory):
+async def test_a_user_and_a_database(redis_factory, make_client):
     server = redis_factory(extra=("--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all"))
-    client = RedisClient(f"redis://alice:alice-pw@127.0.0.1:{server.port}/3", **FAST)
+    client = make_client(f"redis://alice:alice-pw@127.0.0.1:{server.port}/3", **FAST)
     assert await client.execute("ACL", "WHOAMI") == b"alice"
     await client.execute("SET", "in-three", "yes")
     assert server.cli("-n", "3", "GET", "in-three") == "yes"
     assert server.cli("-n", "0", "EXISTS", "in-three") == "0"
-    bad_db = RedisClient(f"redis://alice:alice-pw@127.0.0.1:{server.port}/99999", **FAST)
+    bad_db = make_client(f"redis://alice:alice-pw@127.0.0.1:{server.port}/99999", **FAST)
     with pytest.raises(RedisAuthError, match="SELECT 99999"):
         await bad_db.execute("PING")
 
 
-async def test_tls(redis_factory, tmp_path):
+async def test_tls(redis_factory, tmp_path, make_client):
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     files = TLSFiles(tmp_path / "cert.pem", tmp_path / "key.pem")
@@ -102,21 +116,21 @@ async def test_tls(redis_factory, tmp_path):
     server = redis_factory(tls=files, password="tls-pw")
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    client = RedisClient(server.url, ssl_context=context, **FAST)
+    client = make_client(server.url, ssl_context=context, **FAST)
     assert server.url.startswith("rediss://")
     assert await client.execute("SET", "t", "over tls") == "OK"
     assert await client.execute("GET", "t") == b"over tls"
-    untrusting = RedisClient(server.url, **FAST)  # the system CAs do not know ours
+    untrusting = make_client(server.url, **FAST)  # the system CAs do not know ours
     with pytest.raises(RedisUnavailable, match=r"TLS with Redis at 127\.0\.0\.1"):
         await untrusting.execute("PING")
-    plain = RedisClient(f"redis://:tls-pw@127.0.0.1:{server.port}", **FAST)
+    plain = make_client(f"redis://:tls-pw@127.0.0.1:{server.port}", **FAST)
     with pytest.raises(RedisUnavailable):
         await plain.execute("PING")
 
 
-async def test_a_server_that_never_answers_times_out(nursery):
+async def test_a_server_that_never_answers_times_out(nursery, make_client):
     fake = await start_fake(nursery, never_answers)
-    client = RedisClient(fake.url, connect_timeout_s=1, command_timeout_s=0.2)
+    client = make_client(fake.url, connect_timeout_s=1, command_timeout_s=0.2)
     started = trio.current_time()
     with pytest.raises(RedisUnavailable, match=r"did not answer within 0\.2 s"):
         await client.execute("PING")
@@ -124,9 +138,9 @@ async def test_a_server_that_never_answers_times_out(nursery):
     assert not client.available
 
 
-async def test_callers_beyond_the_pool_wait_then_give_up(nursery):
+async def test_callers_beyond_the_pool_wait_then_give_up(nursery, make_client):
     fake = await start_fake(nursery, never_answers)
-    client = RedisClient(fake.url, max_connections=1, connect_timeout_s=0.2, command_timeout_s=5)
+    client = make_client(fake.url, max_connections=1, connect_timeout_s=0.2, command_timeout_s=5)
     async with trio.open_nursery() as inner:
         inner.start_soon(client.execute, "PING")  # holds the only connection
         await trio.sleep(0.05)
@@ -136,7 +150,7 @@ async def test_callers_beyond_the_pool_wait_then_give_up(nursery):
     assert fake.connections == 1
 
 
-async def test_a_command_cancelled_midway_never_leaves_its_reply_for_the_next(nursery):
+async def test_a_command_cancelled_midway_never_leaves_its_reply_for_the_next(nursery, make_client):
     async def answer(command):
         if command[0] == b"SLOW":
             await trio.sleep(0.3)
@@ -144,7 +158,7 @@ async def test_a_command_cancelled_midway_never_leaves_its_reply_for_the_next(nu
         return b"+" + command[0] + b"\r\n"
 
     fake = await start_fake(nursery, replying(answer))
-    client = RedisClient(fake.url, max_connections=1, **FAST)
+    client = make_client(fake.url, max_connections=1, **FAST)
     with trio.move_on_after(0.05) as scope:
         await client.execute("SLOW")
     assert scope.cancelled_caught
@@ -154,12 +168,12 @@ async def test_a_command_cancelled_midway_never_leaves_its_reply_for_the_next(nu
     assert client.available  # a cancellation is not Redis's failure
 
 
-async def test_garbage_from_the_server_closes_the_connection(nursery):
+async def test_garbage_from_the_server_closes_the_connection(nursery, make_client):
     async def answer(command):
         return b"?garbage\r\n" if command[0] == b"FIRST" else b"+OK\r\n"
 
     fake = await start_fake(nursery, replying(answer))
-    client = RedisClient(fake.url, backoff_s=(0.01, 0.01), **FAST)
+    client = make_client(fake.url, backoff_s=(0.01, 0.01), **FAST)
     with pytest.raises(RedisProtocolError, match="not a RESP2 reply"):
         await client.execute("FIRST")
     await trio.sleep(0.02)  # past the backoff
@@ -167,9 +181,9 @@ async def test_garbage_from_the_server_closes_the_connection(nursery):
     assert fake.connections == 2
 
 
-async def test_backoff_fails_fast_without_touching_the_network(nursery):
+async def test_backoff_fails_fast_without_touching_the_network(nursery, make_client):
     fake = await start_fake(nursery, hangs_up)
-    client = RedisClient(fake.url, backoff_s=(5.0, 5.0), **FAST)
+    client = make_client(fake.url, backoff_s=(5.0, 5.0), **FAST)
     with pytest.raises(RedisUnavailable, match="closed the connection"):
         await client.execute("PING")
     started = trio.current_time()
@@ -180,9 +194,9 @@ async def test_backoff_fails_fast_without_touching_the_network(nursery):
     assert fake.connections == 1
 
 
-async def test_backoff_grows_and_one_probe_ends_it(nursery):
+async def test_backoff_grows_and_one_probe_ends_it(nursery, make_client):
     fake = await start_fake(nursery, hangs_up)
-    client = RedisClient(fake.url, backoff_s=(0.05, 0.2), **FAST)
+    client = make_client(fake.url, backoff_s=(0.05, 0.2), **FAST)
     deadline = trio.current_time() + 1.0
     for _ in range(10_000):
         if trio.current_time() > deadline:
@@ -195,8 +209,8 @@ async def test_backoff_grows_and_one_probe_ends_it(nursery):
     assert 3 <= fake.connections <= 25
 
 
-async def test_restart_and_outage(redis_server):
-    client = RedisClient(redis_server.url, backoff_s=(0.02, 0.1), **FAST)
+async def test_restart_and_outage(redis_server, make_client):
+    client = make_client(redis_server.url, backoff_s=(0.02, 0.1), **FAST)
     assert await client.execute("SET", "a", 1) == "OK"
     redis_server.restart()
     # The pooled connection died with the old server: it is seen, not used.

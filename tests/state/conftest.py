@@ -50,15 +50,26 @@ class Rig:
         self.wall.now += seconds
 
 
-def make_redis_state(url: str, wall: Clock | None = None, **options) -> RedisState:
-    client = RedisClient(url, connect_timeout_s=2, command_timeout_s=2, backoff_s=(0.02, 0.1))
-    if wall is not None:
-        options["wall"] = wall
-    return RedisState(client, **options)
+@pytest.fixture
+async def make_redis_state():
+    """``make_redis_state(url, wall=None, **options)``: a RedisState with short timeouts and
+    backoff; every one is closed after the test (no socket left to the GC)."""
+    made: list[RedisState] = []
+
+    def make(url: str, wall: Clock | None = None, **options) -> RedisState:
+        client = RedisClient(url, connect_timeout_s=2, command_timeout_s=2, backoff_s=(0.02, 0.1))
+        if wall is not None:
+            options["wall"] = wall
+        made.append(RedisState(client, **options))
+        return made[-1]
+
+    yield make
+    for state in made:
+        await state.aclose()
 
 
 @pytest.fixture(params=["local", "redis"])
-async def rig(request, redis_factory):
+async def rig(request, redis_factory, make_redis_state):
     wall = Clock(NOON)
     if request.param == "local":
         mono = Clock(1000.0)
@@ -68,4 +79,3 @@ async def rig(request, redis_factory):
     state = make_redis_state(server.url, wall)
     yield Rig("redis", state, wall, None)
     assert state.up, "Redis went down during a semantics test"
-    await state.aclose()

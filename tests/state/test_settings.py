@@ -56,15 +56,17 @@ def test_make_state_without_redis_is_local():
     assert isinstance(make_state(StateConfig()), LocalState)
 
 
-async def test_make_state_with_redis(redis_server, caplog):
+async def test_make_state_with_redis(redis_server):
     state = make_state(StateConfig(redis_url=redis_server.url, key_prefix="made:"))
     assert isinstance(state, RedisState)
     assert state.where == f"127.0.0.1:{redis_server.port}"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(state.run)
-        assert isinstance(await state.admit(Ask("k", KeyLimits(rpm=1))), Admitted)
-        nursery.cancel_scope.cancel()
-    await state.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(state.run)
+            assert isinstance(await state.admit(Ask("k", KeyLimits(rpm=1))), Admitted)
+            nursery.cancel_scope.cancel()
+    finally:
+        await state.aclose()
     assert redis_server.cli("--scan", "--pattern", "made:*") == "made:rpm:k"
 
 

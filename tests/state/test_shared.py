@@ -9,7 +9,6 @@ import pytest
 import trio
 
 from gateway.state import Admitted, Ask, KeyLimits, Refused, StateUnavailable, Used
-from tests.state.conftest import make_redis_state
 
 LOGGER = "gateway.state"
 
@@ -32,7 +31,7 @@ def lines(caplog, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
-async def test_two_processes_share_one_limit(redis_server):
+async def test_two_processes_share_one_limit(redis_server, make_redis_state):
     one, two = make_redis_state(redis_server.url), make_redis_state(redis_server.url)
     results = []
     for state in (one, two, one, two, one):
@@ -49,7 +48,7 @@ async def test_two_processes_share_one_limit(redis_server):
     assert await two.acquire_provider("p", 1) is None
 
 
-async def test_prefixes_keep_gateways_apart(redis_server):
+async def test_prefixes_keep_gateways_apart(redis_server, make_redis_state):
     one = make_redis_state(redis_server.url, prefix="blue:")
     two = make_redis_state(redis_server.url, prefix="green:")
     assert isinstance(await one.admit(ask(rpm=1)), Admitted)
@@ -59,7 +58,7 @@ async def test_prefixes_keep_gateways_apart(redis_server):
     assert all(k.startswith(("blue:", "green:")) for k in keys)
 
 
-async def test_names_cannot_reach_into_other_keys(redis_server):
+async def test_names_cannot_reach_into_other_keys(redis_server, make_redis_state):
     state = make_redis_state(redis_server.url)
     names = ["a", "a:rpm", "a:2026-12-07", "x/y", "{tag}", "with space", "ünï", "a%3A"]
     for name in names:
@@ -79,7 +78,9 @@ async def test_names_cannot_reach_into_other_keys(redis_server):
     assert all(totals[n]["day"].requests == 1 for n in names)
 
 
-async def test_outage_fail_open_serves_locally_and_logs_once_each_way(redis_server, caplog):
+async def test_outage_fail_open_serves_locally_and_logs_once_each_way(
+    redis_server, caplog, make_redis_state
+):
     caplog.set_level(logging.DEBUG)
     state = make_redis_state(redis_server.url)
     shared = await state.admit(ask(concurrency=5))
@@ -115,7 +116,7 @@ async def test_outage_fail_open_serves_locally_and_logs_once_each_way(redis_serv
     assert len(lines(caplog, "Redis unreachable")) == 1
 
 
-async def test_outage_fail_closed_raises_state_unavailable(redis_server, caplog):
+async def test_outage_fail_closed_raises_state_unavailable(redis_server, caplog, make_redis_state):
     state = make_redis_state(redis_server.url, fail_open=False)
     held = await state.admit(ask(concurrency=1))
     redis_server.stop()
@@ -141,7 +142,7 @@ async def test_outage_fail_closed_raises_state_unavailable(redis_server, caplog)
     assert state.up
 
 
-async def test_no_password_in_any_log_line(redis_factory, caplog):
+async def test_no_password_in_any_log_line(redis_factory, caplog, make_redis_state):
     caplog.set_level(logging.DEBUG)
     server = redis_factory(password="pw-4f7a9-never-logged")
     state = make_redis_state(server.url)
@@ -159,7 +160,7 @@ async def test_no_password_in_any_log_line(redis_factory, caplog):
     assert "pw-" not in text
 
 
-async def test_leases_are_renewed_while_held_and_expire_when_not(redis_server):
+async def test_leases_are_renewed_while_held_and_expire_when_not(redis_server, make_redis_state):
     alive = make_redis_state(redis_server.url, lease_s=1.0, check_s=0.05)
     dead = make_redis_state(redis_server.url, lease_s=1.0)  # never runs: a process that died
     other = make_redis_state(redis_server.url)
@@ -181,7 +182,7 @@ async def test_leases_are_renewed_while_held_and_expire_when_not(redis_server):
     assert lost.ticket.shared
 
 
-async def test_run_notices_an_outage_and_the_return_without_traffic(redis_server):
+async def test_run_notices_an_outage_and_the_return_without_traffic(redis_server, make_redis_state):
     state = make_redis_state(redis_server.url, check_s=0.05)
     async with trio.open_nursery() as nursery:
         await nursery.start(state.run)
@@ -201,7 +202,7 @@ async def test_run_notices_an_outage_and_the_return_without_traffic(redis_server
         nursery.cancel_scope.cancel()
 
 
-async def test_a_cancelled_admission_is_taken_back(redis_server):
+async def test_a_cancelled_admission_is_taken_back(redis_server, make_redis_state):
     state = make_redis_state(redis_server.url)
     with trio.CancelScope() as scope:
         scope.cancel()  # cancelled before the answer can be used
@@ -215,7 +216,9 @@ async def test_a_cancelled_admission_is_taken_back(redis_server):
     assert await state.acquire_provider("p", 1) is not None
 
 
-async def test_an_admission_during_the_outage_is_settled_where_it_was_made(redis_server):
+async def test_an_admission_during_the_outage_is_settled_where_it_was_made(
+    redis_server, make_redis_state
+):
     state = make_redis_state(redis_server.url)
     redis_server.stop()
     local = await state.admit(ask(concurrency=1))
@@ -229,3 +232,25 @@ async def test_an_admission_during_the_outage_is_settled_where_it_was_made(redis
     redis_server.stop()
     assert isinstance(await state.admit(ask(concurrency=1)), Admitted)
     assert await state.acquire_provider("p", 1) is not None
+
+
+async def test_keys_of_the_wrong_type_are_an_outage_not_a_crash(
+    redis_server, caplog, make_redis_state
+):
+    state = make_redis_state(redis_server.url)
+    redis_server.cli("SET", "gateway:rpm:team-a", "not a hash")
+    today = (await state.admit(ask("other"))).ticket.day
+    redis_server.cli("SET", f"gateway:use:team-a:{today}", "not a hash either")
+    result = await state.admit(ask(rpm=5))
+    assert isinstance(result, Admitted)  # served on local limits
+    assert not result.ticket.shared
+    assert not state.up
+    assert "it answered an error: " in lines(caplog, "Redis unreachable")[0]
+    assert "WRONGTYPE" in lines(caplog, "Redis unreachable")[0]
+    redis_server.cli("DEL", "gateway:rpm:team-a")
+    await until_up(state)
+    assert (await state.totals(["team-a"]))["team-a"]["day"].requests == 0  # locally: none
+    assert not state.up  # the window's hash is not a hash: totals could not be read
+    strict = make_redis_state(redis_server.url, fail_open=False)
+    with pytest.raises(StateUnavailable):
+        await strict.totals(["team-a"])
