@@ -55,10 +55,11 @@ class _Bucket:
 
 @attrs.define
 class _Window:
-    """One key's use in one window: the budget's charge and the ledger."""
+    """One key's use in one window: the ledger, and the estimates admitted and not yet
+    settled (``pending``); a budget's use is ``tokens_in + tokens_out + pending``."""
 
     name: str
-    charged: int = 0
+    pending: int = 0
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -67,6 +68,10 @@ class _Window:
 
     def totals(self) -> Totals:
         return Totals(self.requests, self.tokens_in, self.tokens_out, self.cached, self.reasoning)
+
+    @property
+    def spent(self) -> int:
+        return self.tokens_in + self.tokens_out + self.pending
 
     def count(self, used: Used) -> None:
         self.requests += 1
@@ -153,7 +158,7 @@ class LocalState:
             waits.append(("tpm", bucket_wait(tpm_level, cost_of(tokens), limits.tpm)))
         day = state.window("day", windows.day)
         month = state.window("month", windows.month)
-        waits += _budget_waits(ask, day.charged, month.charged, windows)
+        waits += _budget_waits(ask, day.spent, month.spent, windows)
         shown_rpm = remaining(rpm_level) if limits.rpm is not None else None
         shown_tpm = remaining(tpm_level) if limits.tpm is not None else None
         refusal = worst_refusal(waits)
@@ -165,8 +170,10 @@ class LocalState:
         if state.tpm is not None:
             state.tpm.tokens -= tokens
             shown_tpm = remaining(state.tpm.tokens)
-        day.charged += tokens
-        month.charged += tokens
+        if limits.tokens_per_day is not None:
+            day.pending += tokens
+        if limits.tokens_per_month is not None:
+            month.pending += tokens
         lease = None
         if limits.concurrency is not None:
             lease = f"{next(self._lease_ids):x}"
@@ -190,10 +197,11 @@ class LocalState:
             capacity = ticket.limits.tpm
             state.tpm = _refilled(state.tpm, capacity, self._clock())
             state.tpm.tokens = min(float(capacity), state.tpm.tokens - delta)
-        if delta:
-            for window in (state.day, state.month):
-                if window.name in (ticket.day, ticket.month):
-                    window.charged += delta
+        limits = ticket.limits
+        if limits.tokens_per_day is not None and state.day.name == ticket.day:
+            state.day.pending = max(0, state.day.pending - ticket.reserved)
+        if limits.tokens_per_month is not None and state.month.name == ticket.month:
+            state.month.pending = max(0, state.month.pending - ticket.reserved)
         if count:
             _, windows = self._windows.now()
             state.window("day", windows.day).count(used)

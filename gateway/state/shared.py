@@ -6,11 +6,12 @@ Theory of operation:
   the key and charges all of them or none; ``settle`` one that corrects the charge,
   releases the lease and counts the ledger; a provider slot one (``ACQUIRE``) and a
   ``ZREM``. The scripts and their clocks: gateway/state/scripts.py.
-* **Keys**: ``<prefix>rpm:<key>``, ``tpm:``, ``conc:``, ``use:<key>:<window>``,
-  ``prov:<provider>``, ``rests``. Names are percent-encoded (``:`` too), so no name can
-  reach into another's keys; they are configured names, so the key space is bounded, and
-  every key expires (buckets when full again, windows an hour after they end, lease sets
-  a minute after their last lease, rests with the longest one).
+* **Keys**: ``<prefix>bucket:<key>``, ``conc:<key>``, ``use:<key>:<window>``,
+  ``prov:<provider>``, ``rests`` (what each holds: gateway/state/scripts.py). Names are
+  percent-encoded (``:`` too), so no name can reach into another's keys; they are
+  configured names, so the key space is bounded, and every key expires (buckets when
+  full again, windows an hour after they end, lease sets a minute after their last
+  lease, rests with the longest one).
 * **Leases expire** ``lease_s`` (600 s) after they were taken or last renewed; this
   process renews its live ones in the background (:meth:`RedisState.run`, every
   ``lease_s / 4``), so a long stream keeps its slot and the slots of a process that died
@@ -147,8 +148,7 @@ class RedisState:
         _, w = self._windows.now()
         lease = f"{self._owner}.{next(self._ids):x}" if limits.concurrency is not None else ""
         keys = (
-            self._key("rpm", ask.key),
-            self._key("tpm", ask.key),
+            self._key("bucket", ask.key),
             self._key("conc", ask.key),
             self._window_key(ask.key, w.day),
             self._window_key(ask.key, w.month),
@@ -181,7 +181,7 @@ class RedisState:
             return Refused(limit, whole_seconds(wait), shown_rpm, shown_tpm)
         ticket = Ticket(ask.key, limits, tokens, lease or None, w.day, w.month, shared=True)
         if lease:
-            self._hold(keys[2], lease)
+            self._hold(keys[1], lease)
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
         except trio.Cancelled:
@@ -205,9 +205,10 @@ class RedisState:
             used, delta = settled_use(ticket, used)
         else:
             used, delta = Used(), -ticket.reserved
+        limits = ticket.limits
         _, w = self._windows.now()
         keys = (
-            self._key("tpm", ticket.key),
+            self._key("bucket", ticket.key),
             conc,
             self._window_key(ticket.key, ticket.day),
             self._window_key(ticket.key, ticket.month),
@@ -215,7 +216,8 @@ class RedisState:
             self._window_key(ticket.key, w.month),
         )
         args = (
-            _limit(ticket.limits.tpm),
+            _limit(limits.rpm),
+            _limit(limits.tpm),
             delta,
             ticket.lease or "",
             int(count),
@@ -223,6 +225,8 @@ class RedisState:
             used.tokens_out,
             used.cached,
             used.reasoning,
+            ticket.reserved if limits.tokens_per_day is not None else 0,  # pending to take off
+            ticket.reserved if limits.tokens_per_month is not None else 0,
             _ttl(w.day_left_s),
             _ttl(w.month_left_s),
         )

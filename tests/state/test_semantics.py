@@ -131,6 +131,25 @@ async def test_a_month_budget_spans_days(rig):
     assert ok.ticket.month == "2027-01"
 
 
+async def test_a_budget_set_in_mid_window_counts_what_the_window_used(rig):
+    first = await admitted(rig, ask(tokens=100))  # no budget yet
+    await rig.state.settle(first.ticket, Used(tokens_in=600, tokens_out=300))
+    no = await refused(rig, ask(tokens=200, tokens_per_day=1000))  # 900 + 200 > 1000
+    assert no.limit == "tokens_per_day"
+    await admitted(rig, ask(tokens=100, tokens_per_day=1000))
+
+
+async def test_a_request_settled_the_next_day(rig):
+    rig.step_wall(12 * 3600 - 1)  # 23:59:59
+    late = await admitted(rig, ask(tokens=600, tokens_per_day=1000))
+    assert (await refused(rig, ask(tokens=600, tokens_per_day=1000))).retry_after_s == 1
+    rig.step_wall(2)  # the next day
+    await rig.state.settle(late.ticket, Used(tokens_in=10))
+    totals = await rig.state.totals(["team-a"])
+    assert totals["team-a"]["day"] == Totals(requests=1, tokens_in=10)  # counted when it ended
+    await admitted(rig, ask(tokens=990, tokens_per_day=1000))  # 10 spent today
+
+
 async def test_the_limit_that_frees_last_is_named(rig):
     await admitted(rig, ask(tokens=10, rpm=1, tokens_per_day=10))
     no = await refused(rig, ask(tokens=5, rpm=1, tokens_per_day=10))

@@ -67,7 +67,7 @@ async def test_make_state_with_redis(redis_server):
             nursery.cancel_scope.cancel()
     finally:
         await state.aclose()
-    assert redis_server.cli("--scan", "--pattern", "made:*") == "made:rpm:k"
+    assert redis_server.cli("--scan", "--pattern", "made:*") == "made:bucket:k"
 
 
 async def test_local_state_runs_and_closes_like_the_shared_one():

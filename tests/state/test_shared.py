@@ -67,10 +67,10 @@ async def test_names_cannot_reach_into_other_keys(redis_server, make_redis_state
         await state.settle(result.ticket, Used(tokens_in=1))
     await state.acquire_provider("prov:x", 1)
     shape = re.compile(
-        r"gateway:(rpm|tpm|conc|prov):[^:\s]+|gateway:use:[^:\s]+:\d{4}-\d{2}(-\d{2})?"
+        r"gateway:(bucket|conc|prov):[^:\s]+|gateway:use:[^:\s]+:\d{4}-\d{2}(-\d{2})?"
     )
     keys = redis_server.cli("--scan").split("\n")
-    assert len(keys) == 4 * len(names) + 1  # rpm, tpm, the day and the month; the provider
+    assert len(keys) == 3 * len(names) + 1  # the buckets, the day, the month; the provider
     for key in keys:
         assert shape.fullmatch(key), key
         assert int(redis_server.cli("TTL", key)) > 0, key  # every key expires on its own
@@ -238,7 +238,7 @@ async def test_keys_of_the_wrong_type_are_an_outage_not_a_crash(
     redis_server, caplog, make_redis_state
 ):
     state = make_redis_state(redis_server.url)
-    redis_server.cli("SET", "gateway:rpm:team-a", "not a hash")
+    redis_server.cli("SET", "gateway:bucket:team-a", "not a hash")
     today = (await state.admit(ask("other"))).ticket.day
     redis_server.cli("SET", f"gateway:use:team-a:{today}", "not a hash either")
     result = await state.admit(ask(rpm=5))
@@ -247,7 +247,7 @@ async def test_keys_of_the_wrong_type_are_an_outage_not_a_crash(
     assert not state.up
     assert "it answered an error: " in lines(caplog, "Redis unreachable")[0]
     assert "WRONGTYPE" in lines(caplog, "Redis unreachable")[0]
-    redis_server.cli("DEL", "gateway:rpm:team-a")
+    redis_server.cli("DEL", "gateway:bucket:team-a")
     await until_up(state)
     assert (await state.totals(["team-a"]))["team-a"]["day"].requests == 0  # locally: none
     assert not state.up  # the window's hash is not a hash: totals could not be read
