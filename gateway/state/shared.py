@@ -3,7 +3,8 @@
 Theory of operation:
 
 * **One round trip per decision.** ``admit`` is one ``EVALSHA`` that checks every limit of
-  the key and charges all of them or none; ``settle`` one that corrects the charge,
+  the key and charges all of them or none (none for a key without limits: nothing to
+  check, so no round trip, also during an outage); ``settle`` one that corrects the charge,
   releases the lease and counts the ledger; a provider slot one (``ACQUIRE``) and a
   ``ZREM``. The scripts and their clocks: gateway/state/scripts.py.
 * **Keys**: ``<prefix>bucket:<key>``, ``conc:<key>``, ``use:<key>:<window>``,
@@ -52,6 +53,7 @@ from gateway.state.local import LocalState
 from gateway.state.protocol import (
     Admitted,
     Ask,
+    KeyLimits,
     KeyRest,
     Refused,
     StateUnavailable,
@@ -74,6 +76,9 @@ DEFAULT_LEASE_S = 600.0
 WINDOW_GRACE_S = 3600
 #: Leases renewed per ``EVALSHA`` (a script runs alone in Redis: keep each one short).
 RENEW_BATCH = 1000
+
+
+_NO_LIMITS = KeyLimits()
 
 
 class _Down:
@@ -146,6 +151,9 @@ class RedisState:
     async def admit(self, ask: Ask) -> Admitted | Refused:
         limits, tokens = ask.limits, ask.tokens
         _, w = self._windows.now()
+        if limits == _NO_LIMITS:  # nothing to check: no round trip (settle counts the ledger)
+            ticket = Ticket(ask.key, limits, tokens, None, w.day, w.month, shared=self._up)
+            return Admitted(ticket)
         lease = f"{self._owner}.{next(self._ids):x}" if limits.concurrency is not None else ""
         keys = (
             self._key("bucket", ask.key),

@@ -21,7 +21,7 @@ async def until_up(state, limit_s: float = 5.0) -> None:
     """Call the state until it finds Redis again (bounded)."""
     with trio.fail_after(limit_s):
         for _ in range(10_000):
-            await state.admit(ask("probe"))
+            await state.admit(ask("probe", rpm=10**6))
             if state.up:
                 return
             await trio.sleep(0.02)
@@ -121,7 +121,7 @@ async def test_outage_fail_closed_raises_state_unavailable(redis_server, caplog,
     held = await state.admit(ask(concurrency=1))
     redis_server.stop()
     with pytest.raises(StateUnavailable, match=f"Redis at 127.0.0.1:{redis_server.port}"):
-        await state.admit(ask())
+        await state.admit(ask(rpm=10))
     with pytest.raises(StateUnavailable):
         await state.acquire_provider("p", 1)
     with pytest.raises(StateUnavailable):
@@ -135,7 +135,7 @@ async def test_outage_fail_closed_raises_state_unavailable(redis_server, caplog,
     with trio.fail_after(5):
         for _ in range(10_000):
             try:
-                await state.admit(ask())
+                await state.admit(ask(rpm=10))
                 break
             except StateUnavailable:
                 await trio.sleep(0.02)
@@ -152,7 +152,7 @@ async def test_no_password_in_any_log_line(redis_factory, caplog, make_redis_sta
     server.start()
     await until_up(state)
     wrong = make_redis_state(f"redis://:pw-other-never-logged@127.0.0.1:{server.port}")
-    await wrong.admit(ask())
+    await wrong.admit(ask(rpm=10))
     assert not wrong.up
     assert "refused the credentials" in lines(caplog, "Redis unreachable")[-1]
     text = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
@@ -254,3 +254,14 @@ async def test_keys_of_the_wrong_type_are_an_outage_not_a_crash(
     strict = make_redis_state(redis_server.url, fail_open=False)
     with pytest.raises(StateUnavailable):
         await strict.totals(["team-a"])
+
+
+async def test_a_key_without_limits_costs_no_round_trip_to_admit(redis_server, make_redis_state):
+    state = make_redis_state(redis_server.url)
+    for _ in range(5):
+        result = await state.admit(ask(tokens=10))
+        assert isinstance(result, Admitted)
+        await state.settle(result.ticket, Used(tokens_in=3))
+    stats = redis_server.cli("INFO", "commandstats")
+    assert "cmdstat_evalsha:calls=5," in stats  # the five settlements only
+    assert (await state.totals(["team-a"]))["team-a"]["day"].tokens_in == 15
