@@ -95,7 +95,8 @@ def _encoded(name: str) -> str:
 
 
 def _limit(value: int | None) -> int:
-    return -1 if value is None else value
+    """A limit as the scripts take it: -1 none, 0 (or less) nothing ever fits."""
+    return -1 if value is None else max(value, 0)
 
 
 def _ttl(left_s: float) -> int:

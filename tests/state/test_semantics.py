@@ -89,6 +89,8 @@ async def test_an_estimate_larger_than_the_whole_limit_never_fits(rig):
     no = await refused(rig, ask(tokens=60, tokens_per_month=50))
     assert (no.limit, no.retry_after_s) == ("tokens_per_month", None)
     assert (await refused(rig, ask(rpm=0))).retry_after_s is None
+    for limits in ({"rpm": -1}, {"tpm": -5}, {"concurrency": 0}, {"tokens_per_day": -1}):
+        assert (await refused(rig, ask(**limits))).retry_after_s is None, limits
 
 
 async def test_concurrency_is_held_until_settled(rig):
