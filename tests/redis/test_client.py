@@ -138,6 +138,18 @@ async def test_a_server_that_never_answers_times_out(nursery, make_client):
     assert not client.available
 
 
+@pytest.mark.parametrize("scheme", ["rediss", "redis"])
+async def test_a_login_that_never_ends_times_out(nursery, make_client, scheme):
+    # TLS handshake (rediss) or AUTH (redis with a password) unanswered: the connect bound.
+    fake = await start_fake(nursery, never_answers)
+    url = f"{scheme}://:pw@127.0.0.1:{fake.port}"
+    client = make_client(url, connect_timeout_s=0.2, command_timeout_s=5)
+    started = trio.current_time()
+    with pytest.raises(RedisUnavailable, match=r"no connection to Redis at .* within 0\.2 s"):
+        await client.execute("PING")
+    assert trio.current_time() - started < 2
+
+
 async def test_callers_beyond_the_pool_wait_then_give_up(nursery, make_client):
     fake = await start_fake(nursery, never_answers)
     client = make_client(fake.url, max_connections=1, connect_timeout_s=0.2, command_timeout_s=5)
