@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import attrs
+import trio
 
 from gateway.errors import ErrorKind, GatewayError
 
@@ -208,6 +209,12 @@ class State(Protocol):
     @property
     def up(self) -> bool:
         """The shared store answers (always True for a local state)."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Its background work (lease renewal, watching Redis), for the app's nursery."""
+
+    async def aclose(self) -> None:
+        """Close its connections (after :meth:`run` ended)."""
 
     async def admit(self, ask: Ask) -> Admitted | Refused:
         """Check and charge every limit of ``ask.key`` at once (all or nothing).
