@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 if TYPE_CHECKING:
     from gateway.config import ServerConfig
@@ -42,6 +43,8 @@ class ServerContext:
         admission: the memory the requests in flight hold (gateway.server.admission).
         slots: the connection cap and the idle connections (gateway.server.slots).
         draining: the server is shutting down: finish the response, then close.
+        drain_started: set when ``draining`` turns true (:meth:`start_draining`):
+            what a WebSocket session waits on to close with 1001 (websocket.py).
     """
 
     settings: ServerConfig
@@ -52,3 +55,9 @@ class ServerContext:
     admission: Admission
     slots: ConnectionSlots
     draining: bool = False
+    drain_started: trio.Event = attrs.field(factory=trio.Event)
+
+    def start_draining(self) -> None:
+        """The listeners closed: connections finish what they do, then close."""
+        self.draining = True
+        self.drain_started.set()
