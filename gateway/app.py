@@ -27,6 +27,7 @@ from gateway.logs import dropped_log_records, flush_logging
 from gateway.metrics import Metrics
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
+from gateway.proxy.realtime import REALTIME_PATH, Realtime
 from gateway.record import CallRecord
 from gateway.routing import RegistryCatalog
 from gateway.server.listen import Server, open_listeners, tls_context
@@ -98,6 +99,8 @@ class App:
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
         )
+        # The Realtime WebSocket relay shares the proxy's keys, turns and metrics.
+        self.realtime = Realtime(self.proxy) if self.proxy is not None else None
         self.server = Server(
             config,
             Router(self.routes()),
@@ -128,6 +131,10 @@ class App:
                 watch = endpoint.read is not None
                 dialect = DIALECTS[fmt.name]
                 routes.append(Route(endpoint.method, endpoint.path, handler, dialect, watch))
+        if self.realtime is not None:  # OpenAI's Realtime API: the default format's errors
+            routes.append(
+                Route("GET", REALTIME_PATH, self.realtime.handle, DEFAULT, websocket=True)
+            )
         return routes
 
     # -- endpoints of the formats ----------------------------------------------------------

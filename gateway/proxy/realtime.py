@@ -1,0 +1,425 @@
+"""The Realtime relay: ``GET /v1/realtime?model=...`` upgraded to a WebSocket.
+
+Theory of operation (design.md, "Client keys, limits, CORS, secrets": Realtime):
+
+1. The ``model`` query parameter is checked like every model name
+   (gateway.catalog) and routes like any model (gateway.routing, on the
+   snapshot the session takes at its start, with the alias's round-robin
+   turn). Its targets whose provider has a ``realtime_url`` are tried in
+   order, fallbacks included. A model that routes nowhere is a 404; one whose
+   providers have no ``realtime_url`` a 400 naming the first. These refusals,
+   like every failure below, come before the client's WebSocket is accepted:
+   an HTTP error in the client's format, never a 101.
+2. The edge's admission (``admit``: client key, allow-list, limits), when the
+   app gives one, comes next, before any provider is contacted; what it
+   returns is awaited when the session ends, with the session's record.
+3. Each target gets up to ``retry.retries + 1`` handshakes, each with the key
+   the proxy chooses (the proxy's KeyPool: a key that HTTP calls rested rests
+   here too, and the other way round; the client's own credential under
+   ``forward_client_key``). The URL is ``realtime_url`` with the file's
+   ``query`` and ``model=<upstream name>`` added (gateway.urls.query_value: one
+   encoded value whatever the client named); the headers are ``x-request-id``,
+   the client headers the provider's format forwards (``OpenAI-Beta:
+   realtime=v1``), the file's headers and the key in the header its format
+   uses (gateway.proxy.upstream_request). TCP, TLS (``tls_verify``) and the
+   WebSocket handshake together get ``timeouts.connect``. A refused handshake
+   is read by the provider's format and judged by the failure table
+   (gateway.failures) like an HTTP answer: 401/403 rest the key and the next
+   try takes another, 429 rests it, 5xx, connect errors and timeouts retry and
+   fall back, 400/404 end the session with the provider's status. The message
+   the client finally gets is cleaned of secrets.
+4. Then the client's upgrade is accepted (a 101 carrying ``x-gateway-provider``)
+   and the two WebSockets are relayed (ws_relay.py) until a side closes or the
+   server drains.
+
+The session is one request in the access line and the metrics: status 101,
+its duration the session's, its bytes the message bytes sent to the client,
+its CallRecord the model, provider, upstream model and retries. Token usage is
+not read from realtime events. Not supported: ``HTTPS_PROXY`` for the
+WebSocket upstream (it is reached directly), subprotocols (none are offered
+upstream or selected), compression extensions.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import sys
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+import trio_websocket
+
+from gateway.catalog import check_model_name
+from gateway.convert.provider_errors import unreadable_error
+from gateway.errors import BadRequest, GatewayError, Unauthorized, UpstreamError
+from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
+from gateway.formats import FORMATS
+from gateway.frontends import query_params
+from gateway.keys import AllResting, UseKey
+from gateway.proxy.upstream_request import (
+    client_credential,
+    client_credential_if_forwarded,
+    forwarded_headers,
+    with_key,
+)
+from gateway.proxy.ws_relay import BROKEN, GOING_AWAY, Relay
+from gateway.record import CallRecord
+from gateway.routing import Target, route
+from gateway.server.sockets import READ_SIZE
+from gateway.server.websocket import MAX_MESSAGE_BYTES, MESSAGE_QUEUE_SIZE
+from gateway.urls import query_value
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
+if TYPE_CHECKING:
+    from gateway.proxy.service import Proxy
+    from gateway.redact import Redactor
+    from gateway.server.exchange import Exchange, Upgrade
+    from gateway.transformers.model import Transformer
+
+__all__ = ["REALTIME_PATH", "Admit", "Realtime", "Settle", "realtime_url"]
+
+LOG = logging.getLogger("gateway.proxy")
+
+#: The endpoint (design.md, "Front-end endpoints").
+REALTIME_PATH = "/v1/realtime"
+#: The longest wait for the edge's settlement when a session ends (shielded).
+SETTLE_TIMEOUT_S = 5.0
+
+_Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
+
+#: Called when a session ends, with its record (shielded, bounded by SETTLE_TIMEOUT_S).
+Settle = Callable[[CallRecord], Awaitable[None]]
+#: The edge's admission of a session: ``(exchange, model)`` before any provider is
+#: contacted; raises a GatewayError to refuse (answered in the client's format, no 101).
+Admit = Callable[["Exchange", str], Awaitable[Settle]]
+
+
+def realtime_url(t: Transformer, upstream_model: str) -> str:
+    """``t``'s ``realtime_url`` with the file's query and ``model=<upstream_model>``.
+
+    The model is one encoded query value (gateway.urls): ``&``, ``#`` or ``/..``
+    in it cannot add a parameter, cut the query or reach another path.
+    """
+    assert t.realtime_url is not None
+    query = urllib.parse.urlencode(t.query)
+    if query:
+        query += "&"
+    query += "model=" + query_value(upstream_model)
+    base = t.realtime_url
+    return base + ("&" if "?" in base else "?") + query
+
+
+@attrs.frozen
+class _Address:
+    """Where a ``ws://`` or ``wss://`` URL points."""
+
+    host: str
+    port: int
+    resource: str
+    host_header: str
+    tls: bool
+
+    @classmethod
+    def of(cls, url: str) -> _Address:
+        parts = urllib.parse.urlsplit(url)
+        tls = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if tls else 80)
+        shown = f"[{host}]" if ":" in host else host
+        host_header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, resource, host_header, tls)
+
+
+class _Exhausted(Exception):
+    """A target has no tries left; ``failure`` says why and whether to fall back."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.error.message)
+        self.failure = failure
+
+
+class _Failed(Exception):
+    """A handshake failed before the provider answered it (connect, TLS, timeout)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.error.message)
+        self.failure = failure
+
+
+class Realtime:
+    """The ``/v1/realtime`` endpoint. Owned by the app, beside the proxy it shares keys with.
+
+    Args:
+        proxy: the HTTP proxy: the registry, key pool, round-robin turns,
+            redactors and metrics the sessions share with it.
+        admit: the edge's admission (client keys, limits), or None (open).
+    """
+
+    def __init__(self, proxy: Proxy, *, admit: Admit | None = None) -> None:
+        self.proxy = proxy
+        self.admit = admit
+        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+
+    async def handle(self, ex: Exchange) -> None:
+        """Serve one session: refuse it (a GatewayError), or relay it until it ends."""
+        upgrade = ex.upgrade
+        if upgrade is None:
+            raise RuntimeError("the realtime endpoint must be a websocket route")
+        record = ex.facts = CallRecord(client_format=ex.dialect.name)
+        model = query_params(ex.request).get("model", "")
+        if not model:
+            raise BadRequest(f"Name the model: {REALTIME_PATH}?model=MODEL.")
+        record.model = check_model_name(model)
+        snapshot = self.proxy.registry.current
+        redactor = self.proxy.redactor(snapshot)
+        targets = route(model, snapshot, turn=self.proxy.turn(model))
+        served = [t for t in targets if t.transformer.realtime_url]
+        if not served:
+            name = targets[0].transformer.name
+            raise BadRequest(
+                f"Provider {name!r}, which serves {model!r}, has no realtime_url: "
+                "it offers no Realtime WebSocket through this gateway."
+            )
+        settle = await self.admit(ex, model) if self.admit is not None else None
+        metrics = self.proxy.metrics
+        if metrics is not None:
+            metrics.inflight.inc()
+        try:
+            await self._targets(ex, upgrade, tuple(served), redactor)
+        finally:
+            if metrics is not None:
+                metrics.inflight.dec()
+            if settle is not None:
+                with trio.move_on_after(SETTLE_TIMEOUT_S, shield=True):
+                    await settle(record)
+
+    async def _targets(
+        self, ex: Exchange, upgrade: Upgrade, targets: tuple[Target, ...], redactor: Redactor
+    ) -> None:
+        error: GatewayError | None = None
+        for target in targets:
+            try:
+                await self._target(ex, upgrade, target, redactor)
+                return
+            except _Exhausted as exc:
+                error = exc.failure.error
+                if not exc.failure.fallback:
+                    break
+        assert error is not None
+        forwarded = client_credential_if_forwarded(ex, targets)
+        if forwarded:
+            redactor = redactor.with_secrets([forwarded])
+        error.message = redactor.text(error.message)
+        error.args = (error.message,)
+        raise error
+
+    async def _target(
+        self, ex: Exchange, upgrade: Upgrade, target: Target, redactor: Redactor
+    ) -> None:
+        """Up to ``retry.retries + 1`` handshakes with ``target``; the session on success.
+
+        Raises:
+            _Exhausted: no handshake succeeded.
+        """
+        t = target.transformer
+        record = ex.facts
+        assert isinstance(record, CallRecord)
+        record.provider, record.upstream_model = t.name, target.upstream_model
+        if t.keys_missing:
+            unset = Unauthorized(t.missing_keys_message())
+            raise _Exhausted(Failure(unset, retry=False, fallback=True))
+        if t.forward_client_key:
+            credential = client_credential(ex)
+            if credential:
+                redactor = redactor.with_secrets([credential])
+        url = realtime_url(t, target.upstream_model)
+        headers = forwarded_headers(ex, t)  # a client value unfit for a header: 400, now
+        last: Failure | None = None
+        for n in range(t.retry.retries + 1):
+            choice = self.proxy.choose_key(ex, t)
+            if isinstance(choice, AllResting):
+                raise _Exhausted(last or self.proxy.resting_failure(t, choice))
+            key = choice.key if isinstance(choice, UseKey) else None
+            failure = await self._try(ex, upgrade, t, url, with_key(headers, t, key), redactor)
+            pooled = key if isinstance(choice, UseKey) and choice.pooled else None
+            if failure is None:
+                if pooled:
+                    self.proxy.keys.succeeded(t, pooled)
+                return
+            record.retries = n
+            self._failed(ex, t, failure, n, pooled)
+            if not failure.retry:
+                raise _Exhausted(failure)
+            last = failure
+            if n < t.retry.retries:
+                await trio.sleep(self.proxy.retry_delay(t, failure, n))
+        assert last is not None
+        raise _Exhausted(last)
+
+    def _failed(
+        self, ex: Exchange, t: Transformer, failure: Failure, n: int, key: str | None
+    ) -> None:
+        """Count, log and (when the provider refused or rate-limited it) rest the key."""
+        if self.proxy.metrics is not None:
+            self.proxy.metrics.upstream_errors.labels(t.name, failure.kind).inc()
+        LOG.info(
+            "realtime handshake %d with %s failed: %s",
+            n + 1,
+            t.name,
+            failure.kind,
+            extra={"request_id": ex.request.request_id},
+        )
+        if failure.cool_key and key:
+            self.proxy.keys.cool(t, key, failure.rest_s, why=failure)
+
+    async def _try(
+        self,
+        ex: Exchange,
+        upgrade: Upgrade,
+        t: Transformer,
+        url: str,
+        headers: list[tuple[str, str]],
+        redactor: Redactor,
+    ) -> Failure | None:
+        """One handshake with ``t``, then the whole session: None, or why the handshake failed."""
+        address = _Address.of(url)
+        stream: _Stream | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    with trio.fail_after(t.timeouts.connect):
+                        stream = await self._open_stream(address, t.tls_verify)
+                        upstream = await trio_websocket.wrap_client_stream(
+                            nursery,
+                            stream,
+                            address.host_header,
+                            address.resource,
+                            extra_headers=[(k.encode(), v.encode()) for k, v in headers],
+                            message_queue_size=MESSAGE_QUEUE_SIZE,
+                            max_message_size=MAX_MESSAGE_BYTES,
+                            receive_buffer_size=READ_SIZE,
+                        )
+                except trio.TooSlowError:
+                    raise _Failed(timeout_failure(t.name, "connect", t.timeouts.connect)) from None
+                except (OSError, trio.BrokenResourceError) as exc:
+                    raise _Failed(connect_failure(t.name, _describe(exc))) from None
+                await self._session(ex, upgrade, t, upstream, nursery, redactor)
+        except (_Failed, trio_websocket.ConnectionRejected) as exc:  # non-strict groups
+            return _handshake_failure(exc, t, redactor)
+        except BaseExceptionGroup as group:
+            failed = group.split((_Failed, trio_websocket.ConnectionRejected))[0]
+            rest = group.split((_Failed, trio_websocket.ConnectionRejected, trio.Cancelled))[1]
+            if failed is None or rest is not None:
+                raise
+            return _handshake_failure(_leaves(failed)[0], t, redactor)
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+        return None
+
+    async def _open_stream(self, address: _Address, verify: bool | str) -> _Stream:
+        """TCP to ``address``, and TLS over it for ``wss://`` (handshake done here, so
+        that its failure is a connect failure, not a silent end of the WebSocket)."""
+        tcp = await trio.open_tcp_stream(address.host, address.port)
+        if not address.tls:
+            return tcp
+        tls = trio.SSLStream(
+            tcp, self._context(verify), server_hostname=address.host, https_compatible=True
+        )
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tcp)
+            raise
+        return tls
+
+    def _context(self, verify: bool | str) -> ssl.SSLContext:
+        """The TLS context of a ``tls_verify`` setting, made once (loading CAs takes ms)."""
+        context = self._contexts.get(verify)
+        if context is None:
+            if isinstance(verify, str):
+                context = ssl.create_default_context(cafile=verify)
+            else:
+                context = ssl.create_default_context()
+                if verify is False:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+            self._contexts[verify] = context
+        return context
+
+    async def _session(
+        self,
+        ex: Exchange,
+        upgrade: Upgrade,
+        t: Transformer,
+        upstream: trio_websocket.WebSocketConnection,
+        nursery: trio.Nursery,
+        redactor: Redactor,
+    ) -> None:
+        """Accept the client and relay it to ``upstream`` until one ends."""
+        headers = []
+        if t.name.isascii() and t.name.isprintable():
+            headers.append((b"x-gateway-provider", t.name.encode("ascii")))
+        client = await upgrade.accept(nursery, headers=headers)
+        relay = Relay(client, upstream, redact=redactor.text)
+        try:
+            await relay.run(upgrade.wait_going_away)
+        finally:
+            ending = relay.ending or GOING_AWAY
+            ex.bytes_sent = relay.to_client.nbytes
+            ex.client_gone = ending.by == "client" and ending.code in BROKEN
+            ex.finished = not ex.client_gone
+            nursery.cancel_scope.cancel()  # the readers: a provider may keep its TCP open
+            LOG.info(
+                "realtime session ended by the %s (%d); %d messages to the client, %d to %s",
+                ending.by,
+                ending.code,
+                relay.to_client.messages,
+                relay.to_upstream.messages,
+                t.name,
+                extra={"request_id": ex.request.request_id},
+            )
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def _handshake_failure(exc: BaseException, t: Transformer, redactor: Redactor) -> Failure:
+    """What a failed handshake means (gateway.failures), as for an HTTP answer."""
+    if isinstance(exc, _Failed):
+        return exc.failure
+    assert isinstance(exc, trio_websocket.ConnectionRejected)
+    status, body = exc.status_code, exc.body or b""
+    if status < 400:
+        return Failure(
+            UpstreamError(
+                f"Provider {t.name!r} answered the WebSocket handshake with HTTP {status} "
+                "instead of 101; check its realtime_url.",
+                status_hint=502,
+            ),
+            retry=False,
+            fallback=True,
+            kind=f"status_{status}",
+        )
+    fmt = FORMATS.get(t.format)
+    said = fmt.read_error(status, body) if fmt is not None else unreadable_error(status, body)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in exc.headers}
+    return classify_status(t.name, status, said, headers, redactor)
+
+
+def _describe(exc: BaseException) -> str:
+    """A connect failure in a few words (the host and port at most; never the URL)."""
+    if isinstance(exc, trio.BrokenResourceError):  # TLS: the SSL error is its cause
+        exc = exc.__cause__ or exc.__context__ or exc
+    return f"{type(exc).__name__}: {exc}"
