@@ -20,7 +20,8 @@ an ordinary response through h11, which then goes on with HTTP. Or it accepts:
 trio-websocket, which does the handshake itself with wsproto and so expects to
 read the request first. The stream it gets (:class:`ReplayStream`) replays a
 head with what wsproto needs of the one h11 already read (the target, the key,
-the version; the handler has the rest) and then the bytes h11 kept after it.
+the version; the handler has the rest), and once the 101 is out the bytes h11
+kept after the head, then the socket's.
 wsproto answers with the 101, carrying our standard headers
 (:meth:`Exchange.switching_protocols <gateway.server.exchange.Exchange.switching_protocols>`:
 the 101 is the request's response in the access line and the metrics, its
@@ -141,23 +142,36 @@ def _handshake_problem(request: Request) -> GatewayError | None:
 
 
 class ReplayStream(trio.abc.Stream):
-    """A stream that gives ``first`` to its reader before reading ``stream`` itself.
+    """The connection's stream as trio-websocket must see it: a request head first.
 
-    Writes and closing go to ``stream``. Used to hand trio-websocket a connection
-    whose request head the HTTP server has already read.
+    Its reader gets ``head``, then nothing until :meth:`release` (the handshake is
+    answered), then ``rest`` and what ``stream`` itself receives. wsproto starts
+    its WebSocket after the 101 with none of the bytes read before it, so a frame
+    that came early (with the head, or while the handler connected upstream) is
+    held back here until then instead of being lost. Writes and closing go to
+    ``stream``.
     """
 
-    def __init__(self, stream: trio.abc.Stream, first: bytes) -> None:
+    def __init__(self, stream: trio.abc.Stream, head: bytes, rest: bytes = b"") -> None:
         self._stream = stream
-        self._first = first
+        self._head = head
+        self._rest = rest
+        self._released = trio.Event()
+
+    def release(self) -> None:
+        """The handshake is answered: what follows the head may be read."""
+        self._released.set()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if not self._first:
-            return bytes(await self._stream.receive_some(max_bytes))
-        await trio.lowlevel.checkpoint()
-        size = max_bytes or len(self._first)
-        data, self._first = self._first[:size], self._first[size:]
-        return data
+        if self._head:
+            await trio.lowlevel.checkpoint()
+            self._head, data = _split(self._head, max_bytes)
+            return data
+        await self._released.wait()
+        if self._rest:
+            self._rest, data = _split(self._rest, max_bytes)
+            return data
+        return bytes(await self._stream.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._stream.send_all(data)
@@ -167,6 +181,12 @@ class ReplayStream(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+
+def _split(data: bytes, size: int | None) -> tuple[bytes, bytes]:
+    """(what is left, the first ``size`` bytes of ``data``)."""
+    size = size or len(data)
+    return data[size:], data[:size]
 
 
 def _replayed_head(request: Request) -> bytes:
@@ -221,7 +241,7 @@ class WebSocketUpgrade:
         Raises:
             ClientGone: the client left before the 101 went out.
         """
-        replay = ReplayStream(self._stream, _replayed_head(self._exchange.request) + self._trailing)
+        replay = ReplayStream(self._stream, _replayed_head(self._exchange.request), self._trailing)
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT_S):
                 proposal = await trio_websocket.wrap_server_stream(
@@ -234,9 +254,11 @@ class WebSocketUpgrade:
         except trio.TooSlowError:
             raise ClientGone from None
         try:
-            return await proposal.accept(extra_headers=self._exchange.switching_protocols(headers))
+            ws = await proposal.accept(extra_headers=self._exchange.switching_protocols(headers))
         except trio_websocket.ConnectionClosed:
             raise ClientGone from None
+        replay.release()
+        return ws
 
     async def wait_going_away(self) -> None:
         """Return once the server drains: the session should close with 1001."""

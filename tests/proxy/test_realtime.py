@@ -316,9 +316,7 @@ async def test_a_provider_without_realtime_url_is_a_400(nursery, tdir, upstream)
     assert "realtime_url" in json.loads(refused.value.body)["error"]["message"]
 
 
-async def test_a_model_name_reaches_the_provider_url_as_one_encoded_value(
-    nursery, tdir, upstream
-):
+async def test_a_model_name_reaches_the_provider_url_as_one_encoded_value(nursery, tdir, upstream):
     _write(tdir, upstream, query={"api-version": "2024-10-01"})
     gw = await _gateway(nursery, tdir)
     model = "rt/a/../../b?x=1&key=evil#frag"
@@ -329,7 +327,10 @@ async def test_a_model_name_reaches_the_provider_url_as_one_encoded_value(
     (seen,) = upstream.handshakes
     parts = urlsplit(seen.target)
     assert parts.path == "/v1/realtime"
-    assert parse_qs(parts.query) == {"api-version": ["2024-10-01"], "model": ["a/../../b?x=1&key=evil#frag"]}
+    assert parse_qs(parts.query) == {
+        "api-version": ["2024-10-01"],
+        "model": ["a/../../b?x=1&key=evil#frag"],
+    }
     assert seen.target.endswith("model=a%2F..%2F..%2Fb%3Fx%3D1%26key%3Devil%23frag")
 
 
@@ -389,7 +390,9 @@ async def test_secrets_stay_out_of_frames_errors_and_logs(nursery, tdir, upstrea
     assert KEY not in repr(refused.value.headers)
     # The gateway's own lines (trio-websocket's debug lines are not emitted: it has no handler,
     # and the last-resort handler shows warnings only).
-    shown = [r for r in caplog.records if r.name.startswith("gateway") or r.levelno >= logging.WARNING]
+    shown = [
+        r for r in caplog.records if r.name.startswith("gateway") or r.levelno >= logging.WARNING
+    ]
     assert all(KEY not in r.getMessage() and KEY not in str(r.__dict__) for r in shown)
     assert any("realtime" in r.getMessage() for r in shown)  # the log was on
 
@@ -405,9 +408,11 @@ async def test_the_session_is_one_request_in_the_access_line_and_the_metrics(
             await ws.send_message("x" * 1000)
             await ws.get_message()
             await trio.sleep(0.3)
-        await eventually(lambda: any(r.status == 101 for r in caplog.records if hasattr(r, "status")))
+        await eventually(
+            lambda: any(r.status == 101 for r in caplog.records if hasattr(r, "status"))
+        )
     (line,) = [r for r in caplog.records if getattr(r, "status", None) == 101]
-    assert line.provider == "rt" and line.model == "gpt-rt" and line.upstream_model == "up-realtime"
+    assert (line.provider, line.model, line.upstream_model) == ("rt", "gpt-rt", "up-realtime")
     assert line.bytes == 1005  # "echo:" + 1000
     assert line.duration_ms >= 300  # the session's length
     async with httpx.AsyncClient(base_url=gw.url) as client:
