@@ -314,8 +314,9 @@ class Realtime:
         except (_Failed, trio_websocket.ConnectionRejected) as exc:  # non-strict groups
             return _handshake_failure(exc, t, redactor)
         except BaseExceptionGroup as group:
-            failed = group.split((_Failed, trio_websocket.ConnectionRejected))[0]
-            rest = group.split((_Failed, trio_websocket.ConnectionRejected, trio.Cancelled))[1]
+            # A handshake that failed, alone: the reader's ConnectionRejected, or our _Failed.
+            # Anything beside it (a cancellation from outside included) goes on.
+            failed, rest = group.split((_Failed, trio_websocket.ConnectionRejected))
             if failed is None or rest is not None:
                 raise
             return _handshake_failure(_leaves(failed)[0], t, redactor)
