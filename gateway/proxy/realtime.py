@@ -22,7 +22,8 @@ Theory of operation (design.md, "Client keys, limits, CORS, secrets": Realtime):
    the client headers the provider's format forwards (``OpenAI-Beta:
    realtime=v1``), the file's headers and the key in the header its format
    uses (gateway.proxy.upstream_request). TCP, TLS (``tls_verify``) and the
-   WebSocket handshake together get ``timeouts.connect``. A refused handshake
+   WebSocket handshake together get ``timeouts.connect`` (realtime_upstream.py:
+   the URL, the connection, what a failed handshake means). A refused handshake
    is read by the provider's format and judged by the failure table
    (gateway.failures) like an HTTP answer: 401/403 rest the key and the next
    try takes another, 429 rests it, 5xx, connect errors and timeouts retry and
@@ -43,23 +44,24 @@ upstream or selected), compression extensions.
 from __future__ import annotations
 
 import logging
-import ssl
 import sys
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import attrs
 import trio
 import trio_websocket
 
 from gateway.catalog import check_model_name
-from gateway.convert.provider_errors import unreadable_error
-from gateway.errors import BadRequest, GatewayError, Unauthorized, UpstreamError
-from gateway.failures import Failure, classify_status, connect_failure, timeout_failure
-from gateway.formats import FORMATS
+from gateway.errors import BadRequest, GatewayError, Unauthorized
+from gateway.failures import Failure
 from gateway.frontends import query_params
 from gateway.keys import AllResting, UseKey
+from gateway.proxy.realtime_upstream import (
+    Dialer,
+    HandshakeFailed,
+    handshake_failure,
+    realtime_url,
+)
 from gateway.proxy.upstream_request import (
     client_credential,
     client_credential_if_forwarded,
@@ -69,9 +71,6 @@ from gateway.proxy.upstream_request import (
 from gateway.proxy.ws_relay import BROKEN, GOING_AWAY, Relay
 from gateway.record import CallRecord
 from gateway.routing import Target, route
-from gateway.server.sockets import READ_SIZE
-from gateway.server.websocket import MAX_MESSAGE_BYTES, MESSAGE_QUEUE_SIZE
-from gateway.urls import query_value
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
@@ -82,7 +81,7 @@ if TYPE_CHECKING:
     from gateway.server.exchange import Exchange, Upgrade
     from gateway.transformers.model import Transformer
 
-__all__ = ["REALTIME_PATH", "Admit", "Realtime", "Settle", "realtime_url"]
+__all__ = ["REALTIME_PATH", "Admit", "Realtime", "Settle"]
 
 LOG = logging.getLogger("gateway.proxy")
 
@@ -91,8 +90,6 @@ REALTIME_PATH = "/v1/realtime"
 #: The longest wait for the edge's settlement when a session ends (shielded).
 SETTLE_TIMEOUT_S = 5.0
 
-_Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
-
 #: Called when a session ends, with its record (shielded, bounded by SETTLE_TIMEOUT_S).
 Settle = Callable[[CallRecord], Awaitable[None]]
 #: The edge's admission of a session: ``(exchange, model)`` before any provider is
@@ -100,53 +97,8 @@ Settle = Callable[[CallRecord], Awaitable[None]]
 Admit = Callable[["Exchange", str], Awaitable[Settle]]
 
 
-def realtime_url(t: Transformer, upstream_model: str) -> str:
-    """``t``'s ``realtime_url`` with the file's query and ``model=<upstream_model>``.
-
-    The model is one encoded query value (gateway.urls): ``&``, ``#`` or ``/..``
-    in it cannot add a parameter, cut the query or reach another path.
-    """
-    assert t.realtime_url is not None
-    query = urllib.parse.urlencode(t.query)
-    if query:
-        query += "&"
-    query += "model=" + query_value(upstream_model)
-    base = t.realtime_url
-    return base + ("&" if "?" in base else "?") + query
-
-
-@attrs.frozen
-class _Address:
-    """Where a ``ws://`` or ``wss://`` URL points."""
-
-    host: str
-    port: int
-    resource: str
-    host_header: str
-    tls: bool
-
-    @classmethod
-    def of(cls, url: str) -> _Address:
-        parts = urllib.parse.urlsplit(url)
-        tls = parts.scheme == "wss"
-        host = parts.hostname or ""
-        port = parts.port or (443 if tls else 80)
-        shown = f"[{host}]" if ":" in host else host
-        host_header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
-        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(host, port, resource, host_header, tls)
-
-
 class _Exhausted(Exception):
     """A target has no tries left; ``failure`` says why and whether to fall back."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.error.message)
-        self.failure = failure
-
-
-class _Failed(Exception):
-    """A handshake failed before the provider answered it (connect, TLS, timeout)."""
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.error.message)
@@ -165,7 +117,7 @@ class Realtime:
     def __init__(self, proxy: Proxy, *, admit: Admit | None = None) -> None:
         self.proxy = proxy
         self.admit = admit
-        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+        self.dialer = Dialer()
 
     async def handle(self, ex: Exchange) -> None:
         """Serve one session: refuse it (a GatewayError), or relay it until it ends."""
@@ -289,71 +241,22 @@ class Realtime:
         redactor: Redactor,
     ) -> Failure | None:
         """One handshake with ``t``, then the whole session: None, or why the handshake failed."""
-        address = _Address.of(url)
-        stream: _Stream | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                try:
-                    with trio.fail_after(t.timeouts.connect):
-                        stream = await self._open_stream(address, t.tls_verify)
-                        upstream = await trio_websocket.wrap_client_stream(
-                            nursery,
-                            stream,
-                            address.host_header,
-                            address.resource,
-                            extra_headers=[(k.encode(), v.encode()) for k, v in headers],
-                            message_queue_size=MESSAGE_QUEUE_SIZE,
-                            max_message_size=MAX_MESSAGE_BYTES,
-                            receive_buffer_size=READ_SIZE,
-                        )
-                except trio.TooSlowError:
-                    raise _Failed(timeout_failure(t.name, "connect", t.timeouts.connect)) from None
-                except (OSError, trio.BrokenResourceError) as exc:
-                    raise _Failed(connect_failure(t.name, _describe(exc))) from None
+            async with (
+                trio.open_nursery() as nursery,
+                self.dialer.connected(nursery, t, url, headers) as upstream,
+            ):
                 await self._session(ex, upgrade, t, upstream, nursery, redactor)
-        except (_Failed, trio_websocket.ConnectionRejected) as exc:  # non-strict groups
-            return _handshake_failure(exc, t, redactor)
+        except (HandshakeFailed, trio_websocket.ConnectionRejected) as exc:  # non-strict groups
+            return handshake_failure(exc, t, redactor)
         except BaseExceptionGroup as group:
-            # A handshake that failed, alone: the reader's ConnectionRejected, or our _Failed.
+            # A handshake that failed, alone: the reader's ConnectionRejected, or ours.
             # Anything beside it (a cancellation from outside included) goes on.
-            failed, rest = group.split((_Failed, trio_websocket.ConnectionRejected))
+            failed, rest = group.split((HandshakeFailed, trio_websocket.ConnectionRejected))
             if failed is None or rest is not None:
                 raise
-            return _handshake_failure(_leaves(failed)[0], t, redactor)
-        finally:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
+            return handshake_failure(_leaves(failed)[0], t, redactor)
         return None
-
-    async def _open_stream(self, address: _Address, verify: bool | str) -> _Stream:
-        """TCP to ``address``, and TLS over it for ``wss://`` (handshake done here, so
-        that its failure is a connect failure, not a silent end of the WebSocket)."""
-        tcp = await trio.open_tcp_stream(address.host, address.port)
-        if not address.tls:
-            return tcp
-        tls = trio.SSLStream(
-            tcp, self._context(verify), server_hostname=address.host, https_compatible=True
-        )
-        try:
-            await tls.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(tcp)
-            raise
-        return tls
-
-    def _context(self, verify: bool | str) -> ssl.SSLContext:
-        """The TLS context of a ``tls_verify`` setting, made once (loading CAs takes ms)."""
-        context = self._contexts.get(verify)
-        if context is None:
-            if isinstance(verify, str):
-                context = ssl.create_default_context(cafile=verify)
-            else:
-                context = ssl.create_default_context()
-                if verify is False:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-            self._contexts[verify] = context
-        return context
 
     async def _session(
         self,
@@ -394,33 +297,3 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
-
-
-def _handshake_failure(exc: BaseException, t: Transformer, redactor: Redactor) -> Failure:
-    """What a failed handshake means (gateway.failures), as for an HTTP answer."""
-    if isinstance(exc, _Failed):
-        return exc.failure
-    assert isinstance(exc, trio_websocket.ConnectionRejected)
-    status, body = exc.status_code, exc.body or b""
-    if status < 400:
-        return Failure(
-            UpstreamError(
-                f"Provider {t.name!r} answered the WebSocket handshake with HTTP {status} "
-                "instead of 101; check its realtime_url.",
-                status_hint=502,
-            ),
-            retry=False,
-            fallback=True,
-            kind=f"status_{status}",
-        )
-    fmt = FORMATS.get(t.format)
-    said = fmt.read_error(status, body) if fmt is not None else unreadable_error(status, body)
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in exc.headers}
-    return classify_status(t.name, status, said, headers, redactor)
-
-
-def _describe(exc: BaseException) -> str:
-    """A connect failure in a few words (the host and port at most; never the URL)."""
-    if isinstance(exc, trio.BrokenResourceError):  # TLS: the SSL error is its cause
-        exc = exc.__cause__ or exc.__context__ or exc
-    return f"{type(exc).__name__}: {exc}"
