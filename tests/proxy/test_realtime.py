@@ -26,7 +26,10 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from gateway.app import App
 from gateway.config import Config, ServerConfig
+from gateway.errors import BadRequest, Forbidden
+from gateway.proxy.realtime_upstream import realtime_url
 from gateway.server.listen import open_listeners
+from gateway.transformers.model import ProviderFormat, Transformer
 from gateway.transformers.registry import RegistryHolder
 from tests.proxy.fakes import Gateway, eventually, write_transformer
 
@@ -481,8 +484,6 @@ async def test_gateway_shutdown_closes_both_sides_with_1001(nursery, tdir, upstr
 
 async def test_admit_refuses_before_the_provider_and_settles_after(nursery, tdir, upstream):
     """The edge's hook: a refusal is an HTTP error (no provider contacted); settle at the end."""
-    from gateway.errors import Forbidden
-
     _write(tdir, upstream)
     settled: list[Any] = []
 
@@ -554,3 +555,29 @@ async def test_an_unreachable_provider_is_a_502_after_its_retries(nursery, tdir,
     async with httpx.AsyncClient(base_url=gw.url) as client:
         text = (await client.get("/metrics")).text
     assert 'gateway_upstream_errors_total{provider="rt",kind="connect"} 2' in text
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["up", "a/../../b", "x?key=INJECTED&alt=json#", "%2e%2e/x", "a b+c", "ünï/..;@=:", "..", "."],
+)
+def test_realtime_url_holds_the_model_as_one_query_value(model):
+    t = Transformer(
+        name="p",
+        format=ProviderFormat("openai"),
+        realtime_url="wss://h.example/v1/realtime?deployment=d",
+        query=(("api-version", "2024-10-01"),),
+    )
+    parts = urlsplit(realtime_url(t, model))
+    assert (parts.netloc, parts.path, parts.fragment) == ("h.example", "/v1/realtime", "")
+    assert parse_qs(parts.query) == {
+        "deployment": ["d"],
+        "api-version": ["2024-10-01"],
+        "model": [model],
+    }
+
+
+def test_an_empty_upstream_model_is_refused():
+    t = Transformer(name="p", format=ProviderFormat("openai"), realtime_url="ws://h/r")
+    with pytest.raises(BadRequest):
+        realtime_url(t, "")
