@@ -21,8 +21,8 @@ trio-websocket, which does the handshake itself with wsproto and so expects to
 read the request first. The stream it gets (:class:`ReplayStream`) replays a
 head with what wsproto needs of the one h11 already read (the target, the key,
 the version; the handler has the rest), and once the 101 is out the bytes h11
-kept after the head, then the socket's.
-wsproto answers with the 101, carrying our standard headers
+kept after the head, then the socket's. wsproto answers with the 101, carrying
+our standard headers
 (:meth:`Exchange.switching_protocols <gateway.server.exchange.Exchange.switching_protocols>`:
 the 101 is the request's response in the access line and the metrics, its
 duration the session's). From then on the connection is the WebSocket's: its
@@ -252,6 +252,8 @@ class WebSocketUpgrade:
                     receive_buffer_size=READ_SIZE,
                 )
         except trio.TooSlowError:
+            # wsproto refused the replayed head despite upgrade_refusal (it answered 400
+            # and closed the stream): nothing more can be said on this connection.
             raise ClientGone from None
         try:
             ws = await proposal.accept(extra_headers=self._exchange.switching_protocols(headers))
