@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import attrs
 import httpx
+import openai
 import pytest
 import trio
 import trio_websocket
@@ -50,7 +51,8 @@ class Handshake:
 class FakeRealtime:
     """A provider's realtime WebSocket: records handshakes, messages and closes; plays ``mode``.
 
-    Modes: ``echo`` (each message back, prefixed), ``reject`` (``reject_status`` with an
+    Modes: ``echo`` (each message back, prefixed), ``json`` (each JSON event answered
+    with ``{"type": "test.echo", "got": <its type>}``), ``reject`` (``reject_status`` with an
     OpenAI error body naming the key it got, except for ``accept_key``), ``bye``
     (sends ``last`` then closes with 4000 "bye"), ``flood`` (``flood_count`` messages of
     ``flood_size`` bytes as fast as the gateway takes them), ``drop`` (cuts its TCP),
@@ -108,6 +110,11 @@ class FakeRealtime:
             await ws.get_message()
             await trio.aclose_forcefully(ws._stream)  # the provider's connection breaks
             await trio.sleep_forever()
+        if self.mode == "json":  # answers each event with an event naming it
+            while True:
+                event = json.loads(await ws.get_message())
+                self.received.append(event)
+                await ws.send_message(json.dumps({"type": "test.echo", "got": event["type"]}))
         if self.mode == "flood":
             for i in range(self.flood_count):
                 await ws.send_message(b"%08d" % i + b"x" * (self.flood_size - 8))
@@ -581,3 +588,26 @@ def test_an_empty_upstream_model_is_refused():
     t = Transformer(name="p", format=ProviderFormat("openai"), realtime_url="ws://h/r")
     with pytest.raises(BadRequest):
         realtime_url(t, "")
+
+
+async def test_the_official_openai_sdk_realtime_client(nursery, tdir, upstream):
+    """openai's own Realtime client (websockets, in a thread) through the gateway."""
+    upstream.mode = "json"
+    _write(tdir, upstream)
+    gw = await _gateway(nursery, tdir)
+
+    def session() -> bytes:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="client-key", max_retries=0)
+        with client.realtime.connect(model="gpt-rt") as connection:
+            connection.send({"type": "input_audio_buffer.clear"})
+            return connection.recv_bytes()
+
+    with trio.fail_after(LIMIT_S):
+        answer = await trio.to_thread.run_sync(session, abandon_on_cancel=True)
+        await upstream.closed.wait()
+    assert json.loads(answer) == {"type": "test.echo", "got": "input_audio_buffer.clear"}
+    (seen,) = upstream.handshakes
+    assert seen.target == "/v1/realtime?model=up-realtime"
+    assert seen.headers["authorization"] == f"Bearer {KEY}"  # never the client's key
+    assert upstream.received == [{"type": "input_audio_buffer.clear"}]
+    assert upstream.closes[0][0] == 1000
