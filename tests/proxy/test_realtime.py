@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from gateway.app import App
-from gateway.config import Config, ServerConfig
+from gateway.config import AuthConfig, AuthKey, Config, ServerConfig
 from gateway.errors import BadRequest, Forbidden
 from gateway.proxy.realtime_upstream import realtime_url
 from gateway.server.listen import open_listeners
@@ -170,13 +170,14 @@ def _write(tdir, upstream: FakeRealtime, **extra: Any) -> None:
     )
 
 
-async def _gateway(nursery, tdir, **settings: Any) -> Gateway:
+async def _gateway(nursery, tdir, auth: AuthConfig | None = None, **settings: Any) -> Gateway:
     """The gateway on 127.0.0.1 (as tests.proxy.fakes.start_gateway), its listener closed
     at the end."""
     registry = RegistryHolder(tdir, env=ENV)
     await registry.reload()
     registry.initial_load_done.set()
-    app = App(Config(server=ServerConfig(host="127.0.0.1", port=0, **settings)), registry=registry)
+    server = ServerConfig(host="127.0.0.1", port=0, **settings)
+    app = App(Config(server=server, auth=auth or AuthConfig()), registry=registry)
     listeners = await open_listeners("127.0.0.1", 0)
     nursery.start_soon(_closed_at_the_end, listeners)
     await nursery.start(app.server.serve, listeners)
@@ -611,3 +612,48 @@ async def test_the_official_openai_sdk_realtime_client(nursery, tdir, upstream):
     assert seen.headers["authorization"] == f"Bearer {KEY}"  # never the client's key
     assert upstream.received == [{"type": "input_audio_buffer.clear"}]
     assert upstream.closes[0][0] == 1000
+
+
+async def test_client_keys_and_limits_apply_to_sessions(nursery, tdir, upstream):
+    """[auth]: no key or a wrong one is a 401 and a model outside the key's patterns a 403,
+    before any provider is contacted; a key's concurrency holds a slot for the whole session."""
+    _write(tdir, upstream)
+    client_key = "gw-rt-Jd7Kp2Wq9Lx4Vn6Bz"
+    auth = AuthConfig(keys=(AuthKey("team", client_key, concurrency=1, models=("gpt-*",)),))
+    gw = await _gateway(nursery, tdir, auth=auth)
+    assert (await _refused(gw, "gpt-rt")).status_code == 401
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        wrong = await client.get(
+            "/v1/realtime",
+            params={"model": "gpt-rt"},
+            headers={**UPGRADE, "authorization": "Bearer gw-rt-wrong"},
+        )
+        not_allowed = await client.get(
+            "/v1/realtime",
+            params={"model": "rt/other"},
+            headers={**UPGRADE, "authorization": f"Bearer {client_key}"},
+        )
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error"
+    assert not_allowed.status_code == 403
+    assert not upstream.handshakes
+    headers = [(b"authorization", f"Bearer {client_key}".encode())]
+    with trio.fail_after(LIMIT_S):
+        async with open_websocket_url(_ws_url(gw, "gpt-rt"), extra_headers=headers) as ws:
+            await ws.send_message("hi")
+            await ws.get_message()
+            async with httpx.AsyncClient(base_url=gw.url) as client:
+                second = await client.get(
+                    "/v1/realtime",
+                    params={"model": "gpt-rt"},
+                    headers={**UPGRADE, "authorization": f"Bearer {client_key}"},
+                )
+            assert second.status_code == 429
+            assert "concurrency" in second.json()["error"]["message"]
+        await eventually(lambda: bool(upstream.closes))
+        # the slot is given back when the session ends
+        async with open_websocket_url(_ws_url(gw, "gpt-rt"), extra_headers=headers) as ws:
+            await ws.send_message("again")
+            await ws.get_message()
+    assert len(upstream.handshakes) == 2
+    assert client_key not in json.dumps([h.headers for h in upstream.handshakes])
