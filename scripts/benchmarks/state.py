@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -24,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from rig.procs import HOST, Cpu, Proc, free_port
+from rig.procs import HOST, Cpu, Proc
+from rig.redis_server import start_redis
 from rig.report import columns, median_run, percentile
 
 from gateway.redis import RedisClient
@@ -37,23 +36,6 @@ LIMITS = KeyLimits(
 ASK = Ask("bench-key", LIMITS, tokens=500)
 USED = Used(tokens_in=420, tokens_out=80)
 Call = Callable[[], Awaitable[None]]
-
-
-def _start_redis(workdir: Path) -> tuple[Proc, int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
-    cmd = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
-    proc = Proc("redis", cmd, workdir / "redis.log")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"redis-server did not listen:\n{proc.tail()}")
 
 
 def _calls(local: LocalState, shared: RedisState, client: RedisClient) -> dict[str, Call]:
@@ -117,7 +99,7 @@ async def _run(redis: Proc, port: int, args: argparse.Namespace) -> dict[str, An
 
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-state-") as tmp:
-        redis, port = _start_redis(Path(tmp))
+        redis, port = start_redis(Path(tmp))
         try:
             results = trio.run(_run, redis, port, args)
         finally:

@@ -36,16 +36,19 @@ def option(
         parser.set_defaults(quick_caps=caps)
 
 
-def add_load_options(parser: argparse.ArgumentParser, connections: int = 64) -> None:
-    """Options every load benchmark shares."""
+def add_load_options(
+    parser: argparse.ArgumentParser, connections: int = 64, repeat: str = ""
+) -> None:
+    """Options every load benchmark shares; ``repeat``: what ``--repeat`` does, if not the
+    usual."""
     option(parser, "--duration", 10.0, "seconds per run", quick=3.0)
     option(parser, "--warmup", 2.0, "warm-up seconds", quick=1.0)
     option(parser, "--connections", connections, "keep-alive connections")
     option(parser, "--threads", 1, "wrk threads")
     # fmt: off
     add = parser.add_argument
-    add("--repeat", type=int, default=1,
-        help="measured runs per row, against the same server; the median (by req/s) is shown")
+    add("--repeat", type=int, default=1, help=repeat
+        or "measured runs per row, against the same server; the median (by req/s) is shown")
     add("--generator", choices=["auto", "wrk", "asyncio", "trio"], default="auto",
         help="load generator: wrk if installed (auto), or ours (asyncio; trio: the same)")
     add("--quick", action="store_true", help="short runs: 3 s after 1 s warm-up")
@@ -65,14 +68,17 @@ def resolve_generator(args: argparse.Namespace) -> str:
 def run_wrk(
     port: int, path: str, bodies: Sequence[bytes], duration_s: float, *, method: str,
     connections: int, threads: int = 1, header: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:  # fmt: skip
-    """wrk: ``method path`` with ``bodies`` in turn (none: a GET), collecting ``header``."""
+    """wrk: ``method path`` with ``bodies`` in turn (none: a GET) and ``headers`` on each,
+    collecting the response header ``header``."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         files = [Path(tmp, f"body{i}") for i in range(len(bodies))]
         for file, body in zip(files, bodies, strict=True):
             file.write_bytes(body)
         values = Path(tmp, "values")
         cmd = ["wrk", f"-t{max(1, min(threads, connections))}", f"-c{connections}", "--timeout=10s"]
+        cmd += [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
         cmd += [
             f"-d{max(1, round(duration_s))}s",
             "-s",
@@ -97,13 +103,16 @@ def run_wrk(
 
 def send(
     args: argparse.Namespace, port: int, path: str, bodies: Sequence[bytes], duration_s: float,
-    *, method: str = "POST", header: str | None = None,
+    *, method: str = "POST", header: str | None = None, headers: Mapping[str, str] | None = None,
 ) -> LoadResult:  # fmt: skip
-    """``args.connections`` connections sending ``bodies`` in turn (none: a GET)."""
+    """``args.connections`` connections sending ``bodies`` in turn (none: a GET), with
+    ``headers`` (``authorization``)."""
     if args.generator == "wrk":
         return run_wrk(port, path, bodies, duration_s, method=method, header=header,
-                       connections=args.connections, threads=args.threads)  # fmt: skip
-    requests = [raw_request(port, path, body, method=method) for body in bodies or [b""]]
+                       headers=headers, connections=args.connections,
+                       threads=args.threads)  # fmt: skip
+    requests = [raw_request(port, path, body, dict(headers or {}), method=method)
+                for body in bodies or [b""]]  # fmt: skip
     got = run_load(port, requests, args.connections, duration_s, header and header.encode())
     return got.result()
 
@@ -122,13 +131,15 @@ def measured(
 
 def requests_row(
     procs: Mapping[str, Proc], port: int, path: str, bodies: list[bytes],
-    args: argparse.Namespace, label: str,
+    args: argparse.Namespace, label: str, headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """POST ``bodies`` in turn: load figures, CPU per request of each of ``procs``, and the
-    gateway's ``x-gateway-overhead-ms`` header where it answers."""
+    """POST ``bodies`` in turn (with ``headers``): load figures, CPU per request of each of
+    ``procs``, and the gateway's ``x-gateway-overhead-ms`` header where it answers."""
     note(f"non-stream {label} ({len(bodies[0]):,} B body), c={args.connections} ...")
     res, used = measured(
-        args, procs, lambda s: send(args, port, path, bodies, s, header=OVERHEAD_HEADER)
+        args,
+        procs,
+        lambda s: send(args, port, path, bodies, s, header=OVERHEAD_HEADER, headers=headers),
     )
     row = res.as_dict()
     row.update(body_bytes=len(bodies[0]), bodies_in_turn=len(bodies), cpu_s=_rounded(used))

@@ -30,15 +30,19 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Proc:
-    """A server process in its own process group, stdout and stderr to ``log``."""
+    """A server process in its own process group, stdout and stderr to ``log``; ``env``
+    is added to ours."""
 
     live: list[Proc] = []
 
-    def __init__(self, name: str, cmd: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name, self.cmd, self.log = name, cmd, log
         path = os.pathsep.join(filter(None, [str(SCRIPTS), os.environ.get("PYTHONPATH")]))
         local = "127.0.0.1,localhost"
-        env = {**os.environ, "PYTHONPATH": path, "NO_PROXY": local, "no_proxy": local}
+        ours = {"PYTHONPATH": path, "NO_PROXY": local, "no_proxy": local}
+        env = {**os.environ, **ours, **(env or {})}
         with open(log, "ab") as out:
             self.popen = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=REPO, env=env,

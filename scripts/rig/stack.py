@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,16 @@ class Stack:
     upstream_port: int
     gateways: list[Proc] = field(default_factory=list)
 
-    def start_gateway(self, label: str = "gateway") -> tuple[Proc, int]:
+    def start_gateway(
+        self, label: str = "gateway", args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> tuple[Proc, int]:
+        """``python -m gateway`` on a free port with ``args`` added (``--config FILE``) and
+        ``env`` added to ours (the variables its settings name), ready."""
         port = free_port()
         cmd = [sys.executable, "-m", "gateway", "--transformers", str(self.tmp / "transformers")]
-        cmd += ["--host", HOST, "--port", str(port)]
-        proc = Proc(
-            f"python -m gateway ({label})", cmd, self.tmp / f"gateway-{len(self.gateways)}.log"
-        )
+        cmd += ["--host", HOST, "--port", str(port), *args]
+        log = self.tmp / f"gateway-{len(self.gateways)}.log"
+        proc = Proc(f"python -m gateway ({label})", cmd, log, env)
         self.gateways.append(proc)
         wait_ready([proc], port, "/health/ready", log_marker=b"listening on", markers=1)
         return proc, port
