@@ -34,6 +34,7 @@ import argparse
 import json
 import secrets
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,7 +42,7 @@ from typing import Any, TextIO
 from rig.clients import SyncClient, raw_request
 from rig.measure import OVERHEAD_HEADER, add_load_options, option, requests_row, send
 from rig.procs import HOST, Cpu, Proc, find, version
-from rig.redis_server import command_calls, start_redis
+from rig.redis_server import Pinger, command_calls, start_redis
 from rig.report import Verdict, emit, median_run, meta, note, percentile, side_by_side, table
 from rig.stack import Stack, stack
 
@@ -164,36 +165,51 @@ def c32_round(
     return out
 
 
+def _timed(client: SyncClient, data: bytes) -> Callable[[], tuple[int, bytes, float]]:
+    """One request on ``client``: its status, ``x-gateway-overhead-ms`` and seconds."""
+
+    def call() -> tuple[int, bytes, float]:
+        status, headers, _body, elapsed = client.request(data)
+        return status, headers.get(OVERHEAD_HEADER.encode(), b""), elapsed
+
+    return call
+
+
 def latency_c1(
-    gws: dict[str, Gateway], rig: Stack, redis: Proc, key: str, args: argparse.Namespace
-) -> dict[str, Any]:
+    gws: dict[str, Gateway], rig: Stack, redis: Proc, redis_port: int, key: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:  # fmt: skip
     note(f"latency c=1: {args.rounds} rounds x {args.per_round} requests, interleaved ...")
     ports = {"direct": rig.upstream_port, **{n: gw.port for n, gw in gws.items()}}
     auth = {"authorization": f"Bearer {key}"}
-    data = {name: raw_request(port, PATH, chat_body(), auth) for name, port in ports.items()}
     clients = {name: SyncClient(port) for name, port in ports.items()}
-    lat: dict[str, list[float]] = {name: [] for name in ports}
-    rounds: dict[str, list[float]] = {name: [] for name in ports}  # each round's p50
+    pinger = Pinger(redis_port)
+    calls = {name: _timed(clients[name], raw_request(port, PATH, chat_body(), auth))
+             for name, port in ports.items()}  # fmt: skip
+    calls["redis-ping"] = lambda: (200, b"", pinger.ping())
+    lat: dict[str, list[float]] = {name: [] for name in calls}
+    rounds: dict[str, list[float]] = {name: [] for name in calls}  # each round's p50
     overhead: dict[str, list[float]] = {name: [] for name in gws}
     try:
-        for name, client in clients.items():  # warm the connections and code paths
+        for call in calls.values():  # warm the connections and code paths
             for _ in range(max(WARM_UP, args.per_round)):
-                client.request(data[name])
+                call()
         cpu = Cpu({**{n: gw.proc for n, gw in gws.items()}, "redis": redis})
         for turn in range(args.rounds):
-            for name in _rotated(tuple(ports), turn):
+            for name in _rotated(tuple(calls), turn):
                 got = []
                 for _ in range(args.per_round):
-                    status, headers, _body, elapsed = clients[name].request(data[name])
+                    status, value, elapsed = calls[name]()
                     if status != 200:
                         raise RuntimeError(f"{name} answered {status} in the latency rounds")
                     got.append(elapsed * 1000)
-                    if value := headers.get(OVERHEAD_HEADER.encode()):
+                    if value:
                         overhead[name].append(float(value))
                 lat[name] += got
                 rounds[name].append(percentile(got, 50))
         used = cpu.stop()
     finally:
+        pinger.close()
         for client in clients.values():
             client.close()
     count = args.rounds * args.per_round
@@ -220,7 +236,7 @@ def latency_c1(
                 0.0 if name == "open" else out["open"]["overhead_p50_ms"]),
         }  # fmt: skip
     out["redis_added_p50_ms"] = out["edge-redis"]["added_p50_ms"]
-    note("  p50 ms: " + ", ".join(f"{n} {out[n]['p50_ms']:.3f}" for n in ports)
+    note("  p50 ms: " + ", ".join(f"{n} {out[n]['p50_ms']:.3f}" for n in calls)
          + f"; edge-redis - open {out['redis_added_p50_ms']:.3f} ms")  # fmt: skip
     return out
 
@@ -297,7 +313,7 @@ def print_report(res: dict[str, Any], out: TextIO) -> None:
           f"{m['duration_s']:g} s each, {ns['rounds']} round(s), median run shown)",
           ["", *GATEWAYS, "edge-local/open", "edge-redis/open"], rows, out,
           "\n".join(notes))  # fmt: skip
-    names = ("direct", *GATEWAYS)
+    names = ("direct", "redis-ping", *GATEWAYS)
     rows = side_by_side([lat[n] for n in names], [
         ("p50", "{p50_ms:.3f}"), ("p99", "{p99_ms:.3f}"), ("mean", "{mean_ms:.3f}"),
         ("added p50 (vs direct / vs open)", "{added_p50_ms:+.3f}"),
@@ -309,6 +325,10 @@ def print_report(res: dict[str, Any], out: TextIO) -> None:
     notes = [f"{n}: per-round added p50 IQR [{lat[n]['added_rounds_iqr_ms'][0]:+.3f}, "
              f"{lat[n]['added_rounds_iqr_ms'][1]:+.3f}] ms: "
              f"{_noise(lat[n]['within_noise'])}" for n in GATEWAYS]  # fmt: skip
+    ping = lat["redis-ping"]["p50_ms"]
+    notes.append(f"edge-redis - open p50 = {lat['redis_added_p50_ms'] / ping:.1f} x a PING's "
+                 f"round trip to redis-server from this process ({ping:.3f} ms), measured in "
+                 "the same rounds; each request is 2 EVALSHA (admit, settle)")  # fmt: skip
     if "runs_redis_added_p50_ms" in lat:
         notes.append(f"edge-redis - open p50 of each run: {lat['runs_redis_added_p50_ms']} ms")
     table(f"Latency at concurrency 1, ms ({lat['rounds']} interleaved rounds x "
@@ -330,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
             for turn in range(args.repeat):
                 note(f"round {turn + 1} of {args.repeat}")
                 rounds.append(c32_round(gws, redis, redis_port, key, args, turn))
-                latencies.append(latency_c1(gws, rig, redis, key, args))
+                latencies.append(latency_c1(gws, rig, redis, redis_port, key, args))
         finally:
             redis.stop()
             for gw in rig.gateways:

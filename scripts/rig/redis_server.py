@@ -5,7 +5,8 @@ run reaches the disk), as a :class:`~rig.procs.Proc`, so its CPU is read like th
 gateway's and it is stopped with the rest. :func:`command_calls` reads ``INFO
 commandstats`` over a plain socket (no client library: the benchmarks measure ours, and
 this reading must not depend on it), so a run can say how many ``EVALSHA`` each request
-cost.
+cost; :class:`Pinger` times ``PING`` round trips the same way (the floor of any Redis
+call from a process on this machine: loopback TCP, two wake-ups, no client code).
 """
 
 from __future__ import annotations
@@ -74,3 +75,25 @@ def command_calls(port: int) -> dict[str, int]:
             fields = dict(pair.split("=", 1) for pair in stats.split(","))
             calls[name.removeprefix("cmdstat_")] = int(fields["calls"])
     return calls
+
+
+class Pinger:
+    """One blocking connection sending ``PING``; :meth:`ping` returns the round trip in s."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def ping(self) -> float:
+        started = time.perf_counter()
+        self.sock.sendall(b"PING\r\n")
+        buf = b""
+        while not buf.endswith(b"\r\n"):
+            buf += _recv(self.sock, buf)
+        elapsed = time.perf_counter() - started
+        if buf != b"+PONG\r\n":
+            raise RuntimeError(f"redis-server answered PING with {buf[:200]!r}")
+        return elapsed
+
+    def close(self) -> None:
+        self.sock.close()
