@@ -131,15 +131,13 @@ def measured(
 
 def requests_row(
     procs: Mapping[str, Proc], port: int, path: str, bodies: list[bytes],
-    args: argparse.Namespace, label: str, headers: Mapping[str, str] | None = None,
+    args: argparse.Namespace, label: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """POST ``bodies`` in turn (with ``headers``): load figures, CPU per request of each of
-    ``procs``, and the gateway's ``x-gateway-overhead-ms`` header where it answers."""
+    """POST ``bodies`` in turn: load figures, CPU per request of each of ``procs``, and the
+    gateway's ``x-gateway-overhead-ms`` header where it answers."""
     note(f"non-stream {label} ({len(bodies[0]):,} B body), c={args.connections} ...")
     res, used = measured(
-        args,
-        procs,
-        lambda s: send(args, port, path, bodies, s, header=OVERHEAD_HEADER, headers=headers),
+        args, procs, lambda s: send(args, port, path, bodies, s, header=OVERHEAD_HEADER)
     )
     row = res.as_dict()
     row.update(body_bytes=len(bodies[0]), bodies_in_turn=len(bodies), cpu_s=_rounded(used))
