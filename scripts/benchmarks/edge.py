@@ -32,9 +32,12 @@ get 401 from the edges, the key 200 with ``x-ratelimit-*``; edge-redis shows Red
    rounds) and the interquartile range of its per-turn (c=32) or per-sub-round (c=1)
    values excludes no difference.
 
-Last, the key is searched for in every log of the run: it must be in none. ``--profile
-DIR``: py-spy records each gateway through its c=32 runs (rig/profile.py), and the report
-gives the share of their CPU in the edge's code (the figures of such a run are skewed).
+The request is a small chat request, or with ``--body claude-code`` what Claude Code sends
+after a while of work (~120 KB, in the OpenAI format): the edge's tpm estimate walks the
+body, so its cost grows with it. Last, the key is searched for in every log of the run: it
+must be in none. ``--profile DIR``: py-spy records each gateway through its c=32 runs
+(rig/profile.py), and the report gives the share of their CPU spent in the edge's code
+(the figures of such a run are skewed by py-spy's own CPU).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rig import gw
 from rig.clients import SyncClient, raw_request
 from rig.measure import OVERHEAD_HEADER, add_load_options, option, send
 from rig.procs import HOST, Cpu, Proc, find, version
@@ -57,11 +61,20 @@ from rig.stack import Stack, stack
 from benchmarks import edge_report as figures
 from benchmarks.edge_report import EDGES, GATEWAYS, LIMITS, MODELS, REFERENCE, Slices
 from benchmarks.proxy import chat_body
+from benchmarks.workloads import claude_code_request
 
 PATH = "/v1/chat/completions"
 KEY_VAR = "BENCH_EDGE_KEY"
 WARM_UP = 50
 Gateways = dict[str, tuple[Proc, int]]
+
+
+def request_body(name: str) -> bytes:
+    """The chat request every gateway gets: ``small`` (172 B) or ``claude-code`` (what
+    Claude Code sends after a while of work, ~120 KB, here in the OpenAI format)."""
+    if name == "small":
+        return chat_body()
+    return json.dumps(gw.in_format(claude_code_request(), "openai")).encode()
 
 
 def settings(edge: bool, redis_port: int | None = None) -> str:
@@ -142,7 +155,7 @@ def c32_round(
 ) -> dict[str, Slices]:
     """After a warm-up of each, the gateways take ``args.slice``-second turns at
     ``args.connections`` (the order rotated each turn) until each had ``args.duration``."""
-    headers, bodies = {"authorization": f"Bearer {key}"}, [chat_body()]
+    headers, bodies = {"authorization": f"Bearer {key}"}, [request_body(args.body)]
     note(f"non-stream, c={args.connections}: {args.duration:g} s each in {args.slice} s turns ...")
     for _proc, port in gws.values():
         if args.warmup:
@@ -179,7 +192,8 @@ def latency_c1(
     auth = {"authorization": f"Bearer {key}"}
     clients = {name: SyncClient(port) for name, port in ports.items()}
     pinger = Pinger(redis_port)
-    calls = {name: _timed(clients[name], raw_request(port, PATH, chat_body(), auth))
+    body = request_body(args.body)
+    calls = {name: _timed(clients[name], raw_request(port, PATH, body, auth))
              for name, port in ports.items()}  # fmt: skip
     calls["redis-ping"] = lambda: (200, b"", pinger.ping())
     lat: dict[str, list[list[float]]] = {name: [] for name in calls}  # per sub-round, ms
@@ -209,7 +223,9 @@ def latency_c1(
 
 
 def run(args: argparse.Namespace) -> int:
-    res: dict[str, Any] = {"meta": {**meta(args), "slice_s": args.slice}}
+    body = request_body(args.body)
+    res: dict[str, Any] = {"meta": {**meta(args), "slice_s": args.slice, "body": args.body,
+                                    "body_bytes": len(body)}}  # fmt: skip
     key = "sk-bench-" + secrets.token_urlsafe(24)
     binary = find("redis-server")
     res["meta"]["redis"] = version([binary, "--version"]) if binary else "no redis-server"
@@ -257,7 +273,14 @@ def options(parser: argparse.ArgumentParser) -> None:
     option(parser, "--slice", 2, "seconds of each turn at c=32 (whole: wrk's)", quick=1)
     option(parser, "--rounds", 20, "latency sub-rounds at c=1", quick=10)
     option(parser, "--per-round", 50, "requests per sub-round", quick=30)
-    parser.add_argument("--profile", metavar="DIR", help="py-spy each gateway at c=32 to DIR")
+    add = parser.add_argument
+    add(
+        "--body",
+        choices=["small", "claude-code"],
+        default="small",
+        help="the chat request: small (172 B), or what Claude Code sends (~120 KB)",
+    )
+    add("--profile", metavar="DIR", help="py-spy each gateway at c=32 to DIR")
 
 
 HELP = f"client keys, limits, Redis state: CPU and latency per request vs {' + '.join(REFERENCE)}"

@@ -228,7 +228,8 @@ def print_report(res: dict[str, Any], out: TextIO) -> None:
     if f"runs_{CPU}" in ns["open"]:
         notes.append("CPU us/req of each round: "
                      + "; ".join(f"{n} {ns[n][f'runs_{CPU}']}" for n in SHOWN))  # fmt: skip
-    table(f"Non-stream POST /v1/chat/completions, concurrency {m['connections']} "
+    table(f"Non-stream POST /v1/chat/completions ({m['body']}: {m['body_bytes']:,} B), "
+          f"concurrency {m['connections']} "
           f"({ns['open']['generator']}; each gateway {m['duration_s']:g} s a round in "
           f"{m['slice_s']:g} s turns; {ns['rounds']} round(s), the median shown)",
           ["", *SHOWN, *(f"{n}/ref" for n in EDGES)], rows, out, "\n".join(notes))  # fmt: skip
@@ -253,8 +254,8 @@ def print_report(res: dict[str, Any], out: TextIO) -> None:
                  "after)")  # fmt: skip
     if "runs_redis_added_p50_ms" in lat:
         notes.append(f"edge-redis minus reference, each round: {lat['runs_redis_added_p50_ms']}")
-    table(f"Latency at concurrency 1, ms ({lat['rounds']} interleaved sub-rounds x "
-          f"{lat['per_round']} requests each)", ["", *names], rows, out,
+    table(f"Latency at concurrency 1, ms ({m['body']} body; {lat['rounds']} interleaved "
+          f"sub-rounds x {lat['per_round']} requests each)", ["", *names], rows, out,
           "\n".join(notes))  # fmt: skip
     if prof := res.get("profile"):
         spec = [("gateway", "{name}"), ("samples", "{samples:,.0f}")]
