@@ -3,7 +3,9 @@
 ``run(config)`` is what ``python -m gateway serve`` calls in each worker: it
 loads the transformer directory (and keeps polling it), serves HTTP, and
 turns signals into actions: SIGTERM and SIGINT start the graceful shutdown,
-SIGHUP reloads the transformers at once.
+SIGHUP reloads the transformers at once. A worker of ``--workers N`` also
+keeps its metrics link to the supervisor, and answers ``/metrics`` with the
+whole group's (gateway.metrics_group).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import ssl
 import threading
 from functools import partial
@@ -25,6 +28,7 @@ from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
 from gateway.metrics import Metrics
+from gateway.metrics_group import SupervisorLink
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
 from gateway.record import CallRecord
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["App", "StartupError", "run"]
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE.encode("ascii")
+NO_GROUP_METRICS = b"The supervisor did not gather the workers' metrics in time; try again.\n"
 LIVE_BODY = b'{"status":"live"}'  # probes hit this often: no JSON encoding per request
 #: Bodies larger than this are decoded in a worker thread. json.loads takes about
 #: 20 ms per MiB of chat JSON (measured): 256 KiB stalls the loop ~5 ms at most,
@@ -98,6 +103,8 @@ class App:
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
         )
+        #: A worker's link to its supervisor (--workers N): /metrics is then the group's.
+        self.group: SupervisorLink | None = None
         self.server = Server(
             config,
             Router(self.routes()),
@@ -176,7 +183,14 @@ class App:
     # -- the gateway's own endpoints -------------------------------------------------------
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
-        await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+        if self.group is None:
+            await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+            return
+        body = await self.group.exposition()
+        if body is None:  # never this worker's counters alone: the group's would seem to fall
+            await ex.respond(503, NO_GROUP_METRICS, content_type=b"text/plain; charset=utf-8")
+            return
+        await ex.respond(200, body, content_type=METRICS_CONTENT_TYPE)
 
     # -- health ----------------------------------------------------------------------------
 
@@ -284,15 +298,19 @@ async def run(
     *,
     reuse_port: bool = False,
     parent_pipe: int | None = None,
+    metrics_fd: int | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until a graceful shutdown completes.
 
     ``parent_pipe``: a worker's read end of its supervisor's pipe; EOF there (the
     supervisor died) starts the graceful shutdown, as SIGTERM does.
+    ``metrics_fd``: a worker's end of its metrics link to the supervisor.
     """
     registry = RegistryHolder(config.transformers.dir)
     app = App(config, registry=registry)
+    if metrics_fd is not None:
+        app.group = SupervisorLink(socket.socket(fileno=metrics_fd), app.metrics.statistics)
     cfg = config.server
     listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
     try:
@@ -300,6 +318,8 @@ async def run(
             await services.start(_handle_signals, app)
             if parent_pipe is not None:
                 services.start_soon(watch_parent, parent_pipe, partial(_shut_down, app))
+            if app.group is not None:
+                services.start_soon(app.group.run)
             services.start_soon(
                 partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
             )
