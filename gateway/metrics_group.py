@@ -307,6 +307,8 @@ class GroupMetrics:
         async with trio.open_nursery() as nursery:
             for end in ends:
                 nursery.start_soon(end.ask, seq)
+        # A worker that died meanwhile is in the retired totals now: not twice.
+        ends = [e for e in ends if self._ends.get(e.worker_id) is e]
         fresh = [e.last for e in ends if e.answered == seq and e.last is not None]
         stale = [_cumulative(e.last) for e in ends if e.answered != seq and e.last is not None]
         self.missing.set(max(self.workers - len(fresh), 0))
