@@ -39,7 +39,7 @@ families keep at most MAX_LABEL_SETS label sets (the rest fold into
 ``_other_``, as in one process), retired totals included, so neither N workers
 nor many restarts grow a scrape without bound. Big snapshots are encoded,
 decoded and merged in a worker thread. A peer that breaks the framing, or a
-send that does not finish within :data:`SEND_TIMEOUT_S` (a worker stuck with
+send that does not finish within wire.SEND_TIMEOUT_S (5 s) (a worker stuck with
 a full socket buffer), closes that link: the worker's scrapes then answer 503
 until the supervisor restarts it.
 """
