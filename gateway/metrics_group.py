@@ -173,9 +173,14 @@ class _WorkerEnd:
     send_lock: trio.StrictFIFOLock = attrs.Factory(trio.StrictFIFOLock)
     #: Cancelled when the link is unusable (serve_worker then ends).
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    #: The latest snapshot the worker sent and the question it answered.
+    #: The latest snapshot the worker sent.
     last: MetricsStatistics | None = None
+    #: The question sent last, the one answered last, and the round a snapshot last came in.
+    asked: int = 0
     answered: int = 0
+    fresh_in: int = 0
+    #: The round being collected (a snapshot arriving now is fresh for it).
+    round: int = 0
     arrived: trio.Event = attrs.Factory(trio.Event)
 
     def down(self, exc: BaseException) -> None:
@@ -186,19 +191,30 @@ class _WorkerEnd:
         await send_whole(self.stream, self.send_lock, kind, seq, payload)
 
     async def ask(self, seq: int) -> None:
-        """Ask for a snapshot and wait (at most WORKER_TIMEOUT_S) for the answer to ``seq``."""
+        """Get a snapshot for round ``seq``, waiting at most WORKER_TIMEOUT_S.
+
+        At most one question is outstanding: a worker that has not answered the
+        last one (stuck) is not asked again (its answer, when it comes, serves),
+        and one whose link is busy sending is not asked this round; so a round
+        never waits on a send, and a stuck worker's buffer does not fill with
+        questions.
+        """
+        self.round = seq
         with trio.move_on_after(WORKER_TIMEOUT_S):
-            try:
-                await self.send(ASK_SNAPSHOT, seq)
-            except LINK_ERRORS as exc:
-                self.down(exc)
-                return
-            while self.answered < seq:
+            if self.asked == self.answered and not self.send_lock.locked():
+                self.asked = seq
+                try:
+                    await self.send(ASK_SNAPSHOT, seq)
+                except LINK_ERRORS as exc:
+                    self.down(exc)
+                    return
+            while self.fresh_in != seq:
                 await self.arrived.wait()
 
     def took(self, seq: int, stats: MetricsStatistics) -> None:
-        """A snapshot came (a late one too: it is still the freshest this worker gave)."""
-        self.last, self.answered = stats, max(self.answered, seq)
+        """A snapshot came; even the answer to an earlier round's question is the
+        freshest this worker gave, and fresh for the round under way."""
+        self.last, self.answered, self.fresh_in = stats, seq, self.round
         self.arrived.set()
         self.arrived = trio.Event()
 
@@ -273,6 +289,7 @@ class GroupMetrics:
                     stats = await _decode(frame)
                 except FrameError as exc:  # the framing is intact: only this answer is lost
                     LOG.error("worker %d sent an unreadable snapshot: %s", end.worker_id, exc)
+                    end.answered = frame.seq  # it may be asked again
                     continue
                 end.took(frame.seq, stats)
             elif frame.kind == ASK_GROUP:
@@ -309,8 +326,8 @@ class GroupMetrics:
                 nursery.start_soon(end.ask, seq)
         # A worker that died meanwhile is in the retired totals now: not twice.
         ends = [e for e in ends if self._ends.get(e.worker_id) is e]
-        fresh = [e.last for e in ends if e.answered == seq and e.last is not None]
-        stale = [_cumulative(e.last) for e in ends if e.answered != seq and e.last is not None]
+        fresh = [e.last for e in ends if e.fresh_in == seq and e.last is not None]
+        stale = [_cumulative(e.last) for e in ends if e.fresh_in != seq and e.last is not None]
         self.missing.set(max(self.workers - len(fresh), 0))
         own = MetricsStatistics((self.missing.statistics(), self.restarts.statistics()))
         parts = [*fresh, *stale, self._retired, own]

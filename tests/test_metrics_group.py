@@ -121,6 +121,14 @@ async def test_a_stuck_worker_is_left_out_promptly_and_kept_at_its_last_counters
     # Its counters stay at what it said last: the group's total does not fall.
     assert sample(second, "gateway_requests_total", provider="p", model="m", status="200") == 5
     assert sample(second, "gateway_inflight_requests") == 0
+    # Asked once more while the question is outstanding: not asked again (no pile-up).
+    third = samples(await link.exposition() or b"")
+    assert sample(third, "gateway_metrics_workers_missing") == 1
+    asks = []
+    with trio.move_on_after(0.3):
+        while (frame := await reader.next()) is not None:
+            asks.append(frame.kind)
+    assert asks == [ASK_SNAPSHOT]
 
 
 async def test_a_dead_workers_counters_stay_after_its_restart(group: Group) -> None:
