@@ -169,7 +169,6 @@ class Metrics:
             self.overhead,
             self.log_records_dropped,
             self.limit_rejections,
-            *((self.redis_up,) if redis_up is not None else ()),
         )
 
     def observe_request(
@@ -218,6 +217,11 @@ class Metrics:
         if tokens_reasoning:
             self.tokens.labels(provider, model, "reasoning", key).inc(tokens_reasoning)
 
+    def watch_redis(self, up: Callable[[], bool]) -> None:
+        """Show ``gateway_redis_up`` from now on, read from ``up()`` at each scrape (as the
+        ``redis_up`` argument does, for a state made after the metrics)."""
+        self._redis_up = up
+
     def limit_rejected(self, key: str, limit: str) -> None:
         """Count a request that client key ``key``'s ``limit`` refused.
 
@@ -263,9 +267,11 @@ class Metrics:
                 self.transformer_reloads.labels(result).value = count
         if self._log_records_dropped is not None:
             self.log_records_dropped._unlabelled().value = self._log_records_dropped()
+        families = self._families
         if self._redis_up is not None:
             self.redis_up.set(1 if self._redis_up() else 0)
-        return MetricsStatistics(tuple(family.statistics() for family in self._families))
+            families = (*families, self.redis_up)
+        return MetricsStatistics(tuple(family.statistics() for family in families))
 
     def render(self) -> bytes:
         """The exposition for ``GET /metrics`` (serve it with :data:`CONTENT_TYPE`)."""

@@ -376,6 +376,9 @@ def test_redis_up_is_read_at_each_scrape_and_absent_without_redis() -> None:
     assert flat(m.render(), "gateway_redis") == {"gateway_redis_up": 1}
     up[0] = False
     assert flat(m.render(), "gateway_redis") == {"gateway_redis_up": 0}
+    later = Metrics()
+    later.watch_redis(lambda: True)
+    assert flat(later.render(), "gateway_redis") == {"gateway_redis_up": 1}
     # Several workers: 1 only when every one of them reaches Redis.
     a, b = Metrics(redis_up=lambda: True), Metrics(redis_up=lambda: False)
     assert merge_statistics([a.statistics(), b.statistics()])["gateway_redis_up"].value() == 0
