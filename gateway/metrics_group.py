@@ -95,6 +95,7 @@ SNAPSHOT = 2  # worker -> supervisor: encoded MetricsStatistics
 ASK_GROUP = 3  # worker -> supervisor
 GROUP = 4  # supervisor -> worker: the exposition text
 NO_GROUP = 5  # supervisor -> worker: the group's exposition could not be made
+NO_SNAPSHOT = 6  # worker -> supervisor: no snapshot this time (logged there)
 
 
 class _Round:
@@ -175,9 +176,11 @@ class _WorkerEnd:
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     #: The latest snapshot the worker sent.
     last: MetricsStatistics | None = None
-    #: The question sent last, the one answered last, and the round a snapshot last came in.
+    #: The question sent last, the one answered last, the round an answer last came in,
+    #: and the round a snapshot last came in.
     asked: int = 0
     answered: int = 0
+    replied_in: int = 0
     fresh_in: int = 0
     #: The round being collected (a snapshot arriving now is fresh for it).
     round: int = 0
@@ -208,13 +211,16 @@ class _WorkerEnd:
                 except LINK_ERRORS as exc:
                     self.down(exc)
                     return
-            while self.fresh_in != seq:
+            while self.replied_in != seq:
                 await self.arrived.wait()
 
-    def took(self, seq: int, stats: MetricsStatistics) -> None:
-        """A snapshot came; even the answer to an earlier round's question is the
-        freshest this worker gave, and fresh for the round under way."""
-        self.last, self.answered, self.fresh_in = stats, seq, self.round
+    def took(self, seq: int, stats: MetricsStatistics | None) -> None:
+        """An answer came (None: without a snapshot); even the answer to an earlier
+        round's question is the freshest this worker gave, and fresh for the round
+        under way."""
+        self.answered, self.replied_in = seq, self.round
+        if stats is not None:
+            self.last, self.fresh_in = stats, self.round
         self.arrived.set()
         self.arrived = trio.Event()
 
@@ -273,6 +279,8 @@ class GroupMetrics:
                     except LINK_ERRORS as exc:
                         end.down(exc)
                     nursery.cancel_scope.cancel()
+        except Exception:  # a bug here must not take the supervisor (and every worker) down
+            LOG.exception("the metrics link of worker %d failed", worker_id)
         finally:
             if self._ends.get(worker_id) is end:
                 del self._ends[worker_id]
@@ -286,12 +294,12 @@ class GroupMetrics:
         while (frame := await reader.next()) is not None:
             if frame.kind == SNAPSHOT:
                 try:
-                    stats = await _decode(frame)
-                except FrameError as exc:  # the framing is intact: only this answer is lost
+                    end.took(frame.seq, await _decode(frame))
+                except (FrameError, ValueError, TypeError) as exc:  # only this answer is lost
                     LOG.error("worker %d sent an unreadable snapshot: %s", end.worker_id, exc)
-                    end.answered = frame.seq  # it may be asked again
-                    continue
-                end.took(frame.seq, stats)
+                    end.took(frame.seq, None)
+            elif frame.kind == NO_SNAPSHOT:
+                end.took(frame.seq, None)
             elif frame.kind == ASK_GROUP:
                 try:  # one question waits at most; a worker asks again after its timeout
                     asks.send_nowait(frame.seq)
@@ -387,6 +395,8 @@ class SupervisorLink:
                     except LINK_ERRORS as exc:
                         LOG.error("the metrics link to the supervisor is closed: %s", exc)
                     nursery.cancel_scope.cancel()
+        except Exception:  # a bug here must not take the worker down: its scrapes get 503
+            LOG.exception("the metrics link to the supervisor failed")
         finally:
             self._closed = True
             self._arrived.set()
@@ -411,14 +421,20 @@ class SupervisorLink:
                 raise FrameError(f"unexpected frame kind {frame.kind}")
 
     async def _send_snapshot(self, seq: int) -> None:
-        stats = self._statistics()
-        payload = await _off_loop_if(
-            _series_count(stats) > THREAD_SERIES, lambda: encode_statistics(stats)
-        )
+        try:
+            stats = self._statistics()
+            payload = await _off_loop_if(
+                _series_count(stats) > THREAD_SERIES, lambda: encode_statistics(stats)
+            )
+        except Exception:  # a scrape-time reader failed: the supervisor counts us missing
+            LOG.exception("this worker's metrics snapshot could not be taken")
+            await self._send(NO_SNAPSHOT, seq)
+            return
         try:
             await self._send(SNAPSHOT, seq, payload)
         except FrameError as exc:  # too big to send: the supervisor counts us missing
             LOG.error("this worker's metrics snapshot is not sent: %s", exc)
+            await self._send(NO_SNAPSHOT, seq)
 
     async def _ask_group(self) -> bytes | None:
         self._seq += 1

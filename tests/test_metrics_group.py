@@ -190,6 +190,29 @@ async def test_an_unreadable_snapshot_is_skipped_and_the_link_kept(group: Group)
     assert _requests(await link.exposition()) == 6
 
 
+async def test_a_worker_whose_snapshot_fails_is_missing_then_asked_again(
+    group: Group, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = [True]
+
+    def reload_counts() -> dict[str, int]:
+        if broken[0]:
+            raise RuntimeError("a scrape-time reader failed")
+        return {"ok": 1, "error": 0}
+
+    flaky = _worker_metrics(4)
+    flaky._reload_counts = reload_counts
+    link = group.start_worker(0, _worker_metrics(2))
+    group.start_worker(1, flaky)
+    started = trio.current_time()
+    first = samples(await link.exposition() or b"")
+    assert trio.current_time() - started < metrics_group.WORKER_TIMEOUT_S  # said so at once
+    assert sample(first, "gateway_metrics_workers_missing") == 1
+    assert "could not be taken" in caplog.text
+    broken[0] = False
+    assert _requests(await link.exposition()) == 6
+
+
 async def test_concurrent_scrapes_share_rounds(group: Group) -> None:
     links = [group.start_worker(0, _worker_metrics(1)), group.start_worker(1, _worker_metrics(1))]
     results: list[float] = []
