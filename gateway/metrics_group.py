@@ -323,7 +323,10 @@ class GroupMetrics:
     def _retire(self, last: MetricsStatistics) -> None:
         """A worker process ended: its last counters stay in the group's totals."""
         parts = [self._retired, _cumulative(last)]
-        self._retired = merge_statistics(parts, max_label_sets=MAX_LABEL_SETS)
+        try:
+            self._retired = merge_statistics(parts, max_label_sets=MAX_LABEL_SETS)
+        except ValueError:  # a worker of another version, say: its totals cannot be kept
+            LOG.exception("a finished worker's counters could not be kept")
 
     async def _collect(self) -> bytes:
         self._seq += 1
