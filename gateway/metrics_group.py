@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import attrs
 import trio
 
+from gateway.coalesce import Rounds
 from gateway.prometheus import (
     MAX_LABEL_SETS,
     Counter,
@@ -96,57 +97,6 @@ ASK_GROUP = 3  # worker -> supervisor
 GROUP = 4  # supervisor -> worker: the exposition text
 NO_GROUP = 5  # supervisor -> worker: the group's exposition could not be made
 NO_SNAPSHOT = 6  # worker -> supervisor: no snapshot this time (logged there)
-
-
-class _Round:
-    """Callers waiting for one run of a round; ``result`` None: it failed."""
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.result: bytes | None = None
-
-
-class _Rounds:
-    """Callers of :meth:`get` share one run of ``work`` that starts after they call.
-
-    :meth:`run` (a long-lived task) does the runs, one at a time.
-    """
-
-    def __init__(self, work: Callable[[], Awaitable[bytes | None]]) -> None:
-        self._work = work
-        self._next: _Round | None = None
-        self._wanted = trio.Event()
-        self._closed = False
-
-    async def get(self) -> bytes | None:
-        if self._closed:
-            return None
-        if self._next is None:
-            self._next = _Round()
-            self._wanted.set()
-        current = self._next
-        await current.done.wait()
-        return current.result
-
-    def close(self) -> None:
-        """No more runs: a round that has not started ends now, empty-handed."""
-        self._closed = True
-        if self._next is not None:
-            self._next.done.set()
-            self._next = None
-
-    async def run(self) -> None:
-        while True:
-            await self._wanted.wait()
-            self._wanted = trio.Event()
-            current, self._next = self._next, None
-            assert current is not None
-            try:
-                current.result = await self._work()
-            except Exception:
-                LOG.exception("collecting the group's metrics failed")
-            finally:
-                current.done.set()
 
 
 async def _off_loop_if(big: bool, fn: Callable[[], bytes]) -> bytes:
@@ -240,7 +190,7 @@ class GroupMetrics:
         self._ends: dict[int, _WorkerEnd] = {}
         self._retired = MetricsStatistics(())
         self._seq = 0
-        self._rounds = _Rounds(self._collect)
+        self._rounds = Rounds(self._collect, "collecting the group's metrics")
         self.missing = Gauge(
             "gateway_metrics_workers_missing",
             "Workers whose snapshot the last scrape lacked (stuck past 1 s, dead or "
@@ -374,7 +324,7 @@ class SupervisorLink:
         self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         self._statistics = statistics
         self._send_lock = trio.StrictFIFOLock()
-        self._rounds = _Rounds(self._ask_group)
+        self._rounds = Rounds(self._ask_group, "asking the supervisor for the group's metrics")
         self._scope = trio.CancelScope()
         self._seq = 0
         self._answer: tuple[int, bytes | None] = (0, None)
