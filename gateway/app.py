@@ -3,13 +3,20 @@
 ``run(config)`` is what ``python -m gateway serve`` calls in each worker: it
 loads the transformer directory (and keeps polling it), serves HTTP, and
 turns signals into actions: SIGTERM and SIGINT start the graceful shutdown,
-SIGHUP reloads the transformers at once. A worker of ``--workers N`` also
-keeps its metrics link to the supervisor, and answers ``/metrics`` with the
-whole group's (gateway.metrics_group).
+SIGHUP reloads the transformers at once and reopens the audit log.
+
+Each finished request's record goes to the metrics and, when
+``logging.audit_log`` is set, to the audit log (gateway.audit_log): every
+request but those of :data:`UNAUDITED_PATHS`, the probes a platform sends
+every few seconds, which would drown the lines that matter.
+
+A worker of ``--workers N`` also keeps its metrics link to the supervisor,
+and answers ``/metrics`` with the whole group's (gateway.metrics_group).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -21,9 +28,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from gateway.audit_log import AuditLog
 from gateway.config import Config
 from gateway.dialects import DEFAULT, DIALECTS, dialect_for_path
-from gateway.errors import GatewayError
+from gateway.edge.catalog import KeyCatalog
+from gateway.edge.clientkeys import ClientKeys, KeyFileError, key_texts, presented_credentials
+from gateway.edge.gate import Edge
+from gateway.errors import GatewayError, Unauthorized
 from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
@@ -41,9 +52,11 @@ from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from gateway.call import Call
+    from gateway.catalog import Catalog
     from gateway.formats.format import Endpoint, Format
-    from gateway.server.exchange import Exchange
+    from gateway.server.exchange import Exchange, HttpRecord
     from gateway.server.routes import Handler
+    from gateway.state.protocol import State
 
 __all__ = ["App", "StartupError", "run"]
 
@@ -57,6 +70,10 @@ THREAD_DECODE_BYTES = 256 * 1024
 #: After SIGTERM, the process ends within shutdown_delay_s + shutdown_grace_s plus this,
 #: whatever holds it (a thread blocked in a read, a stuck task).
 EXIT_MARGIN_S = 5.0
+#: At exit, how long the audit log's last lines may take to reach the file.
+AUDIT_CLOSE_S = 5.0
+#: The gateway's own endpoints, which the audit log leaves out.
+UNAUDITED_PATHS = ("/health/live", "/health/ready", "/health/startup", "/metrics")
 
 LOG = logging.getLogger("gateway")
 
@@ -84,6 +101,10 @@ class App:
         config: the settings.
         registry: the transformer snapshot holder (None: no providers at all).
         upstream: the client towards providers (a default one when None).
+        state: where client-key limits are counted (a local one when None).
+
+    Raises:
+        StartupError: a client key's ``key_file`` cannot be read.
     """
 
     def __init__(
@@ -92,27 +113,50 @@ class App:
         *,
         registry: RegistryHolder | None = None,
         upstream: UpstreamClient | None = None,
+        state: State | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.upstream = upstream or UpstreamClient()
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
-            log_records_dropped=dropped_log_records,
+            log_records_dropped=self._log_records_dropped,
         )
         self.proxy = (
-            Proxy(registry, self.upstream, metrics=self.metrics) if registry is not None else None
+            Proxy(registry, self.upstream, metrics=self.metrics, state=state)
+            if registry is not None
+            else None
         )
         #: A worker's link to its supervisor (--workers N): /metrics is then the group's.
         self.group: SupervisorLink | None = None
+        try:
+            keys = ClientKeys(config.auth)
+            # client keys are redacted from the bodies the audit log may hold
+            secrets = key_texts(config.auth) if config.logging.log_bodies else []
+        except KeyFileError as exc:
+            raise StartupError(str(exc)) from None
+        self.audit = AuditLog.from_settings(
+            config.logging, secrets=secrets, skip_paths=UNAUDITED_PATHS
+        )
+        self.edge = Edge(keys, state)
         self.server = Server(
             config,
             Router(self.routes()),
             tls=_tls(config),
-            observer=self.metrics.observe,
+            observer=self.metrics.observe if self.audit is None else self._observe,
             dialect=DEFAULT,
             dialect_for_path=dialect_for_path,
         )
+
+    def _observe(self, record: HttpRecord) -> None:
+        """A finished request, with the audit log on: its metrics, then its audit line."""
+        self.metrics.observe(record)
+        assert self.audit is not None
+        self.audit.observe(record)
+
+    def _log_records_dropped(self) -> int:
+        audit = self.audit.dropped if self.audit is not None else 0
+        return dropped_log_records() + audit
 
     def routes(self) -> list[Route]:
         routes = [
@@ -121,6 +165,8 @@ class App:
             Route("GET", "/health/startup", self.startup),
             Route("GET", "/metrics", self.metrics_endpoint),
         ]
+        if any(key.admin for key in self.edge.keys.by_name.values()):
+            routes.append(Route("GET", "/v1/usage", self.usage))
         if self.proxy is None:
             return routes
         # Every format's client endpoints (gateway/formats/<fmt>/__init__.py lists them);
@@ -144,6 +190,10 @@ class App:
         assert endpoint.read is not None
         # The record marks a proxied request (for the metrics) before anything can fail.
         record = ex.facts = CallRecord(client_format=ex.dialect.name)
+        edge = self.edge
+        key = edge.authenticate(ex.request)  # before the body is even parsed
+        if key is not None:
+            record.key_name = key.name
         self.metrics.inflight.inc()
         try:
             if len(ex.request.body) > THREAD_DECODE_BYTES:
@@ -151,10 +201,15 @@ class App:
             else:
                 call = endpoint.read(ex.request)
             record.model = call.model
-            if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
-                await self._json_array(ex, fmt, call)
-            else:
-                await self.proxy.handle(ex, call)
+            edge.permit(key, call.model)
+            ticket = await edge.admit(ex, key, call)
+            try:
+                if call.stream and endpoint.json_array and endpoint.json_array(ex.request):
+                    await self._json_array(ex, fmt, call)
+                else:
+                    await self.proxy.handle(ex, call)
+            finally:
+                await edge.settle(ticket, record)
         finally:
             self.metrics.inflight.dec()
 
@@ -176,13 +231,20 @@ class App:
         """An endpoint the gateway answers itself from the transformer snapshot (model lists)."""
         assert self.registry is not None
         assert endpoint.answer is not None
-        await ex.respond_json(
-            200, endpoint.answer(ex.request, RegistryCatalog(self.registry.current))
-        )
+        key = self.edge.authenticate(ex.request)
+        catalog: Catalog = RegistryCatalog(self.registry.current)
+        if key is not None:
+            catalog = KeyCatalog(catalog, key)
+        await ex.respond_json(200, endpoint.answer(ex.request, catalog))
 
     # -- the gateway's own endpoints -------------------------------------------------------
 
     async def metrics_endpoint(self, ex: Exchange) -> None:
+        keys = self.edge.keys
+        if keys.metrics_digest is not None and not keys.is_metrics_key(
+            presented_credentials(ex.request)
+        ):
+            raise Unauthorized("/metrics needs the metrics key (auth.metrics_key) as Bearer token")
         if self.group is None:
             await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
             return
@@ -191,6 +253,9 @@ class App:
             await ex.respond(503, NO_GROUP_METRICS, content_type=b"text/plain; charset=utf-8")
             return
         await ex.respond(200, body, content_type=METRICS_CONTENT_TYPE)
+
+    async def usage(self, ex: Exchange) -> None:
+        await ex.respond_json(200, await self.edge.usage_report(ex.request))
 
     # -- health ----------------------------------------------------------------------------
 
@@ -228,6 +293,9 @@ async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> No
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
+                if app.audit is not None:
+                    LOG.info("SIGHUP: reopening the audit log")
+                    app.audit.reopen()
                 if app.registry is not None:
                     LOG.info("SIGHUP: reloading transformers")
                     app.registry.request_reload()
@@ -293,6 +361,13 @@ def _exit_after(seconds: float) -> None:
     timer.start()
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def run(
     config: Config,
     *,
@@ -312,6 +387,13 @@ async def run(
     if metrics_fd is not None:
         app.group = SupervisorLink(socket.socket(fileno=metrics_fd), app.metrics.statistics)
     cfg = config.server
+    if app.edge.keys.open and not _loopback(cfg.host):
+        LOG.warning(
+            "no client keys are configured ([auth] keys): anyone who can reach %s:%d may use "
+            "every provider; set keys, or bind to 127.0.0.1",
+            cfg.host,
+            cfg.port,
+        )
     listeners = await open_listeners(cfg.host, cfg.port, reuse_port=reuse_port)
     try:
         async with trio.open_nursery() as services:
@@ -328,3 +410,6 @@ async def run(
     finally:
         with trio.move_on_after(2, shield=True):
             await app.upstream.aclose()
+        if app.audit is not None:  # its last lines out, in a thread (it joins the writer)
+            with trio.move_on_after(AUDIT_CLOSE_S, shield=True):
+                await trio.to_thread.run_sync(app.audit.close, abandon_on_cancel=True)

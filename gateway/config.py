@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ import attrs
 import cattrs
 
 from gateway.envvars import expand_env
+from gateway.server.cors import origin_problem
 from gateway.strict import (
     Invalid,
     KeyPath,
@@ -69,6 +71,7 @@ class ConfigError(Exception):
 _POSITIVE = {"check": "positive"}
 _NON_NEGATIVE = {"check": "non_negative"}
 _PORT = {"check": "port"}
+_ORIGINS = {"check": "origins"}
 
 
 @attrs.frozen
@@ -99,17 +102,24 @@ class TransformersConfig:
 
 @attrs.frozen
 class AuthKey:
+    """One client key: ``key`` (or ``key_file``), its limits and the models it may use."""
+
     name: str
-    key: str = attrs.field(repr=False)
+    key: str = attrs.field(default="", repr=False)
+    key_file: str = ""
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
     models: tuple[str, ...] = ("*",)
+    admin: bool = False
 
 
 @attrs.frozen
 class AuthConfig:
     keys: tuple[AuthKey, ...] = ()
+    metrics_key: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
@@ -120,7 +130,7 @@ class StateConfig:
 
 @attrs.frozen
 class CorsConfig:
-    allow_origins: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = attrs.field(default=(), metadata=_ORIGINS)
 
 
 @attrs.frozen
@@ -128,6 +138,9 @@ class LoggingConfig:
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     format: Literal["text", "json"] = "text"
     audit_log: str = ""
+    audit_max_bytes: int = attrs.field(default=100 * MIB, metadata=_POSITIVE)
+    audit_backups: int = attrs.field(default=5, metadata=_NON_NEGATIVE)
+    log_bodies: bool = False
 
 
 @attrs.frozen
@@ -160,7 +173,7 @@ def _is_secret(path: KeyPath) -> bool:
     """A setting whose value is a secret: a problem with it never shows the value."""
     if path[:2] == ("auth", "keys"):  # the list, one entry, or an entry's key
         return len(path) <= 3 or path[3] == "key"
-    return path[:2] == ("state", "redis_url")
+    return path[:2] in (("state", "redis_url"), ("auth", "metrics_key"))
 
 
 def _lines(source: str, problems: Iterable[Problem]) -> list[str]:
@@ -202,18 +215,15 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
         config = conv.structure(layer, Config)
     except (cattrs.BaseValidationError, Invalid) as exc:
         return _lines(source, shape_problems(exc))
-    return _lines(source, _range_problems(config, layer) + _not_implemented(config))
+    found = _range_problems(config, layer) + _not_implemented(config) + _auth_problems(config)
+    return _lines(source, found)
 
 
 #: Sections and keys that are parsed but not implemented in this version: setting one to
 #: anything but its default is a start-up error, so that nobody believes a gateway on
-#: 0.0.0.0 checks keys, shares limits, sends CORS headers or writes an audit log when it
-#: does none of these. The edge issue implements them and removes them from here.
-_NOT_IMPLEMENTED = (
-    ("auth", "client API keys, rate and token limits"),
-    ("state", "shared state in Redis"),
-    ("cors", "CORS headers"),
-)
+#: 0.0.0.0 checks keys or shares limits when it does neither. The edge issue implements
+#: them and removes them from here.
+_NOT_IMPLEMENTED = (("state", "shared state in Redis"),)
 
 
 def _not_implemented(config: Config) -> list[Problem]:
@@ -230,14 +240,6 @@ def _not_implemented(config: Config) -> list[Problem]:
                         "version; remove the setting (the gateway would silently ignore it)",
                     )
                 )
-    if config.logging.audit_log != LoggingConfig().audit_log:
-        problems.append(
-            Problem(
-                ("logging", "audit_log"),
-                "the audit log is not implemented yet in this version; "
-                "remove the setting (the gateway would silently ignore it)",
-            )
-        )
     return problems
 
 
@@ -256,12 +258,61 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
                 problems.append(Problem(path, f"must be greater than 0, got {value}"))
             elif check == "non_negative" and value < 0:
                 problems.append(Problem(path, f"must be 0 or more, got {value}"))
+            elif check == "origins":
+                problems += [
+                    Problem((*path, i), f"{entry!r}: {message}")
+                    for i, entry in enumerate(value)
+                    if (message := origin_problem(entry)) is not None
+                ]
             elif check == "port" and not 0 <= value <= 65535:
                 problems.append(
                     Problem(
                         path, f"must be a TCP port from 0 to 65535 (0: any free port), got {value}"
                     )
                 )
+    return problems
+
+
+#: A client key's name goes into metrics labels, logs and shared-state keys.
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+_LIMITS = ("rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month")
+
+
+def _auth_problems(config: Config) -> list[Problem]:
+    """What the merged ``[auth] keys`` get wrong as a whole (names, key or key_file)."""
+    problems = []
+    seen: set[str] = set()
+    for i, entry in enumerate(config.auth.keys):
+        path = ("auth", "keys", i)
+        if not _KEY_NAME.fullmatch(entry.name):
+            problems.append(
+                Problem(
+                    (*path, "name"),
+                    f"{entry.name!r} is not a key name: 1 to 64 letters, digits, '.', '_' "
+                    "or '-', starting with a letter or digit",
+                )
+            )
+        elif entry.name in seen:
+            problems.append(Problem((*path, "name"), f"{entry.name!r} names another key too"))
+        seen.add(entry.name)
+        if bool(entry.key) == bool(entry.key_file):
+            problems.append(
+                Problem(
+                    (*path, "key"),
+                    'set key (e.g. key = "${TEAM_A_KEY}") or key_file, exactly one '
+                    "(an empty key usually means its environment variable is unset)",
+                )
+            )
+        for limit in _LIMITS:
+            value = getattr(entry, limit)
+            if value is not None and value <= 0:
+                problems.append(
+                    Problem((*path, limit), f"must be greater than 0 (or unset), got {value}")
+                )
+        if not entry.models:
+            problems.append(Problem((*path, "models"), "lists no model: the key could use none"))
     return problems
 
 
@@ -392,4 +443,11 @@ def load_config(
         raise ConfigError(_lines("settings", shape_problems(exc))) from exc
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError(["server.tls_cert, server.tls_key: set both for HTTPS, or neither"])
+    if config.logging.log_bodies and not config.logging.audit_log:
+        raise ConfigError(
+            [
+                "logging.log_bodies: bodies go to the audit log, which is off; "
+                "set logging.audit_log too, or remove log_bodies"
+            ]
+        )
     return config

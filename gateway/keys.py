@@ -22,18 +22,37 @@ Each try asks :meth:`KeyPool.choose` and gets a typed answer: :class:`UseKey`
 why it was rested). A client's own credential, forwarded with
 ``forward_client_key``, is a ``UseKey`` with ``pooled=False``: it is sent, but
 never rested or remembered here.
+
+Workers and replicas that share a state (``[state] redis_url``) share their
+rests too: each rest is put in :attr:`KeyPool.outbox` as a
+:class:`~gateway.state.protocol.KeyRest` (the key as a :func:`fingerprint`,
+the time as wall-clock), which :mod:`gateway.proxy.rest_sync` publishes; the
+rests others published come back through :meth:`KeyPool.apply_rests`. A rest
+learnt this way only ever lengthens a key's rest here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import collections
+import hashlib
+import time
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from gateway.failures import MAX_KEY_REST_S, Failure
+from gateway.state.protocol import KeyRest
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
-__all__ = ["NO_KEY", "AllResting", "KeyChoice", "KeyPool", "NoKey", "UseKey"]
+__all__ = ["NO_KEY", "AllResting", "KeyChoice", "KeyPool", "NoKey", "UseKey", "fingerprint"]
+
+#: Rests waiting to be published; past this, the oldest are dropped (they are hints).
+MAX_OUTBOX = 1000
+
+
+def fingerprint(key: str) -> str:
+    """A provider key's name in shared state: 16 hex digits of its SHA-256, never the key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @attrs.frozen
@@ -82,12 +101,16 @@ class KeyPool:
 
     Args:
         clock: returns the current time in seconds (``trio.current_time`` in the app).
+        wall: returns wall-clock seconds (what rests shared with other processes use).
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._wall = wall
         self._state: dict[tuple[str, str], _KeyState] = {}
         self._turn: dict[str, int] = {}
+        #: Rests to publish to the shared state (gateway.proxy.rest_sync empties it).
+        self.outbox: collections.deque[KeyRest] = collections.deque(maxlen=MAX_OUTBOX)
 
     def choose(self, t: Transformer) -> KeyChoice:
         """The key for ``t``'s next try: one of its keys, none needed, or all resting."""
@@ -144,15 +167,39 @@ class KeyPool:
         # "Retry-After: 0" on a refusal says nothing useful: the step applies.
         asked = min(at_least_s, MAX_KEY_REST_S) if at_least_s and at_least_s > 0 else None
         if state.until > now:  # already resting: the same event, not another strike
-            if asked is not None:
-                state.until = max(state.until, now + asked)
+            if asked is not None and now + asked > state.until:
+                state.until = now + asked
+                self._publish(t, key, state, now)
             return state.until - now
         steps = t.cooldown_s or DEFAULT_COOLDOWN_S
         rest = asked if asked is not None else steps[min(state.strikes, len(steps) - 1)]
         state.strikes += 1
         state.why = why
         state.until = now + rest
+        self._publish(t, key, state, now)
         return rest
+
+    def _publish(self, t: Transformer, key: str, state: _KeyState, now: float) -> None:
+        until = self._wall() + (state.until - now)
+        self.outbox.append(KeyRest(t.name, fingerprint(key), until, state.strikes))
+
+    def apply_rests(self, rests: Iterable[KeyRest], transformers: Iterable[Transformer]) -> None:
+        """Rests other processes published: each lengthens the matching key's rest here."""
+        rests = list(rests)
+        if not rests:
+            return
+        by_id = {(t.name, fingerprint(k)): (t, k) for t in transformers for k in t.keys}
+        now, wall = self._clock(), self._wall()
+        for rest in rests:
+            found = by_id.get((rest.provider, rest.key_id))
+            if found is None or rest.until <= wall:
+                continue
+            t, key = found
+            until = now + (rest.until - wall)
+            state = self._state.setdefault((t.name, key), _KeyState())
+            if until > state.until:
+                state.until = until
+                state.strikes = max(state.strikes, rest.strikes)
 
     def succeeded(self, t: Transformer, key: str) -> None:
         """``key`` worked: forget its failures."""

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import attrs
@@ -46,10 +46,13 @@ __all__ = [
     "ACCESS",
     "LOG",
     "JsonFormatter",
+    "LineWriter",
+    "Sink",
     "TextFormatter",
     "dropped_log_records",
     "escape_controls",
     "new_request_id",
+    "redact_line",
     "redact_target",
     "set_log_redactor",
     "setup_logging",
@@ -187,7 +190,7 @@ class TextFormatter(logging.Formatter):
         if extras:
             head, nl, tail = line.partition("\n")
             line = head + " " + " ".join(extras) + nl + tail
-        return _redacted(line)
+        return redact_line(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -205,7 +208,15 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return _redacted(json.dumps(out, default=str, separators=(",", ":")))
+        return redact_line(json.dumps(out, default=str, separators=(",", ":")))
+
+
+class Sink(Protocol):
+    """Where a :class:`LineWriter` puts its batches (a text stream, the audit log's file)."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> None: ...
 
 
 class LineWriter:
@@ -213,20 +224,26 @@ class LineWriter:
 
     ``write`` only appends to a deque (no lock, no wake-up); the thread drains it
     every ``FLUSH_INTERVAL_S`` with one write and one flush, so a busy server costs
-    it a few wake-ups a second rather than one per line. Past ``MAX_PENDING``
-    waiting lines new ones are dropped and counted, never waited for.
+    it a few wake-ups a second rather than one per line. Past ``max_pending``
+    waiting lines new ones are dropped and counted, never waited for; so are the
+    lines of a batch the stream fails to take (``OSError``). The stream is
+    anything with ``write`` and ``flush``: stderr here, the audit log's rotating
+    file (gateway.audit_log).
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(
+        self, stream: Sink, *, max_pending: int = MAX_PENDING, name: str = "gateway-log-writer"
+    ) -> None:
         self._stream = stream
         self._pending: collections.deque[str] = collections.deque()
+        self._max_pending = max_pending
         self._stop = threading.Event()
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="gateway-log-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def write(self, line: str) -> None:
-        if len(self._pending) >= MAX_PENDING:
+        if len(self._pending) >= self._max_pending:
             self.dropped += 1
             return
         self._pending.append(line)
@@ -279,7 +296,8 @@ def set_log_redactor(redact: Callable[[str], str] | None) -> None:
     _redact_line = redact
 
 
-def _redacted(line: str) -> str:
+def redact_line(line: str) -> str:
+    """``line`` with every secret the installed redactor knows removed (provider keys)."""
     redact = _redact_line
     return redact(line) if redact is not None else line
 
@@ -427,9 +445,9 @@ def _access_line(
             "client": client,
             **extra,
         }
-        return _redacted(json.dumps(fields, default=str, separators=(",", ":")))
+        return redact_line(json.dumps(fields, default=str, separators=(",", ":")))
     tail = "".join(f" {k}={_field(v)}" for k, v in extra.items())
-    return _redacted(
+    return redact_line(
         f"{_asctime(now)} INFO {ACCESS.name} {request_id} {escape_controls(method)} "
         f"{escape_controls(path)} {status} {bytes_sent}B {duration_ms:.3f}ms "
         f"client={escape_controls(client)}{tail}"

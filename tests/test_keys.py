@@ -162,3 +162,50 @@ def test_keys_of_one_name_rest_apart_per_provider(clock: Clock) -> None:
     pool.cool(a, "same")
     assert isinstance(pool.choose(a), AllResting)
     assert pool.choose(b) == UseKey("same")
+
+
+def test_a_rest_published_by_one_pool_rests_the_key_in_another():
+    """Workers sharing a state: what one learnt about a key, the other applies."""
+    t = _t(keys=("k1", "k2"))
+    here, there = Clock(), Clock()
+    there.now = 50.0  # another process: another monotonic clock
+    wall = Clock()
+    a = KeyPool(here, wall=wall)
+    b = KeyPool(there, wall=wall)
+    a.cool(t, "k1", 20.0, why=_failure())
+    (rest,) = a.outbox
+    assert rest.provider == "p"
+    assert "k1" not in rest.key_id  # a fingerprint, never the key
+    assert rest.until == pytest.approx(wall.now + 20.0)
+    b.apply_rests([rest], [t])
+    assert [b.choose(t) for _ in range(3)] == [UseKey("k2")] * 3
+    there.now += 21
+    assert b.pick(t) in ("k1", "k2")
+    assert {b.pick(t), b.pick(t)} == {"k1", "k2"}
+
+
+def test_a_shared_rest_never_shortens_a_local_one_and_unknown_keys_are_ignored():
+    t = _t(keys=("k1",))
+    clock, wall = Clock(), Clock()
+    pool = KeyPool(clock, wall=wall)
+    pool.cool(t, "k1", 100.0)
+    other = KeyPool(Clock(), wall=wall)
+    other.cool(t, "k1", 5.0)
+    pool.apply_rests(list(other.outbox), [t])
+    assert pool.wait_s(t) == pytest.approx(100.0)
+    stranger = _t(keys=("k9",))
+    other.cool(stranger, "k9", 50.0)
+    pool.apply_rests(list(other.outbox), [t])  # k9 is not one of t's keys: nothing happens
+    assert pool.wait_s(t) == pytest.approx(100.0)
+
+
+def test_the_outbox_is_bounded():
+    from gateway.keys import MAX_OUTBOX
+
+    pool = KeyPool(Clock())
+    t = _t(keys=("k1",), cooldown_s=(1.0,))
+    clock = pool._clock
+    for _ in range(MAX_OUTBOX + 10):
+        clock.now += 2
+        pool.cool(t, "k1")
+    assert len(pool.outbox) == MAX_OUTBOX

@@ -65,12 +65,14 @@ from gateway.record import call_record
 from gateway.redact import Redactor, redactor_for
 from gateway.routing import Target, route
 from gateway.server.responses import SSE
+from gateway.state.protocol import StateUnavailable
 from gateway.transformers.model import MOCK
 
 if TYPE_CHECKING:
     from gateway.call import Call
     from gateway.metrics import Metrics
     from gateway.server.exchange import Exchange
+    from gateway.state.protocol import State
     from gateway.transformers.model import Transformer
     from gateway.transformers.registry import Registry, RegistryHolder
     from gateway.upstream import UpstreamClient
@@ -79,6 +81,9 @@ __all__ = ["MAX_TURNS", "Proxy"]
 
 #: The proxy's one logger name (log filters and JSON lines name it).
 LOG = logging.getLogger("gateway.proxy")
+
+#: How long giving back a provider slot may take (a lease left behind expires on its own).
+RELEASE_TIMEOUT_S = 2.0
 
 #: Aliases whose round-robin turn is remembered (each a few bytes).
 MAX_TURNS = 10_000
@@ -102,8 +107,11 @@ class Proxy:
         *,
         metrics: Metrics | None = None,
         keepalive_s: float = KEEPALIVE_S,
+        state: State | None = None,
     ) -> None:
         self.registry = registry
+        #: Where providers' ``max_concurrency`` slots are counted (gateway.state).
+        self.state = state
         self.upstream = upstream
         self.metrics = metrics
         self.keys = KeyPool(trio.current_time)
@@ -133,6 +141,14 @@ class Proxy:
         call_record(ex).client_format = call.fmt
         error: GatewayError | None = None
         for index, target in enumerate(targets):
+            t = target.transformer
+            lease = None
+            state = self.state
+            if t.max_concurrency is not None and state is not None:
+                lease = await state.acquire_provider(t.name, t.max_concurrency)
+                if lease is None:  # at its cap: the next target serves, if there is one
+                    error = _at_capacity(t)
+                    continue
             try:
                 await self._serve_target(ex, call, index, target, redactor)
                 return
@@ -140,6 +156,9 @@ class Proxy:
                 error = exc.failure.error
                 if not exc.failure.fallback:
                     break
+            finally:
+                if lease is not None and state is not None:
+                    await _release(state, t.name, lease)
         assert error is not None
         # A provider's words (and a connect error's URL) may echo a key: clean the message.
         forwarded = client_credential_if_forwarded(ex, targets)
@@ -327,6 +346,23 @@ class Proxy:
             credential = client_credential(ex)
             return UseKey(credential, pooled=False) if credential else NO_KEY
         return self.keys.choose(t)
+
+
+async def _release(state: State, provider: str, lease: str) -> None:
+    """Give a provider slot back, whatever cancels the request (a lost lease expires)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_S):
+        try:
+            await state.release_provider(provider, lease)
+        except StateUnavailable:
+            pass
+
+
+def _at_capacity(t: Transformer) -> GatewayError:
+    return RateLimited(
+        f"The provider {t.name} is serving its max_concurrency of {t.max_concurrency} "
+        "requests at once; retry shortly.",
+        retry_after_s=1,
+    )
 
 
 def _keys_resting(t: Transformer, wait_s: float) -> Failure:

@@ -73,7 +73,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
 if TYPE_CHECKING:
     from gateway.server.admission import Reservation
     from gateway.server.context import ServerContext
-    from gateway.server.routes import Handler
+    from gateway.server.routes import Handler, Route
 
 __all__ = ["Connection", "handle_connection"]
 
@@ -303,17 +303,18 @@ class Connection:
 
     async def _dispatch(self, request: Request) -> None:
         context = self.context
+        route: Route | None
         route_error: GatewayError | None = None
         try:
             route, request.params = context.router.match(request.method, request.path)
         except GatewayError as exc:
             # Read the body all the same, so that the connection stays usable after a 404.
-            route, route_error = None, exc
+            route, route_error = context.preflight_route(request, exc), exc  # a CORS preflight
         if route is None:
             dialect = context.dialect_for_path(request.path)
         else:
             dialect = route.dialect or context.dialect
-        exchange = self.exchange = Exchange(self, request, dialect)
+        exchange = self.exchange = Exchange(self, request, dialect, context.cors)
         reservation = context.admission.reservation()
         try:
             request.body = await self._read_body(request, reservation)
@@ -399,12 +400,12 @@ class Connection:
         if self.conn.our_state not in _RESPONDABLE:
             return
         if exchange is None:
-            request = request or Request.placeholder(started, self.client, accept_request_id(None))
-            exchange = Exchange(self, request, dialect)
+            placeholder = Request.placeholder(started, self.client, accept_request_id(None))
+            exchange = Exchange(self, request or placeholder, dialect, self.context.cors)
         if exchange.status is not None:
             return  # a stream is under way: its handler reports in-stream
         await exchange.respond(status, body, headers=headers)
-        if request is None:
+        if request is None:  # no head was read: _one_request has no request to finish
             self._finish(exchange.request, exchange)
 
     async def _respond_500(self, exchange: Exchange) -> None:
@@ -420,6 +421,7 @@ class Connection:
     def _finish(self, request: Request, exchange: Exchange | None) -> None:
         """The request is over: its access line, then the observer."""
         record = HttpRecord.of(request, exchange)
+        self.exchange = None  # its bodies are not held while the connection idles
         log_access(record)
         observer = self.context.observer
         if exchange is not None and observer is not None:

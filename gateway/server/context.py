@@ -3,8 +3,8 @@
 One :class:`ServerContext` per :class:`~gateway.server.listen.Server`, shared
 by its connections: the settings, the endpoints, the dialects that word the
 server's own errors (gateway.server.dialect), the observer of finished
-requests, the memory admission, the connection slots, and whether the server
-drains. The connection module needs nothing else of the server, so it does
+requests, the memory admission, the connection slots, the CORS policy, and
+whether the server drains. The connection module needs nothing else of the server, so it does
 not import the listening side (which imports it).
 """
 
@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from gateway.server.preflight import preflight_route
+
 if TYPE_CHECKING:
     from gateway.config import ServerConfig
+    from gateway.errors import GatewayError
     from gateway.server.admission import Admission
+    from gateway.server.cors import CorsPolicy
     from gateway.server.dialect import Dialect, DialectForPath
-    from gateway.server.exchange import HttpRecord
-    from gateway.server.routes import Router
+    from gateway.server.exchange import HttpRecord, Request
+    from gateway.server.routes import Route, Router
     from gateway.server.slots import ConnectionSlots
 
 __all__ = ["Observer", "ServerContext"]
@@ -41,6 +45,7 @@ class ServerContext:
         observer: gets each finished request's record (None: nobody).
         admission: the memory the requests in flight hold (gateway.server.admission).
         slots: the connection cap and the idle connections (gateway.server.slots).
+        cors: the CORS policy (gateway.server.cors; None: no CORS headers, no preflights).
         draining: the server is shutting down: finish the response, then close.
     """
 
@@ -51,4 +56,12 @@ class ServerContext:
     observer: Observer | None
     admission: Admission
     slots: ConnectionSlots
+    cors: CorsPolicy | None = None
     draining: bool = False
+
+    def preflight_route(self, request: Request, error: GatewayError) -> Route | None:
+        """The route answering ``request`` when it is a CORS preflight (``error``: the
+        router's refusal of its ``OPTIONS``); None otherwise, and always with CORS off."""
+        if self.cors is None:
+            return None
+        return preflight_route(self.cors, request, error, self.dialect_for_path)

@@ -36,6 +36,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
 if TYPE_CHECKING:
     from attrs import AttrsInstance
 
+    from gateway.server.cors import CorsPolicy
     from gateway.server.dialect import Dialect
 
 __all__ = ["ClientGone", "Exchange", "HttpRecord", "Request", "Wire", "only_client_gone"]
@@ -136,7 +137,10 @@ class Exchange:
     ``x-gateway-overhead-ms``. ``dialect`` words the errors of this request
     (the route's, see gateway.server.dialect). ``facts`` is the app's own record
     of the request, an attrs instance (None until the app puts one there; the
-    server only hands it on, and the access line shows its fields).
+    server only hands it on, and the access line shows its fields). ``cors``
+    adds its headers to the response head (gateway.server.cors; None: CORS is
+    off). ``response_body`` is the body of a whole response (a reference, for
+    the audit log's ``log_bodies``; a stream's is not kept).
     """
 
     __slots__ = (
@@ -144,27 +148,36 @@ class Exchange:
         "bytes_sent",
         "client_gone",
         "content_type",
+        "cors",
         "dialect",
+        "extra_headers",
         "facts",
         "finished",
         "head_only",
         "head_s",
         "overhead_at_head_s",
         "request",
+        "response_body",
         "status",
         "upstream_wait_s",
     )
 
-    def __init__(self, wire: Wire, request: Request, dialect: Dialect) -> None:
+    def __init__(
+        self, wire: Wire, request: Request, dialect: Dialect, cors: CorsPolicy | None = None
+    ) -> None:
         self._wire = wire
         self.request = request
         self.dialect = dialect
+        self.cors = cors
+        self.response_body = b""
         self.status: int | None = None
         self.bytes_sent = 0
         self.upstream_wait_s = 0.0
         self.head_s = 0.0  # seconds from the request's start to our response head
         self.overhead_at_head_s = 0.0  # what x-gateway-overhead-ms said
         self.facts: AttrsInstance | None = None
+        #: Headers the handler wants on whatever response goes out (errors included).
+        self.extra_headers: list[tuple[bytes, bytes]] = []
         self.client_gone = False  # the client left before the handler was done
         self.head_only = request.method == "HEAD"  # answer with the GET's head, no body
         self.content_type = b""
@@ -184,12 +197,17 @@ class Exchange:
         self.head_s = now - self.request.started
         self.overhead_at_head_s = max(self.head_s - self.upstream_wait_s, 0.0)
         all_headers = standard_headers(self.request.request_id, self.overhead_at_head_s)
-        all_headers.append((b"content-type", content_type))
+        if content_type:  # none on a 204
+            all_headers.append((b"content-type", content_type))
         self.content_type = content_type
-        if length is not None:
+        if length is not None and status != 204:  # RFC 9110 section 8.6: never on a 204
             all_headers.append((b"content-length", b"%d" % length))
+        if self.cors is not None:
+            all_headers.extend(self.cors.response_headers(self.request.header(b"origin")))
         if headers:
             all_headers.extend(headers)
+        if self.extra_headers:
+            all_headers.extend(self.extra_headers)
         if self._wire.draining:
             all_headers.append((b"connection", b"close"))
         response = h11.Response(
@@ -208,6 +226,7 @@ class Exchange:
     ) -> None:
         """Send a whole response with a ``content-length``."""
         head = self._head(status, headers, content_type, len(body))
+        self.response_body = body
         if self.head_only:
             await self._wire.send_events(head, h11.EndOfMessage())
         else:
@@ -249,6 +268,9 @@ class HttpRecord:
         finished: the whole response went out.
         client_gone: the client left before the handler was done.
         facts: the app's own record of the request (:attr:`Exchange.facts`).
+        request_body: the request's body as read (b"" when none was read), and
+        response_body: a whole response's body (b"" for a stream): references
+            kept for the audit log's ``log_bodies``, never shown elsewhere.
     """
 
     request_id: str
@@ -263,6 +285,8 @@ class HttpRecord:
     finished: bool = False
     client_gone: bool = False
     facts: AttrsInstance | None = None
+    request_body: bytes = attrs.field(default=b"", repr=False)
+    response_body: bytes = attrs.field(default=b"", repr=False)
 
     @classmethod
     def of(cls, request: Request, exchange: Exchange | None) -> HttpRecord:
@@ -275,7 +299,7 @@ class HttpRecord:
             request.client,
         )
         if exchange is None:
-            return cls(rid, method, target, client, None, 0, duration_s)
+            return cls(rid, method, target, client, None, 0, duration_s, request_body=request.body)
         responded = exchange.status is not None
         return cls(
             rid,
@@ -290,4 +314,6 @@ class HttpRecord:
             exchange.finished,
             exchange.client_gone,
             exchange.facts,
+            request.body,
+            exchange.response_body,
         )

@@ -42,6 +42,7 @@ import trio
 from gateway.server.admission import Admission
 from gateway.server.connection import handle_connection
 from gateway.server.context import ServerContext
+from gateway.server.cors import CorsPolicy
 from gateway.server.dialect import PLAIN
 from gateway.server.slots import ConnectionSlots
 
@@ -151,6 +152,9 @@ class Server:
             observer=observer,
             admission=Admission(config.server.max_inflight_bytes),
             slots=self.slots,
+            cors=CorsPolicy.from_settings(
+                config.cors.allow_origins, keys_in_use=bool(config.auth.keys)
+            ),
         )
         self._accept_errors = 0  # accept() failures not yet logged
         self._accept_error_logged = -float("inf")
@@ -158,7 +162,8 @@ class Server:
     @property
     def config(self) -> Config:
         """The settings. New ones apply to connections accepted from then on (the
-        connection cap and the in-flight memory limit stay as they were built)."""
+        connection cap, the in-flight memory limit and the CORS policy stay as they
+        were built)."""
         return self._config
 
     @config.setter

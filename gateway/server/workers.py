@@ -8,7 +8,7 @@ resolves ``--port 0`` to one real port for every worker and holds it while
 workers restart. A worker that dies is restarted (after a pause if it died
 young, so a crash loop does not spin). SIGTERM and SIGINT are forwarded to
 the workers, which drain gracefully; the parent exits 0 once all are gone.
-SIGHUP is forwarded too (transformer reload).
+SIGHUP is forwarded too (transformer reload, audit log reopen).
 
 Metrics: each worker also gets one end of a socketpair of its own (hidden
 ``--metrics-fd FD``), over which the parent's gateway.metrics_group.GroupMetrics

@@ -33,6 +33,8 @@ from typing import Literal, Protocol
 
 import attrs
 
+from gateway.errors import ErrorKind, GatewayError
+
 __all__ = [
     "Admitted",
     "Ask",
@@ -50,8 +52,21 @@ __all__ = [
 LimitName = Literal["rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month"]
 
 
-class StateUnavailable(Exception):
-    """The shared state cannot be reached and ``fail_open`` is false: answer 503."""
+class StateUnavailable(GatewayError):
+    """The shared state cannot be reached and ``fail_open`` is false: a 503 to the client.
+
+    A GatewayError, so that wherever it is raised the client gets a 503 in its format.
+    """
+
+    kind = ErrorKind.OVERLOADED
+    default_status = 503
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "The gateway cannot reach its shared state (Redis) to check limits; retry shortly.",
+            retry_after_s=1,
+        )
 
 
 @attrs.frozen

@@ -65,6 +65,8 @@ def check_numbers(spec: TransformerFile, found: Findings) -> None:
     if spec.retry.backoff_s < 0:
         found.add(("retry", "backoff_s"), "must be 0 or more seconds")
     check_cooldown(spec.cooldown_s, found)
+    if spec.max_concurrency is not None and spec.max_concurrency <= 0:
+        found.add(("max_concurrency",), "must be greater than 0 (or left out: no limit)")
 
 
 def check_cooldown(steps: tuple[float, ...], found: Findings) -> None:

@@ -222,6 +222,8 @@ class Transformer:
         cooldown_s: how long a refused or rate-limited key rests after its 1st,
             2nd, ... failure in a row (the last step repeats); see gateway.keys.
         models: alias -> entry, in file order; ``"*"`` is the wildcard entry.
+        max_concurrency: requests at once this provider may get from the gateway (None: no
+            limit); counted in the edge's state, so shared by every worker and replica.
         source: the file name the transformer came from.
     """
 
@@ -245,6 +247,7 @@ class Transformer:
     default: bool = False
     weight: float = 1.0
     forward_client_key: bool = False
+    max_concurrency: int | None = None
     source: str = ""
 
     def key_header_parts(self) -> tuple[str, str]:

@@ -122,6 +122,7 @@ def _build(spec: TransformerFile, source: str, env: Mapping[str, str]) -> Transf
         default=spec.default,
         weight=spec.weight,
         forward_client_key=spec.forward_client_key,
+        max_concurrency=spec.max_concurrency,
         source=source,
         **attrs.asdict(expanded, recurse=False),
     )

@@ -54,6 +54,7 @@ class TransformerFile:
     default: bool = False
     weight: float = 1.0
     forward_client_key: bool = False
+    max_concurrency: int | None = None
 
 
 def make_converter() -> cattrs.Converter:

@@ -12,7 +12,7 @@ import attrs
 import trio
 
 from gateway.app import App
-from gateway.config import Config, ServerConfig
+from gateway.config import Config
 from gateway.dialects import DEFAULT, dialect_for_path
 from gateway.server.exchange import Exchange
 from gateway.server.listen import Server, open_listeners
@@ -281,11 +281,15 @@ async def start_gateway(
     env: dict[str, str] | None = None,
     *,
     tweak: Callable[[App], None] | None = None,
+    config: Config | None = None,
+    state: Any = None,
 ) -> Gateway:
     registry = RegistryHolder(directory, env=env or {})
     await registry.reload()
     registry.initial_load_done.set()
-    app = App(Config(server=ServerConfig(host="127.0.0.1", port=0)), registry=registry)
+    config = config or Config()
+    config = attrs.evolve(config, server=attrs.evolve(config.server, host="127.0.0.1", port=0))
+    app = App(config, registry=registry, state=state)
     if tweak is not None:
         tweak(app)
     listeners = await open_listeners("127.0.0.1", 0)
