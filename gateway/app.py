@@ -42,11 +42,13 @@ from gateway.metrics import Metrics
 from gateway.metrics_group import SupervisorLink
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
+from gateway.proxy.rest_sync import share_key_rests
 from gateway.record import CallRecord
 from gateway.routing import RegistryCatalog
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
+from gateway.state.make import make_state
 from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
@@ -101,7 +103,7 @@ class App:
         config: the settings.
         registry: the transformer snapshot holder (None: no providers at all).
         upstream: the client towards providers (a default one when None).
-        state: where client-key limits are counted (a local one when None).
+        state: where limits are counted (None: as ``config.state`` says, see make_state).
 
     Raises:
         StartupError: a client key's ``key_file`` cannot be read.
@@ -118,6 +120,9 @@ class App:
         self.config = config
         self.registry = registry
         self.upstream = upstream or UpstreamClient()
+        #: Client-key limits, budgets, usage, provider slots and key rests (gateway.state).
+        self.state: State = state if state is not None else make_state(config.state)
+        state = self.state
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
             log_records_dropped=self._log_records_dropped,
@@ -280,11 +285,14 @@ class App:
             status, code = "shutting_down", 503
         elif not self._started():
             status, code = "starting", 503
-        elif transformers["errors"]:
+        elif transformers["errors"] or not self.state.up:
             status, code = "degraded", 200
         else:
             status, code = "ready", 200
-        await ex.respond_json(code, {"status": status, "transformers": transformers})
+        body = {"status": status, "transformers": transformers}
+        if self.config.state.redis_url:  # degraded, not 503: every pod sees the same Redis
+            body["state"] = {"redis": "up" if self.state.up else "down"}
+        await ex.respond_json(code, body)
 
 
 async def _handle_signals(app: App, *, task_status: trio.TaskStatus[None]) -> None:
@@ -405,11 +413,16 @@ async def run(
             services.start_soon(
                 partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
             )
+            await services.start(app.state.run)
+            if config.state.redis_url and app.proxy is not None:  # rests shared with the others
+                services.start_soon(share_key_rests, app.proxy.keys, app.state, registry)
             await app.server.serve(listeners, task_status=task_status)
             services.cancel_scope.cancel()
     finally:
         with trio.move_on_after(2, shield=True):
             await app.upstream.aclose()
+        with trio.move_on_after(2, shield=True):
+            await app.state.aclose()
         if app.audit is not None:  # its last lines out, in a thread (it joins the writer)
             with trio.move_on_after(AUDIT_CLOSE_S, shield=True):
                 await trio.to_thread.run_sync(app.audit.close, abandon_on_cancel=True)

@@ -29,6 +29,7 @@ import attrs
 import cattrs
 
 from gateway.envvars import expand_env
+from gateway.redis.url import redis_url_problem
 from gateway.server.cors import origin_problem
 from gateway.strict import (
     Invalid,
@@ -72,6 +73,7 @@ _POSITIVE = {"check": "positive"}
 _NON_NEGATIVE = {"check": "non_negative"}
 _PORT = {"check": "port"}
 _ORIGINS = {"check": "origins"}
+_REDIS_URL = {"check": "redis_url"}
 
 
 @attrs.frozen
@@ -124,8 +126,10 @@ class AuthConfig:
 
 @attrs.frozen
 class StateConfig:
-    redis_url: str = attrs.field(default="", repr=False)
+    redis_url: str = attrs.field(default="", repr=False, metadata=_REDIS_URL)
     fail_open: bool = True
+    key_prefix: str = "gateway:"
+    timeout_s: float = attrs.field(default=1 * SECONDS, metadata=_POSITIVE)
 
 
 @attrs.frozen
@@ -215,32 +219,8 @@ def _check_layer(conv: cattrs.Converter, layer: dict[str, Any], source: str) -> 
         config = conv.structure(layer, Config)
     except (cattrs.BaseValidationError, Invalid) as exc:
         return _lines(source, shape_problems(exc))
-    found = _range_problems(config, layer) + _not_implemented(config) + _auth_problems(config)
+    found = _range_problems(config, layer) + _auth_problems(config)
     return _lines(source, found)
-
-
-#: Sections and keys that are parsed but not implemented in this version: setting one to
-#: anything but its default is a start-up error, so that nobody believes a gateway on
-#: 0.0.0.0 checks keys or shares limits when it does neither. The edge issue implements
-#: them and removes them from here.
-_NOT_IMPLEMENTED = (("state", "shared state in Redis"),)
-
-
-def _not_implemented(config: Config) -> list[Problem]:
-    problems = []
-    for section, what in _NOT_IMPLEMENTED:
-        value = getattr(config, section)
-        default = type(value)()
-        for f in attrs.fields(type(value)):
-            if getattr(value, f.name) != getattr(default, f.name):
-                problems.append(
-                    Problem(
-                        (section, f.name),
-                        f"[{section}] ({what}) is not implemented yet in this "
-                        "version; remove the setting (the gateway would silently ignore it)",
-                    )
-                )
-    return problems
 
 
 def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
@@ -264,6 +244,8 @@ def _range_problems(config: Config, layer: Mapping[str, Any]) -> list[Problem]:
                     for i, entry in enumerate(value)
                     if (message := origin_problem(entry)) is not None
                 ]
+            elif check == "redis_url" and value and (wrong := redis_url_problem(value)):
+                problems.append(Problem(path, wrong))
             elif check == "port" and not 0 <= value <= 65535:
                 problems.append(
                     Problem(

@@ -34,25 +34,19 @@ learnt this way only ever lengthens a key's rest here.
 from __future__ import annotations
 
 import collections
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 
 import attrs
 
 from gateway.failures import MAX_KEY_REST_S, Failure
-from gateway.state.protocol import KeyRest
+from gateway.state.protocol import KeyRest, fingerprint
 from gateway.transformers.model import DEFAULT_COOLDOWN_S, Transformer
 
 __all__ = ["NO_KEY", "AllResting", "KeyChoice", "KeyPool", "NoKey", "UseKey", "fingerprint"]
 
 #: Rests waiting to be published; past this, the oldest are dropped (they are hints).
 MAX_OUTBOX = 1000
-
-
-def fingerprint(key: str) -> str:
-    """A provider key's name in shared state: 16 hex digits of its SHA-256, never the key."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmarks of the gateway on this machine (all load goes to 127.0.0.1).
 
-    python scripts/bench.py server|proxy|convert|transport [options]   (--help for each)
+    python scripts/bench.py server|proxy|convert|transport|state [options]   (--help for each)
 
 One file per benchmark in scripts/benchmarks/, each giving a ``COMMAND``: (help, add its
 options to a parser, run); the rig they stand on is scripts/rig/. Every process started
@@ -14,12 +14,14 @@ import argparse
 import signal
 import sys
 
-from benchmarks import convert, proxy, server, transport
+from benchmarks import convert, proxy, server, state, transport
 from rig.measure import resolve_generator
 from rig.procs import stop_all
 from rig.report import note
 
-COMMANDS = {m.__name__.split(".")[-1]: m.COMMAND for m in (server, proxy, convert, transport)}
+COMMANDS = {
+    m.__name__.split(".")[-1]: m.COMMAND for m in (server, proxy, convert, transport, state)
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,8 +53,7 @@ def test_env_values_are_typed_by_their_field():
     cfg = load_config(env=env)
     assert cfg.server.shutdown_delay_s == 5.0
     assert cfg.logging.format == "json"
-    # [auth] and [state] are refused until implemented (issue 8 item 3,
-    # tests/hardening/test_03_unimplemented_settings.py); their parsing still works:
+    # the edge's sections are parsed from the environment like any other:
     layer, problems = _env_layer(
         {
             "GATEWAY_STATE__FAIL_OPEN": "false",

@@ -72,19 +72,13 @@ class Edge:
     def __init__(
         self,
         keys: ClientKeys,
-        state: State | None,
+        state: State,
         *,
         on_refusal: Callable[[str, str], None] | None = None,
     ) -> None:
         self.keys = keys
-        self._state = state
+        self.state = state
         self._on_refusal = on_refusal
-
-    def state(self) -> State:
-        """The state limits are counted in (there is one whenever a key has limits)."""
-        if self._state is None:
-            raise RuntimeError("client-key limits need a State")
-        return self._state
 
     def authenticate(self, request: Request) -> ClientKey | None:
         """The caller's key; None when the gateway is open. Raises Unauthorized (401)."""
@@ -123,7 +117,7 @@ class Edge:
             limits.tpm or limits.tokens_per_day or limits.tokens_per_month
         ):
             tokens = estimate_request_tokens(call.body)
-        verdict = await self.state().admit(Ask(key.name, limits, tokens))  # may be a 503
+        verdict = await self.state.admit(Ask(key.name, limits, tokens))  # may be a 503
         ex.extra_headers.extend(_rate_headers(key, verdict))
         if isinstance(verdict, Refused):
             if self._on_refusal is not None:
@@ -140,7 +134,7 @@ class Edge:
             used = Used(tokens_in=record.tokens_in or 0, tokens_out=record.tokens_out or 0)
         with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
             try:
-                await self.state().settle(ticket, used)
+                await self.state.settle(ticket, used)
             except StateUnavailable:
                 pass  # fail-closed state down: its lease expires on its own
 
@@ -153,7 +147,7 @@ class Edge:
         if key is None or not key.admin:
             raise Forbidden("GET /v1/usage needs an admin key (auth.keys[].admin = true).")
         names = list(self.keys.names)
-        totals = await self.state().totals(names)
+        totals = await self.state.totals(names)
         now = time.gmtime()
         return {
             "object": "usage",

@@ -24,14 +24,28 @@ Semantics, for both:
   lease that expires on its own if the process holding it dies.
 - Budgets are per UTC calendar day and month.
 - A refusal charges nothing.
+
+Details both implementations share (``gateway/state/rules.py``):
+
+- What is charged against ``tpm`` and the budgets is tokens in + out (cached and
+  reasoning tokens are parts of those, as the providers count them). The ledger
+  (``totals``) counts at settlement, into the windows current then; with ``used=None``
+  it counts the estimate as tokens in, so a window's ledger and its budget agree.
+- An estimate of 0 still needs one token of room: a key in debt waits.
+- When several limits refuse, the one that frees last is named (one that never will
+  first), so ``retry_after_s`` is when every limit would admit the request.
+- ``settle``, ``release_provider`` and ``rest_key`` never raise: they report, and a
+  report Redis cannot take is dropped (a lease then expires on its own).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import attrs
+import trio
 
 from gateway.errors import ErrorKind, GatewayError
 
@@ -47,6 +61,7 @@ __all__ = [
     "Ticket",
     "Totals",
     "Used",
+    "fingerprint",
 ]
 
 LimitName = Literal["rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month"]
@@ -104,6 +119,9 @@ class Ticket:
         reserved: the tokens charged at admission.
         lease: the concurrency lease (None when the key has no concurrency limit).
         day, month: the budget windows charged (``2026-12-07``, ``2026-12``).
+        shared: admitted in Redis by a ``RedisState`` (False: by a ``LocalState``,
+            or by a ``RedisState``'s local fallback during an outage); it is settled
+            where it was admitted.
     """
 
     key: str
@@ -112,6 +130,7 @@ class Ticket:
     lease: str | None
     day: str
     month: str
+    shared: bool = False
 
 
 @attrs.frozen
@@ -165,7 +184,7 @@ class KeyRest:
     """A provider key resting: ``until`` is wall-clock (``time.time()``) seconds.
 
     ``key_id`` is a fingerprint of the key (never the key itself), as
-    ``fingerprint`` in the implementations makes it.
+    :func:`fingerprint` makes it.
     """
 
     provider: str
@@ -174,12 +193,28 @@ class KeyRest:
     strikes: int
 
 
+def fingerprint(key: str) -> str:
+    """A provider key's :attr:`KeyRest.key_id`: 16 hex digits of a SHA-256 of it.
+
+    Enough to tell a provider's keys apart, shared between replicas (the same key gives the
+    same id everywhere), and nothing a log or Redis could give the key back from.
+    """
+    digest = hashlib.sha256(b"gateway provider key\0" + key.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:16]
+
+
 class State(Protocol):
     """Limits, budgets, ledger, provider concurrency and key rests."""
 
     @property
     def up(self) -> bool:
         """The shared store answers (always True for a local state)."""
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Its background work (lease renewal, watching Redis), for the app's nursery."""
+
+    async def aclose(self) -> None:
+        """Close its connections (after :meth:`run` ended)."""
 
     async def admit(self, ask: Ask) -> Admitted | Refused:
         """Check and charge every limit of ``ask.key`` at once (all or nothing).

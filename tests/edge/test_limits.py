@@ -14,9 +14,9 @@ import httpx
 import pytest
 import trio
 import trio.lowlevel
-from gateway.state.local import LocalState
 
 from gateway.config import AuthConfig, AuthKey, Config
+from gateway.state.local import LocalState
 from tests.proxy.fakes import Step, eventually, openai_reply, start_gateway, write_transformer
 
 pytestmark = pytest.mark.usefixtures("provider")
@@ -68,7 +68,9 @@ async def _post(gw, path="/v1/chat/completions", body=CHAT, key=KEY):
 
 async def test_rpm_admits_a_burst_then_429s_in_each_format(nursery, tdir, provider, wall):
     _files(tdir, provider)
-    gw = await start_gateway(nursery, tdir, config=_config(rpm=3), state=LocalState(wall=wall))
+    gw = await start_gateway(
+        nursery, tdir, config=_config(rpm=3), state=LocalState(clock=wall, wall=wall)
+    )
     remaining = []
     for _ in range(3):
         reply = await _post(gw)
@@ -101,7 +103,7 @@ async def test_concurrency_is_held_until_the_answer_is_done(nursery, tdir, provi
         Step("json", body=openai_reply("slow"), delay_s=0.5), Step("json", body=openai_reply("ok"))
     )
     gw = await start_gateway(
-        nursery, tdir, config=_config(concurrency=1), state=LocalState(wall=wall)
+        nursery, tdir, config=_config(concurrency=1), state=LocalState(clock=wall, wall=wall)
     )
     first: list[httpx.Response] = []
 
@@ -125,7 +127,9 @@ async def test_tpm_reserves_an_estimate_and_settles_from_reported_usage(
     answer = openai_reply("ok")
     answer["usage"] = {"prompt_tokens": 900, "completion_tokens": 100, "total_tokens": 1000}
     provider.then(Step("json", body=answer))
-    gw = await start_gateway(nursery, tdir, config=_config(tpm=1000), state=LocalState(wall=wall))
+    gw = await start_gateway(
+        nursery, tdir, config=_config(tpm=1000), state=LocalState(clock=wall, wall=wall)
+    )
     reply = await _post(gw)
     assert reply.status_code == 200
     assert reply.headers["x-ratelimit-limit-tokens"] == "1000"
@@ -141,7 +145,9 @@ async def test_a_request_larger_than_the_whole_tpm_is_refused_without_retry_afte
     nursery, tdir, provider, wall
 ):
     _files(tdir, provider)
-    gw = await start_gateway(nursery, tdir, config=_config(tpm=100), state=LocalState(wall=wall))
+    gw = await start_gateway(
+        nursery, tdir, config=_config(tpm=100), state=LocalState(clock=wall, wall=wall)
+    )
     big = {"model": "m", "messages": [{"role": "user", "content": "word " * 400}]}
     reply = await _post(gw, body=big)
     assert reply.status_code == 429
@@ -156,7 +162,7 @@ async def test_a_daily_budget_refuses_until_the_next_utc_day(nursery, tdir, prov
     answer["usage"] = {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60}
     provider.then(Step("json", body=answer))
     gw = await start_gateway(
-        nursery, tdir, config=_config(tokens_per_day=50), state=LocalState(wall=wall)
+        nursery, tdir, config=_config(tokens_per_day=50), state=LocalState(clock=wall, wall=wall)
     )
     assert (await _post(gw)).status_code == 200
     refused = await _post(gw)
@@ -179,7 +185,9 @@ async def test_streams_settle_from_the_usage_in_their_last_events(nursery, tdir,
         b"data: [DONE]\n\n",
     ]
     provider.then(Step("sse", events=chunks))
-    gw = await start_gateway(nursery, tdir, config=_config(tpm=1000), state=LocalState(wall=wall))
+    gw = await start_gateway(
+        nursery, tdir, config=_config(tpm=1000), state=LocalState(clock=wall, wall=wall)
+    )
     reply = await _post(gw, body={**CHAT, "stream": True})
     assert reply.status_code == 200
     assert "[DONE]" in reply.text
@@ -189,33 +197,43 @@ async def test_streams_settle_from_the_usage_in_their_last_events(nursery, tdir,
 async def test_a_provider_at_max_concurrency_hands_over_to_the_next_target(
     nursery, tdir, provider, backup, wall
 ):
-    _files(tdir, provider, max_concurrency=1)
+    write_transformer(
+        tdir,
+        "up",
+        {
+            "format": "openai",
+            "base_url": provider.url + "/v1",
+            "models": {"m": {"model": "up-model", "fallbacks": ["backup/backup-model"]}, "*": "*"},
+            "retry": {"retries": 0},
+            "max_concurrency": 1,
+        },
+    )
     write_transformer(
         tdir,
         "backup",
-        {
-            "format": "openai",
-            "base_url": backup.url + "/v1",
-            "models": {"m": "backup-model"},
-            "retry": {"retries": 0},
-        },
+        {"format": "openai", "base_url": backup.url + "/v1", "models": {"*": "*"}},
     )
     provider.then(Step("json", body=openai_reply("slow"), delay_s=0.5))
     backup.then(Step("json", body=openai_reply("from backup")))
-    gw = await start_gateway(nursery, tdir, state=LocalState(wall=wall))
-    # "m" has two providers; round-robin starts at "backup" or "up": pin the order by name
+    gw = await start_gateway(nursery, tdir, state=LocalState(clock=wall, wall=wall))
     first: list[httpx.Response] = []
 
     async def slow() -> None:
-        first.append(await _post(gw, body={**CHAT, "model": "up/up-model"}))
+        first.append(await _post(gw))
 
     nursery.start_soon(slow)
     await eventually(lambda: provider.in_handler.is_set(), 5)
-    capped = await _post(gw, body={**CHAT, "model": "up/up-model"})
+    handed_over = await _post(gw)  # "up" is at its cap: its fallback serves
+    assert handed_over.status_code == 200
+    assert handed_over.json()["choices"][0]["message"]["content"] == "from backup"
+    capped = await _post(gw, body={**CHAT, "model": "up/up-model"})  # no fallback: 429
     assert capped.status_code == 429
+    assert capped.headers["retry-after"] == "1"
     assert "max_concurrency" in capped.json()["error"]["message"]
     await eventually(lambda: bool(first), 5)
+    assert first[0].status_code == 200
     assert len(provider.seen) == 1
+    assert (await _post(gw, body={**CHAT, "model": "up/up-model"})).status_code == 200
 
 
 async def test_usage_is_for_admin_keys_only(nursery, tdir, provider, wall):
@@ -228,7 +246,7 @@ async def test_usage_is_for_admin_keys_only(nursery, tdir, provider, wall):
             )
         )
     )
-    gw = await start_gateway(nursery, tdir, config=config, state=LocalState(wall=wall))
+    gw = await start_gateway(nursery, tdir, config=config, state=LocalState(clock=wall, wall=wall))
     assert (await _post(gw)).status_code == 200
     async with httpx.AsyncClient(base_url=gw.url) as client:
         denied = await client.get("/v1/usage", headers={"authorization": f"Bearer {KEY}"})
@@ -244,7 +262,9 @@ async def test_usage_is_for_admin_keys_only(nursery, tdir, provider, wall):
 
 async def test_no_admin_key_no_usage_endpoint(nursery, tdir, provider, wall):
     _files(tdir, provider)
-    gw = await start_gateway(nursery, tdir, config=_config(rpm=5), state=LocalState(wall=wall))
+    gw = await start_gateway(
+        nursery, tdir, config=_config(rpm=5), state=LocalState(clock=wall, wall=wall)
+    )
     async with httpx.AsyncClient(base_url=gw.url) as client:
         assert (await client.get("/v1/usage")).status_code == 404
     await trio.lowlevel.checkpoint()
