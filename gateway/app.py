@@ -49,6 +49,7 @@ from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
 from gateway.state.make import make_state
+from gateway.state.shared import RedisState
 from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
@@ -126,6 +127,8 @@ class App:
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
             log_records_dropped=self._log_records_dropped,
+            # gateway_redis_up only where there is a Redis (absent, not 1, without one)
+            redis_up=(lambda: state.up) if isinstance(state, RedisState) else None,
         )
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics, state=state)
@@ -143,7 +146,7 @@ class App:
         self.audit = AuditLog.from_settings(
             config.logging, secrets=secrets, skip_paths=UNAUDITED_PATHS
         )
-        self.edge = Edge(keys, state)
+        self.edge = Edge(keys, state, on_refusal=self.metrics.limit_rejected)
         self.server = Server(
             config,
             Router(self.routes()),

@@ -131,7 +131,12 @@ class Edge:
             return
         used = None
         if record.tokens_in is not None or record.tokens_out is not None:
-            used = Used(tokens_in=record.tokens_in or 0, tokens_out=record.tokens_out or 0)
+            used = Used(
+                tokens_in=record.tokens_in or 0,
+                tokens_out=record.tokens_out or 0,
+                cached=record.tokens_cached or 0,
+                reasoning=record.tokens_reasoning or 0,
+            )
         with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
             try:
                 await self.state.settle(ticket, used)
