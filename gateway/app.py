@@ -42,8 +42,9 @@ from gateway.metrics import Metrics
 from gateway.metrics_group import SupervisorLink
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
+from gateway.proxy.realtime import REALTIME_PATH, Realtime, Settle
 from gateway.proxy.rest_sync import share_key_rests
-from gateway.record import CallRecord
+from gateway.record import CallRecord, call_record
 from gateway.routing import RegistryCatalog
 from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
@@ -147,6 +148,10 @@ class App:
             config.logging, secrets=secrets, skip_paths=UNAUDITED_PATHS
         )
         self.edge = Edge(keys, state, on_refusal=self.metrics.limit_rejected)
+        # The Realtime WebSocket relay shares the proxy's keys, turns and metrics.
+        self.realtime = (
+            Realtime(self.proxy, admit=self._admit_session) if self.proxy is not None else None
+        )
         self.server = Server(
             config,
             Router(self.routes()),
@@ -189,6 +194,10 @@ class App:
                 watch = endpoint.read is not None
                 dialect = DIALECTS[fmt.name]
                 routes.append(Route(endpoint.method, endpoint.path, handler, dialect, watch))
+        if self.realtime is not None:  # OpenAI's Realtime API: the default format's errors
+            routes.append(
+                Route("GET", REALTIME_PATH, self.realtime.handle, DEFAULT, websocket=True)
+            )
         return routes
 
     # -- endpoints of the formats ----------------------------------------------------------
@@ -220,6 +229,16 @@ class App:
                 await edge.settle(ticket, record)
         finally:
             self.metrics.inflight.dec()
+
+    async def _admit_session(self, ex: Exchange, model: str) -> Settle:
+        """The edge's checks for a Realtime session: key, model, limits (no tokens reserved)."""
+        key = self.edge.authenticate(ex.request)
+        record = call_record(ex)
+        if key is not None:
+            record.key_name = key.name
+        self.edge.permit(key, model)
+        ticket = await self.edge.admit_tokens(ex, key, 0) if key is not None else None
+        return partial(self.edge.settle, ticket)
 
     async def _json_array(self, ex: Exchange, fmt: Format, call: Call) -> None:
         """A stream the client wants as one JSON array (Gemini without ``alt=sse``)."""

@@ -16,6 +16,7 @@ google.rpc.Status.
     ├── MethodNotAllowed      405 invalid_request
     ├── RequestTimeout        408 invalid_request  (connection closes)
     ├── PayloadTooLarge       413 request_too_large (connection closes)
+    ├── UpgradeRequired       426 invalid_request  (WebSocket where HTTP is spoken, or the reverse)
     ├── RateLimited           429 rate_limit (carries retry_after_s)
     └── UpstreamError         502/503/504 api_error / overloaded / timeout
 
@@ -40,6 +41,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "Unauthorized",
+    "UpgradeRequired",
     "UpstreamError",
     "echo",
 ]
@@ -163,6 +165,22 @@ class PayloadTooLarge(GatewayError):
     kind = ErrorKind.REQUEST_TOO_LARGE
     default_status = 413
     closes_connection = True
+
+
+class UpgradeRequired(GatewayError):
+    """426 (RFC 9110 section 15.5.22): the endpoint speaks another protocol than the request.
+
+    ``upgrade`` is the protocol to name in the ``Upgrade`` header (``websocket`` on a
+    WebSocket endpoint asked with plain HTTP), or None on an HTTP-only endpoint asked
+    for a WebSocket.
+    """
+
+    kind = ErrorKind.INVALID_REQUEST
+    default_status = 426
+
+    def __init__(self, message: str, *, upgrade: str | None = None) -> None:
+        super().__init__(message)
+        self.upgrade = upgrade
 
 
 class RateLimited(GatewayError):

@@ -14,8 +14,10 @@ safe for every server, since some decode ``%2e`` before resolving paths.
 
 This is the one place that builds upstream URL paths from variable values:
 :func:`gateway.proxy.upstream_request.upstream_url` uses it for the Gemini model, and any URL
-the gateway builds later (the realtime WebSocket URL of the edge issue, a
-model-listing or count-tokens path) must go through it too.
+the gateway builds later (a model-listing or count-tokens path) must go through it too.
+A value that goes into a query (the realtime URL's ``?model=``,
+gateway.proxy.realtime) is :func:`query_value`: the same encoding, so an ``&``,
+``=`` or ``#`` in it cannot add a parameter or cut the query short.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import quote
 
 from gateway.errors import BadRequest
 
-__all__ = ["path_segment"]
+__all__ = ["path_segment", "query_value"]
 
 
 def path_segment(value: str, what: str = "model name") -> str:
@@ -42,4 +44,18 @@ def path_segment(value: str, what: str = "model name") -> str:
             f"The {what} {value!r} cannot be used in a provider URL; "
             "it must not be empty, '.' or '..'."
         )
+    return quote(value, safe="")
+
+
+def query_value(value: str, what: str = "model name") -> str:
+    """``value`` percent-encoded as exactly one query parameter value.
+
+    Everything but RFC 3986's unreserved characters is encoded, as in
+    :func:`path_segment` (``&``, ``=``, ``#``, ``+``, ``/``, ``?``, ``%`` included).
+
+    Raises:
+        BadRequest: ``value`` is empty.
+    """
+    if not value:
+        raise BadRequest(f"The {what} cannot be empty in a provider URL.")
     return quote(value, safe="")

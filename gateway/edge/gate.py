@@ -108,15 +108,20 @@ class Edge:
         if key is None:
             return None
         limits = key.limits
-        if not any((limits.rpm, limits.tpm, limits.concurrency)) and not (
-            limits.tokens_per_day or limits.tokens_per_month
-        ):
-            return None
         tokens = 0
         if call.op != "count_tokens" and (
             limits.tpm or limits.tokens_per_day or limits.tokens_per_month
         ):
             tokens = estimate_request_tokens(call.body)
+        return await self.admit_tokens(ex, key, tokens)
+
+    async def admit_tokens(self, ex: Exchange, key: ClientKey, tokens: int) -> Ticket | None:
+        """:meth:`admit` with the tokens to reserve given (a Realtime session reserves none)."""
+        limits = key.limits
+        if not any((limits.rpm, limits.tpm, limits.concurrency)) and not (
+            limits.tokens_per_day or limits.tokens_per_month
+        ):
+            return None
         verdict = await self.state.admit(Ask(key.name, limits, tokens))  # may be a 503
         ex.extra_headers.extend(_rate_headers(key, verdict))
         if isinstance(verdict, Refused):

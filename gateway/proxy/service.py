@@ -137,7 +137,7 @@ class Proxy:
         """Answer ``call`` on ``ex``; raises a GatewayError when every target failed."""
         snapshot = self.registry.current
         redactor = self.redactor(snapshot)
-        targets = route(call.model, snapshot, turn=self._turn(call.model))
+        targets = route(call.model, snapshot, turn=self.turn(call.model))
         call_record(ex).client_format = call.fmt
         error: GatewayError | None = None
         for index, target in enumerate(targets):
@@ -171,7 +171,8 @@ class Proxy:
             return
         raise error
 
-    def _turn(self, model: str) -> int:
+    def turn(self, model: str) -> int:
+        """``model``'s round-robin turn for this request (gateway.routing's ``turn``)."""
         turn = self._turns.get(model, 0)
         if turn or len(self._turns) < MAX_TURNS:
             self._turns[model] = turn + 1
@@ -284,9 +285,9 @@ class Proxy:
         """Up to ``retry.retries + 1`` tries on ``t``; raises _Exhausted when none succeeds."""
         last: Failure | None = None
         for n in range(t.retry.retries + 1):
-            choice = self._key(ex, t)
+            choice = self.choose_key(ex, t)
             if isinstance(choice, AllResting):
-                raise _Exhausted(last or self._resting(t, choice))
+                raise _Exhausted(last or self.resting_failure(t, choice))
             key = choice.key if isinstance(choice, UseKey) else None
             with self._at_provider(t.name):
                 failure = await attempt(
@@ -321,18 +322,18 @@ class Proxy:
                 raise _Exhausted(failure)
             last = failure
             if n < t.retry.retries:
-                await trio.sleep(self._delay(t, failure, n))
+                await trio.sleep(self.retry_delay(t, failure, n))
         assert last is not None
         raise _Exhausted(last)
 
-    def _resting(self, t: Transformer, resting: AllResting) -> Failure:
+    def resting_failure(self, t: Transformer, resting: AllResting) -> Failure:
         """The failure to report when every key of ``t`` rests: the refusal, or a 429."""
         why = resting.why
         if why is not None and why.error.kind is not ErrorKind.RATE_LIMIT:
             return why
         return _keys_resting(t, resting.wait_s)
 
-    def _delay(self, t: Transformer, failure: Failure, n: int) -> float:
+    def retry_delay(self, t: Transformer, failure: Failure, n: int) -> float:
         """Seconds to sleep after the ``n``-th try (from 0) failed with ``failure``."""
         if failure.delay_s is not None:
             return failure.delay_s
@@ -340,7 +341,7 @@ class Proxy:
             return 0.0  # another key is ready: no need to wait
         return t.retry.backoff_s * 2.0**n
 
-    def _key(self, ex: Exchange, t: Transformer) -> KeyChoice:
+    def choose_key(self, ex: Exchange, t: Transformer) -> KeyChoice:
         """The credential for this try: the client's own when forwarded, else the pool's."""
         if t.forward_client_key:
             credential = client_credential(ex)

@@ -37,6 +37,7 @@ __all__ = [
     "Destination",
     "client_credential",
     "client_credential_if_forwarded",
+    "forwarded_headers",
     "upstream_headers",
     "upstream_url",
     "with_key",
@@ -118,16 +119,24 @@ def upstream_headers(ex: Exchange, t: Transformer, key: str | None) -> list[tupl
     headers = [
         ("content-type", "application/json"),
         ("accept-encoding", "identity"),
-        ("x-request-id", ex.request.request_id),
+        *forwarded_headers(ex, t),
     ]
-    for forwarded in FORMATS[t.format].wire.FORWARDED_HEADERS:
+    return with_key(headers, t, key)
+
+
+def forwarded_headers(ex: Exchange, t: Transformer) -> list[tuple[str, str]]:
+    """What every request towards ``t`` carries besides its body's headers and the key:
+    ``x-request-id``, the client headers ``t``'s format forwards (as plain ASCII, else a
+    400 naming the header), the file's headers (never hop-by-hop ones)."""
+    headers = [("x-request-id", ex.request.request_id)]
+    for forwarded in FORMATS[t.format].wire.FORWARDED_HEADERS if t.format in FORMATS else ():
         value = ex.request.header(forwarded.name.encode("ascii"))
         if value:
             headers.append((forwarded.name, _header_text(value, forwarded.label)))
         elif forwarded.default is not None:
             headers.append((forwarded.name, forwarded.default))
     headers.extend((k, v) for k, v in t.headers if k.lower() not in _HOP_BY_HOP)
-    return with_key(headers, t, key)
+    return headers
 
 
 def with_key(

@@ -12,20 +12,20 @@ trio/tcp_server.py; RFC 9112 for the protocol):
    ``max_incomplete_event_size`` caps the head at ``max_header_bytes`` (431).
    A head with both ``content-length`` and ``transfer-encoding`` is a 400 and
    the connection closes (RFC 9112 section 6.1: a smuggling attempt).
-3. *Body*: a declared ``content-length`` over ``max_body_bytes`` is a 413
-   before a byte of it is read (no ``100 Continue`` is sent); a chunked body
-   is counted as it arrives. Each pause is bounded by ``body_timeout_s`` and
-   the whole body by ``body_total_timeout_s`` (408 and close: a byte dripped
-   every 29 s would otherwise hold the slot forever). The body is read whole:
-   every gateway endpoint needs all of it. The request reserves its memory in
-   the server's admission counter (admission.py) as the body arrives, then
-   its estimated decoded size; past ``max_inflight_bytes``: 503.
+3. *Body*: read whole (body.py: every gateway endpoint needs all of it),
+   under ``max_body_bytes`` (413), ``body_timeout_s`` per pause and
+   ``body_total_timeout_s`` in all (408 and close). The request reserves its
+   memory in the server's admission counter (admission.py) as the body
+   arrives, then its estimated decoded size; past ``max_inflight_bytes``: 503.
 4. *Dispatch*: the router picks a handler (HEAD runs the GET route's and
    the :class:`~gateway.server.exchange.Exchange` sends the head only).
    Handlers that wait on providers run with a watchdog task, the only reader
    of the socket while the handler runs: a reset cancels the handler's scope
    (client gone), EOF is probed first (a half-closed client still reads; see
    watchdog.py), other bytes are pipelined requests and stay buffered in h11.
+   A WebSocket upgrade goes to a ``websocket`` route's handler, which may
+   take the connection over (websocket.py); a request of the wrong kind for
+   its route (an upgrade where HTTP is spoken, or the reverse) is a 426.
 5. *Respond*: the handler answers through its exchange, whole or as a
    chunked stream; ``send_all`` waiting on a slow reader is the backpressure.
    A failed send is :class:`~gateway.server.exchange.ClientGone`, also when a
@@ -33,7 +33,8 @@ trio/tcp_server.py; RFC 9112 for the protocol):
    never a traceback.
 6. After the response: the request's record (exchange.py's ``HttpRecord``)
    goes to the access log and the server's observer; then close if h11 says
-   ``MUST_CLOSE`` or the server drains, else ``start_next_cycle()`` and back to 1.
+   ``MUST_CLOSE``, the server drains or the connection became a WebSocket
+   (a 101), else ``start_next_cycle()`` and back to 1.
 
 Errors map to responses in one place (refusals.py, through
 :meth:`Connection._respond_error`): h11 protocol errors keep their status
@@ -59,19 +60,20 @@ import h11
 import trio
 import trio.lowlevel
 
-from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout
+from gateway.errors import GatewayError
 from gateway.logs import accept_request_id, log_access
+from gateway.server.body import read_body
 from gateway.server.exchange import ClientGone, Exchange, HttpRecord, Request, only_client_gone
 from gateway.server.jsonscan import estimate_memory
 from gateway.server.refusals import check_head, error_reply, fault_reply
 from gateway.server.sockets import READ_SIZE, peer_name
 from gateway.server.watchdog import ClientWatch
+from gateway.server.websocket import WebSocketUpgrade, upgrade_refusal
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    from gateway.server.admission import Reservation
     from gateway.server.context import ServerContext
     from gateway.server.routes import Handler, Route
 
@@ -183,6 +185,8 @@ class Connection:
                 self.served += 1
                 if self.conn.our_state is h11.MUST_CLOSE or self.context.draining:
                     return
+                if self.exchange is not None and self.exchange.status == 101:
+                    return  # the connection was a WebSocket's: never back to HTTP
                 try:
                     self.conn.start_next_cycle()
                 except h11.ProtocolError:
@@ -251,56 +255,6 @@ class Connection:
         request.max_json_depth = self.config.max_json_depth
         return request
 
-    async def _read_body(self, request: Request, reservation: Reservation) -> bytes:
-        """Phase 3: the whole body, under the size cap, the pause and total timeouts.
-
-        ``reservation`` grows with the body (the declared length up front), so a
-        body that would take the in-flight total past its limit is refused early.
-        """
-        limit = self.config.max_body_bytes
-        length = request.header(b"content-length")
-        if length is not None and int(length) > limit:
-            raise PayloadTooLarge(
-                f"The request body is {int(length)} bytes; this gateway accepts at most {limit}."
-            )
-        if length is not None:
-            reservation.grow_to(int(length), body_read=False)
-        chunks: list[bytes] = []
-        total = 0
-        deadline = trio.current_time() + self.config.body_total_timeout_s
-        while True:
-            # The timeout scope costs microseconds; enter it only when we must wait.
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                pause_end = trio.current_time() + self.config.body_timeout_s
-                try:
-                    with trio.fail_at(min(pause_end, deadline)):
-                        event = await self._next_event()
-                except trio.TooSlowError:
-                    if pause_end < deadline:
-                        message = (
-                            f"The request body paused for more than "
-                            f"{self.config.body_timeout_s:g} s."
-                        )
-                    else:
-                        message = (
-                            f"The request body took more than "
-                            f"{self.config.body_total_timeout_s:g} s to arrive."
-                        )
-                    raise RequestTimeout(message) from None
-            if type(event) is h11.Data:
-                total += len(event.data)
-                if total > limit:
-                    raise PayloadTooLarge(
-                        f"The request body is over {limit} bytes, the most this gateway accepts."
-                    )
-                reservation.grow_to(total, body_read=False)
-                chunks.append(event.data)
-            elif type(event) is h11.EndOfMessage:
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            else:  # ConnectionClosed: the client left mid-body
-                raise ClientGone
-
     async def _dispatch(self, request: Request) -> None:
         context = self.context
         route: Route | None
@@ -310,6 +264,7 @@ class Connection:
         except GatewayError as exc:
             # Read the body all the same, so that the connection stays usable after a 404.
             route, route_error = context.preflight_route(request, exc), exc  # a CORS preflight
+        refusal = upgrade_refusal(request, route, route_error)
         if route is None:
             dialect = context.dialect_for_path(request.path)
         else:
@@ -317,13 +272,22 @@ class Connection:
         exchange = self.exchange = Exchange(self, request, dialect, context.cors)
         reservation = context.admission.reservation()
         try:
-            request.body = await self._read_body(request, reservation)
+            request.body = await read_body(
+                self.conn, self._next_event, self.config, request, reservation
+            )
+            if refusal is not None:
+                raise refusal
             if route is None:
                 assert route_error is not None
                 raise route_error
             if request.body:
                 reservation.grow_to(estimate_memory(request.body), body_read=True)
-            if route.watch_disconnect:
+            if route.websocket:  # the handler may take the connection over (websocket.py)
+                trailing = self.conn.trailing_data[0]
+                drain = context.drain_started
+                exchange.upgrade = WebSocketUpgrade(self.stream, trailing, exchange, drain)
+                await self._run_handler(route.handler, exchange)
+            elif route.watch_disconnect:
                 await self._run_watched(route.handler, exchange)
             else:
                 await self._run_handler(route.handler, exchange)

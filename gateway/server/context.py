@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
+import trio
 
 from gateway.server.preflight import preflight_route
 
@@ -47,6 +48,8 @@ class ServerContext:
         slots: the connection cap and the idle connections (gateway.server.slots).
         cors: the CORS policy (gateway.server.cors; None: no CORS headers, no preflights).
         draining: the server is shutting down: finish the response, then close.
+        drain_started: set when ``draining`` turns true (:meth:`start_draining`):
+            what a WebSocket session waits on to close with 1001 (websocket.py).
     """
 
     settings: ServerConfig
@@ -58,6 +61,12 @@ class ServerContext:
     slots: ConnectionSlots
     cors: CorsPolicy | None = None
     draining: bool = False
+    drain_started: trio.Event = attrs.field(factory=trio.Event)
+
+    def start_draining(self) -> None:
+        """The listeners closed: connections finish what they do, then close."""
+        self.draining = True
+        self.drain_started.set()
 
     def preflight_route(self, request: Request, error: GatewayError) -> Route | None:
         """The route answering ``request`` when it is a CORS preflight (``error``: the

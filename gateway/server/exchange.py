@@ -6,7 +6,9 @@ or :meth:`Exchange.start` then :meth:`Exchange.send` any number of times (the
 connection ends the chunked body after the handler returns). The exchange
 writes through the connection it belongs to (a :class:`Wire`: h11 encoding,
 one ``send_all``), which raises :class:`ClientGone` when the client left: a
-departed client, never a handler bug.
+departed client, never a handler bug. A handler of a WebSocket route finds in
+``ex.upgrade`` the way to accept the client's WebSocket instead
+(:class:`Upgrade`, gateway.server.websocket): the 101 it sends is the response.
 
 When the request is over the connection makes its :class:`HttpRecord`: the
 HTTP facts (method, path, status, bytes, durations, whether the client left)
@@ -35,11 +37,20 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
+    from trio_websocket import WebSocketConnection
 
     from gateway.server.cors import CorsPolicy
     from gateway.server.dialect import Dialect
 
-__all__ = ["ClientGone", "Exchange", "HttpRecord", "Request", "Wire", "only_client_gone"]
+__all__ = [
+    "ClientGone",
+    "Exchange",
+    "HttpRecord",
+    "Request",
+    "Upgrade",
+    "Wire",
+    "only_client_gone",
+]
 
 
 class ClientGone(Exception):
@@ -130,6 +141,23 @@ class Wire(Protocol):
         ...
 
 
+class Upgrade(Protocol):
+    """How a WebSocket route's handler takes over its client (gateway.server.websocket)."""
+
+    async def accept(
+        self, nursery: trio.Nursery, *, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> WebSocketConnection:
+        """Send the 101 (our standard headers, then ``headers``); the client's WebSocket.
+
+        Its reader task runs in ``nursery``. Raises :class:`ClientGone` if the client left.
+        """
+        ...
+
+    async def wait_going_away(self) -> None:
+        """Return once the server drains: the session should close with 1001."""
+        ...
+
+
 class Exchange:
     """One request and its response, as a handler drives it.
 
@@ -140,7 +168,8 @@ class Exchange:
     server only hands it on, and the access line shows its fields). ``cors``
     adds its headers to the response head (gateway.server.cors; None: CORS is
     off). ``response_body`` is the body of a whole response (a reference, for
-    the audit log's ``log_bodies``; a stream's is not kept).
+    the audit log's ``log_bodies``; a stream's is not kept). ``upgrade``
+    is set on WebSocket routes only: the handler accepts through it.
     """
 
     __slots__ = (
@@ -159,6 +188,7 @@ class Exchange:
         "request",
         "response_body",
         "status",
+        "upgrade",
         "upstream_wait_s",
     )
 
@@ -182,21 +212,36 @@ class Exchange:
         self.head_only = request.method == "HEAD"  # answer with the GET's head, no body
         self.content_type = b""
         self.finished = False  # the whole response went out
+        self.upgrade: Upgrade | None = None  # a WebSocket route's way to accept
 
     @property
     def started(self) -> bool:
         """True once the status line went out."""
         return self.status is not None
 
-    def _head(
-        self, status: int, headers: Headers | None, content_type: bytes, length: int | None
-    ) -> h11.Response:
+    def _standard_headers(self) -> Headers:
+        """Our headers of a response head going out now (its head time and overhead)."""
         if self.status is not None:
             raise RuntimeError("this exchange already sent its response head")
         now = time.perf_counter()
         self.head_s = now - self.request.started
         self.overhead_at_head_s = max(self.head_s - self.upstream_wait_s, 0.0)
-        all_headers = standard_headers(self.request.request_id, self.overhead_at_head_s)
+        return standard_headers(self.request.request_id, self.overhead_at_head_s)
+
+    def switching_protocols(self, headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+        """The headers of the 101 a WebSocket accept sends (ours, then ``headers``).
+
+        The 101 is this exchange's response: its status, head time and overhead.
+        """
+        all_headers = self._standard_headers()
+        all_headers.extend(headers)
+        self.status = 101
+        return all_headers
+
+    def _head(
+        self, status: int, headers: Headers | None, content_type: bytes, length: int | None
+    ) -> h11.Response:
+        all_headers = self._standard_headers()
         if content_type:  # none on a 204
             all_headers.append((b"content-type", content_type))
         self.content_type = content_type

@@ -25,7 +25,8 @@ Shutdown (:meth:`Server.begin_shutdown`, called on SIGTERM/SIGINT):
 
 1. ``shutting_down`` is set at once: ``/health/ready`` answers 503;
 2. after ``shutdown_delay_s`` the listeners close and the server *drains*:
-   idle keep-alive connections close now, busy ones after their response;
+   idle keep-alive connections close now, busy ones after their response,
+   WebSocket sessions at once with 1001 "going away" (websocket.py);
 3. requests still running after ``shutdown_grace_s`` are cancelled.
 """
 
@@ -224,7 +225,7 @@ class Server:
                 accept_nursery.cancel_scope.cancel()
             for listener in listeners:
                 await listener.aclose()
-            self.context.draining = True
+            self.context.start_draining()
             self.slots.close_idle()
             handler_nursery.cancel_scope.deadline = trio.current_time() + cfg.shutdown_grace_s
             LOG.info(

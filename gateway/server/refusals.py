@@ -8,8 +8,9 @@ version other than 1.0 and 1.1 (505). :func:`error_reply` turns any error
 the connection meets into ``(status, headers, body)``: h11 protocol errors
 keep their status hint, a slow head is a 408, our ``GatewayError`` keeps its
 status; the request's dialect words the body (gateway.server.dialect), and
-the headers HTTP needs are added here (``allow`` on a 405, ``retry-after``,
-``connection: close`` after protocol errors, 408 and 413).
+the headers HTTP needs are added here (``allow`` on a 405, ``upgrade`` on a 426
+that names a protocol, ``retry-after``, ``connection: close`` after protocol
+errors, 408 and 413).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gateway.errors import (
     MethodNotAllowed,
     PayloadTooLarge,
     RequestTimeout,
+    UpgradeRequired,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +95,8 @@ def error_reply(
     headers = list(headers)
     if isinstance(error, MethodNotAllowed):
         headers.append((b"allow", ", ".join(error.allowed).encode()))
+    if isinstance(error, UpgradeRequired) and error.upgrade:
+        headers.append((b"upgrade", error.upgrade.encode("ascii")))
     if error.retry_after_s is not None:
         headers.append((b"retry-after", b"%d" % error.retry_after_s))
     if close:

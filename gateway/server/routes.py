@@ -8,7 +8,8 @@ that exists under another method is a 405 with ``Allow``; otherwise 404.
 HEAD is served by every GET route (the connection sends the head only) and
 is a 405 on the others (RFC 9110 section 9.3.2).
 A route may name the dialect its errors are worded in (gateway.server.dialect);
-one that names none speaks the server's default.
+one that names none speaks the server's default. A route marked ``websocket``
+answers WebSocket upgrades only (gateway.server.websocket).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Route:
         dialect: how its errors are worded (None: the server's default dialect).
         watch_disconnect: run a watchdog that cancels the handler when the
             client leaves (for handlers that wait on providers).
+        websocket: the route answers WebSocket upgrades (RFC 6455) only: its
+            handler finds ``ex.upgrade`` to accept with (gateway.server.websocket);
+            a plain request gets 426.
     """
 
     method: str
@@ -47,6 +51,7 @@ class Route:
     handler: Handler
     dialect: Dialect | None = None
     watch_disconnect: bool = False
+    websocket: bool = False
 
     @property
     def prefix(self) -> str | None:
