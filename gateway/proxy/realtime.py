@@ -62,6 +62,7 @@ from gateway.proxy.realtime_upstream import (
     handshake_failure,
     realtime_url,
 )
+from gateway.proxy.replies import provider_header
 from gateway.proxy.upstream_request import (
     client_credential,
     client_credential_if_forwarded,
@@ -271,10 +272,7 @@ class Realtime:
         redactor: Redactor,
     ) -> None:
         """Accept the client and relay it to ``upstream`` until one ends."""
-        headers = []
-        if t.name.isascii() and t.name.isprintable():
-            headers.append((b"x-gateway-provider", t.name.encode("ascii")))
-        client = await upgrade.accept(nursery, headers=headers)
+        client = await upgrade.accept(nursery, headers=[provider_header(t.name)])
         relay = Relay(client, upstream, redact=redactor.text)
         try:
             await relay.run(upgrade.wait_going_away)
