@@ -210,7 +210,7 @@ class Realtime:
                     self.proxy.keys.succeeded(t, pooled)
                 return
             record.retries = n
-            self._failed(ex, t, failure, n, pooled)
+            self.proxy.note_failure(ex, t, failure, n, pooled, what="realtime handshake")
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -218,22 +218,6 @@ class Realtime:
                 await trio.sleep(self.proxy.retry_delay(t, failure, n))
         assert last is not None
         raise _Exhausted(last)
-
-    def _failed(
-        self, ex: Exchange, t: Transformer, failure: Failure, n: int, key: str | None
-    ) -> None:
-        """Count, log and (when the provider refused or rate-limited it) rest the key."""
-        if self.proxy.metrics is not None:
-            self.proxy.metrics.upstream_errors.labels(t.name, failure.kind).inc()
-        LOG.info(
-            "realtime handshake %d with %s failed: %s",
-            n + 1,
-            t.name,
-            failure.kind,
-            extra={"request_id": ex.request.request_id},
-        )
-        if failure.cool_key and key:
-            self.proxy.keys.cool(t, key, failure.rest_s, why=failure)
 
     async def _try(
         self,

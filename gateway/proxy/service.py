@@ -307,17 +307,7 @@ class Proxy:
                     self.keys.succeeded(t, pooled)
                 return
             call_record(ex).retries = n + 1
-            if self.metrics is not None:
-                self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
-            LOG.info(
-                "try %d of %s failed: %s",
-                n + 1,
-                t.name,
-                failure.kind,
-                extra={"request_id": ex.request.request_id},
-            )
-            if failure.cool_key and pooled:
-                self.keys.cool(t, pooled, failure.rest_s, why=failure)
+            self.note_failure(ex, t, failure, n, pooled)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -325,6 +315,31 @@ class Proxy:
                 await trio.sleep(self.retry_delay(t, failure, n))
         assert last is not None
         raise _Exhausted(last)
+
+    def note_failure(
+        self,
+        ex: Exchange,
+        t: Transformer,
+        failure: Failure,
+        n: int,
+        key: str | None,
+        *,
+        what: str = "try",
+    ) -> None:
+        """Try ``n`` (from 0) on ``t`` failed: count it, log it, and rest ``key`` (one of
+        the pool's) when the provider refused or rate-limited it."""
+        if self.metrics is not None:
+            self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
+        LOG.info(
+            "%s %d of %s failed: %s",
+            what,
+            n + 1,
+            t.name,
+            failure.kind,
+            extra={"request_id": ex.request.request_id},
+        )
+        if failure.cool_key and key:
+            self.keys.cool(t, key, failure.rest_s, why=failure)
 
     def resting_failure(self, t: Transformer, resting: AllResting) -> Failure:
         """The failure to report when every key of ``t`` rests: the refusal, or a 429."""
