@@ -42,6 +42,10 @@ __all__ = ["Edge"]
 
 LOG = logging.getLogger("gateway.edge")
 
+#: Bodies larger than this have their tokens estimated in a worker thread (as they are
+#: parsed in one: app.THREAD_DECODE_BYTES).
+OFF_LOOP_BYTES = 256 * 1024
+
 #: How long settling a request may take before it is given up (the lease then expires).
 SETTLE_TIMEOUT_S = 2.0
 
@@ -112,7 +116,10 @@ class Edge:
         if call.op != "count_tokens" and (
             limits.tpm or limits.tokens_per_day or limits.tokens_per_month
         ):
-            tokens = estimate_request_tokens(call.body)
+            if call.size > OFF_LOOP_BYTES:  # linear, but a big body would stall the loop
+                tokens = await trio.to_thread.run_sync(estimate_request_tokens, call.body)
+            else:
+                tokens = estimate_request_tokens(call.body)
         return await self.admit_tokens(ex, key, tokens)
 
     async def admit_tokens(self, ex: Exchange, key: ClientKey, tokens: int) -> Ticket | None:

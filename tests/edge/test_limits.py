@@ -299,3 +299,17 @@ async def test_no_admin_key_no_usage_endpoint(nursery, tdir, provider, wall):
     async with httpx.AsyncClient(base_url=gw.url) as client:
         assert (await client.get("/v1/usage")).status_code == 404
     await trio.lowlevel.checkpoint()
+
+
+async def test_a_big_body_reserves_its_estimate(nursery, tdir, provider, wall):
+    """A 2 MiB prompt under a tpm key (estimated in a worker thread) reserves about a token
+    per four characters of its text."""
+    _files(tdir, provider)
+    gw = await start_gateway(
+        nursery, tdir, config=_config(tpm=10**9), state=LocalState(clock=wall, wall=wall)
+    )
+    words = [{"role": "user", "content": "w " * 50} for _ in range(20_000)]
+    reply = await _post(gw, body={"model": "m", "messages": words})
+    assert reply.status_code == 200
+    remaining = int(reply.headers["x-ratelimit-remaining-tokens"])
+    assert 10**9 - remaining >= 20_000 * 100 // 4  # about four characters a token
