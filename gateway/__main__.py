@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", metavar="FILE", help="private key (PEM) for HTTPS")
     serve.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pipe", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--metrics-fd", type=int, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check", help="validate transformer files; exit 1 on any problem")
     check.add_argument(
@@ -142,6 +143,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     config,
                     reuse_port=args.worker_id is not None,
                     parent_pipe=args.parent_pipe,
+                    metrics_fd=args.metrics_fd,
                 )
             )
         except StartupError as exc:

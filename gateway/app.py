@@ -9,6 +9,9 @@ Each finished request's record goes to the metrics and, when
 ``logging.audit_log`` is set, to the audit log (gateway.audit_log): every
 request but those of :data:`UNAUDITED_PATHS`, the probes a platform sends
 every few seconds, which would drown the lines that matter.
+
+A worker of ``--workers N`` also keeps its metrics link to the supervisor,
+and answers ``/metrics`` with the whole group's (gateway.metrics_group).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import ssl
 import threading
 from functools import partial
@@ -35,6 +39,7 @@ from gateway.formats import FORMATS
 from gateway.json_array import JsonArrayExchange
 from gateway.logs import dropped_log_records, flush_logging
 from gateway.metrics import Metrics
+from gateway.metrics_group import SupervisorLink
 from gateway.prometheus import CONTENT_TYPE
 from gateway.proxy import Proxy
 from gateway.proxy.realtime import REALTIME_PATH, Realtime, Settle
@@ -45,6 +50,7 @@ from gateway.server.listen import Server, open_listeners, tls_context
 from gateway.server.routes import Route, Router
 from gateway.server.workers import watch_parent
 from gateway.state.make import make_state
+from gateway.state.shared import RedisState
 from gateway.transformers.registry import RegistryHolder
 from gateway.upstream import UpstreamClient
 
@@ -59,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["App", "StartupError", "run"]
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE.encode("ascii")
+NO_GROUP_METRICS = b"The supervisor did not gather the workers' metrics in time; try again.\n"
 LIVE_BODY = b'{"status":"live"}'  # probes hit this often: no JSON encoding per request
 #: Bodies larger than this are decoded in a worker thread. json.loads takes about
 #: 20 ms per MiB of chat JSON (measured): 256 KiB stalls the loop ~5 ms at most,
@@ -121,12 +128,16 @@ class App:
         self.metrics = Metrics(
             reload_counts=(lambda: registry.reload_counts) if registry is not None else None,
             log_records_dropped=self._log_records_dropped,
+            # gateway_redis_up only where there is a Redis (absent, not 1, without one)
+            redis_up=(lambda: state.up) if isinstance(state, RedisState) else None,
         )
         self.proxy = (
             Proxy(registry, self.upstream, metrics=self.metrics, state=state)
             if registry is not None
             else None
         )
+        #: A worker's link to its supervisor (--workers N): /metrics is then the group's.
+        self.group: SupervisorLink | None = None
         try:
             keys = ClientKeys(config.auth)
             # client keys are redacted from the bodies the audit log may hold
@@ -136,7 +147,7 @@ class App:
         self.audit = AuditLog.from_settings(
             config.logging, secrets=secrets, skip_paths=UNAUDITED_PATHS
         )
-        self.edge = Edge(keys, state)
+        self.edge = Edge(keys, state, on_refusal=self.metrics.limit_rejected)
         # The Realtime WebSocket relay shares the proxy's keys, turns and metrics.
         self.realtime = (
             Realtime(self.proxy, admit=self._admit_session) if self.proxy is not None else None
@@ -261,7 +272,14 @@ class App:
             presented_credentials(ex.request)
         ):
             raise Unauthorized("/metrics needs the metrics key (auth.metrics_key) as Bearer token")
-        await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+        if self.group is None:
+            await ex.respond(200, self.metrics.render(), content_type=METRICS_CONTENT_TYPE)
+            return
+        body = await self.group.exposition()
+        if body is None:  # never this worker's counters alone: the group's would seem to fall
+            await ex.respond(503, NO_GROUP_METRICS, content_type=b"text/plain; charset=utf-8")
+            return
+        await ex.respond(200, body, content_type=METRICS_CONTENT_TYPE)
 
     async def usage(self, ex: Exchange) -> None:
         await ex.respond_json(200, await self.edge.usage_report(ex.request))
@@ -385,15 +403,19 @@ async def run(
     *,
     reuse_port: bool = False,
     parent_pipe: int | None = None,
+    metrics_fd: int | None = None,
     task_status: trio.TaskStatus[list[Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the gateway until a graceful shutdown completes.
 
     ``parent_pipe``: a worker's read end of its supervisor's pipe; EOF there (the
     supervisor died) starts the graceful shutdown, as SIGTERM does.
+    ``metrics_fd``: a worker's end of its metrics link to the supervisor.
     """
     registry = RegistryHolder(config.transformers.dir)
     app = App(config, registry=registry)
+    if metrics_fd is not None:
+        app.group = SupervisorLink(socket.socket(fileno=metrics_fd), app.metrics.statistics)
     cfg = config.server
     if app.edge.keys.open and not _loopback(cfg.host):
         LOG.warning(
@@ -408,6 +430,8 @@ async def run(
             await services.start(_handle_signals, app)
             if parent_pipe is not None:
                 services.start_soon(watch_parent, parent_pipe, partial(_shut_down, app))
+            if app.group is not None:
+                services.start_soon(app.group.run)
             services.start_soon(
                 partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
             )

@@ -12,9 +12,10 @@ always has the same keys, in this order (JSON ``null`` for what is not known):
 - ``request_id``;
 - every field of the app's record, by its own name: ``client_format``,
   ``key_name`` (null while the gateway is open), ``model`` (as asked),
-  ``provider`` (the last one tried), ``upstream_model``, ``retries``,
-  ``tokens_in``, ``tokens_out``, and whatever fields the record gains (cached
-  and reasoning tokens, say) with no change here. A request that reached no
+  ``provider`` (the last one tried), ``upstream_model``, ``target``,
+  ``fallback``, ``retries``, ``tokens_in``, ``tokens_out``, ``tokens_cached``,
+  ``tokens_reasoning`` (gateway.record says what each means), and whatever
+  fields the record gains, with no change here. A request that reached no
   client endpoint (a 404 path, a malformed head) has them all null;
 - ``method``, ``path`` (credentials in the query redacted, as in the access log);
 - ``status`` (499 when no response went out), ``latency_ms`` (first byte in to

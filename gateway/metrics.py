@@ -11,9 +11,22 @@ count (those whose record carries the app's gateway.record.CallRecord):
 health probes would drown the signal. Requests refused before a provider was
 tried are labelled ``provider="none"`` (:data:`NO_PROVIDER`).
 
+Others record as things happen: the proxy counts upstream errors and the
+tries under way at each provider (``gateway_provider_inflight_requests``), the
+limit code calls :meth:`Metrics.limit_rejected`.
+
+Tokens (``gateway_tokens_total{provider,model,direction,key}``): ``in`` is the
+whole prompt and ``out`` the whole completion as the provider reported them;
+``cached`` (prompt tokens read from the provider's cache) is a part of ``in``
+and ``reasoning`` a part of ``out``, never added to them. ``key`` is the client
+key's name (empty when the gateway is open): names come from the settings, so
+the label stays bounded.
+
 Reading goes through :meth:`Metrics.statistics`, a frozen snapshot
 (gateway.prometheus), scrape-time values (transformer reloads, dropped log
-lines) read just then; :meth:`Metrics.render` is the ``/metrics`` body.
+lines, whether Redis answers) read just then; :meth:`Metrics.render` is the
+``/metrics`` body of a single process (with ``--workers N`` the group's body
+is gateway.prometheus.group's).
 """
 
 from __future__ import annotations
@@ -59,6 +72,10 @@ class Metrics:
             ``lambda: holder.reload_counts`` (``{"ok": n, "error": m}``).
         log_records_dropped: read at each scrape for
             ``gateway_log_records_dropped_total``.
+        redis_up: read at each scrape for ``gateway_redis_up`` (1: Redis
+            answers), e.g. ``lambda: state.up``. None (no ``[state] redis_url``):
+            the family is left out of the exposition altogether, so an alert on
+            ``gateway_redis_up == 0`` cannot fire for a gateway without Redis.
     """
 
     def __init__(
@@ -66,9 +83,11 @@ class Metrics:
         *,
         reload_counts: Callable[[], Mapping[str, int]] | None = None,
         log_records_dropped: Callable[[], int] | None = None,
+        redis_up: Callable[[], bool] | None = None,
     ) -> None:
         self._reload_counts = reload_counts
         self._log_records_dropped = log_records_dropped
+        self._redis_up = redis_up
         self.requests = Counter(
             "gateway_requests_total",
             "Requests answered, by provider, model and HTTP status.",
@@ -93,10 +112,29 @@ class Metrics:
         )
         self.tokens = Counter(
             "gateway_tokens_total",
-            "Tokens reported by providers; direction is in (prompt) or out (completion).",
-            ("provider", "model", "direction"),
+            "Tokens reported by providers; direction is in (prompt), out (completion), "
+            "cached (the part of in read from the provider's cache) or reasoning (the part "
+            "of out spent thinking); key is the client key's name (empty: no keys).",
+            ("provider", "model", "direction", "key"),
         )
         self.inflight = Gauge("gateway_inflight_requests", "Requests being handled now.")
+        self.provider_inflight = Gauge(
+            "gateway_provider_inflight_requests",
+            "Tries under way at each provider now (a request waiting to retry counts nowhere).",
+            ("provider",),
+        )
+        self.limit_rejections = Counter(
+            "gateway_limit_rejections_total",
+            "Requests refused by a client key's limit (rpm, tpm, concurrency, tokens_per_day, "
+            "tokens_per_month), by key name.",
+            ("key", "limit"),
+        )
+        self.redis_up = Gauge(
+            "gateway_redis_up",
+            "1 when the shared state in Redis answers, else 0 (with several workers: 1 only "
+            "when every worker reaches it).",
+            aggregate="min",
+        )
         self.stream_cancellations = Counter(
             "gateway_stream_cancellations_total",
             "Streams cut short because the client went away.",
@@ -125,10 +163,12 @@ class Metrics:
             self.upstream_errors,
             self.tokens,
             self.inflight,
+            self.provider_inflight,
             self.stream_cancellations,
             self.transformer_reloads,
             self.overhead,
             self.log_records_dropped,
+            self.limit_rejections,
         )
 
     def observe_request(
@@ -142,6 +182,9 @@ class Metrics:
         overhead_s: float | None = None,
         tokens_in: int = 0,
         tokens_out: int = 0,
+        tokens_cached: int = 0,
+        tokens_reasoning: int = 0,
+        key: str = "",
     ) -> None:
         """Record one finished request in every family it touches.
 
@@ -155,6 +198,9 @@ class Metrics:
             overhead_s: time spent in the gateway itself, if measured.
             tokens_in: prompt tokens the provider reported.
             tokens_out: completion tokens the provider reported.
+            tokens_cached: of ``tokens_in``, those read from the provider's cache.
+            tokens_reasoning: of ``tokens_out``, those spent on reasoning.
+            key: the client key's name ("" when the gateway is open).
         """
         self.requests.labels(provider, model, str(status)).inc()
         self.request_duration.labels(provider).observe(duration_s)
@@ -163,9 +209,28 @@ class Metrics:
         if overhead_s is not None:
             self.overhead.observe(overhead_s)
         if tokens_in:
-            self.tokens.labels(provider, model, "in").inc(tokens_in)
+            self.tokens.labels(provider, model, "in", key).inc(tokens_in)
         if tokens_out:
-            self.tokens.labels(provider, model, "out").inc(tokens_out)
+            self.tokens.labels(provider, model, "out", key).inc(tokens_out)
+        if tokens_cached:
+            self.tokens.labels(provider, model, "cached", key).inc(tokens_cached)
+        if tokens_reasoning:
+            self.tokens.labels(provider, model, "reasoning", key).inc(tokens_reasoning)
+
+    def watch_redis(self, up: Callable[[], bool]) -> None:
+        """Show ``gateway_redis_up`` from now on, read from ``up()`` at each scrape (as the
+        ``redis_up`` argument does, for a state made after the metrics)."""
+        self._redis_up = up
+
+    def limit_rejected(self, key: str, limit: str) -> None:
+        """Count a request that client key ``key``'s ``limit`` refused.
+
+        Args:
+            key: the client key's name (a configured name, never the key itself).
+            limit: which limit: ``rpm``, ``tpm``, ``concurrency``,
+                ``tokens_per_day`` or ``tokens_per_month``.
+        """
+        self.limit_rejections.labels(key, limit).inc()
 
     def observe(self, record: HttpRecord) -> None:
         """Record one finished request (the server's observer); only proxied ones count.
@@ -190,6 +255,9 @@ class Metrics:
             overhead_s=record.overhead_s,
             tokens_in=facts.tokens_in or 0,
             tokens_out=facts.tokens_out or 0,
+            tokens_cached=facts.tokens_cached or 0,
+            tokens_reasoning=facts.tokens_reasoning or 0,
+            key=facts.key_name or "",
         )
 
     def statistics(self) -> MetricsStatistics:
@@ -199,7 +267,11 @@ class Metrics:
                 self.transformer_reloads.labels(result).value = count
         if self._log_records_dropped is not None:
             self.log_records_dropped._unlabelled().value = self._log_records_dropped()
-        return MetricsStatistics(tuple(family.statistics() for family in self._families))
+        families = self._families
+        if self._redis_up is not None:
+            self.redis_up.set(1 if self._redis_up() else 0)
+            families = (*families, self.redis_up)
+        return MetricsStatistics(tuple(family.statistics() for family in families))
 
     def render(self) -> bytes:
         """The exposition for ``GET /metrics`` (serve it with :data:`CONTENT_TYPE`)."""

@@ -34,9 +34,19 @@ class CallRecord:
         model: the model the client asked for (an alias), once its body was read.
         provider: the provider of the target being tried (the last one tried).
         upstream_model: that target's model name at the provider.
-        retries: the index of the last failed try of a target (0: the first).
-        tokens_in: prompt tokens the provider reported (the last usage seen).
-        tokens_out: completion tokens the provider reported.
+        target: that target's index in the routed list (0: the first tried, the
+            alias's provider whose round-robin turn it was; later ones are the
+            alias's other providers, then its fallbacks').
+        fallback: the fallback model name that target was routed from (None:
+            the client's own model).
+        retries: tries of that target that failed (0: its first try answered).
+        tokens_in: prompt tokens the provider reported (the last usage seen),
+            cached ones included.
+        tokens_out: completion tokens the provider reported, reasoning included.
+        tokens_cached: of ``tokens_in``, those read from the provider's prompt
+            cache (None: none reported).
+        tokens_reasoning: of ``tokens_out``, those spent on reasoning
+            (None: none reported).
     """
 
     client_format: str | None = None
@@ -44,9 +54,13 @@ class CallRecord:
     model: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
+    target: int | None = attrs.field(default=None, kw_only=True)
+    fallback: str | None = attrs.field(default=None, kw_only=True)
     retries: int | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
+    tokens_cached: int | None = attrs.field(default=None, kw_only=True)
+    tokens_reasoning: int | None = attrs.field(default=None, kw_only=True)
 
 
 def call_record(ex: Exchange) -> CallRecord:

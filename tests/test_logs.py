@@ -47,7 +47,20 @@ def _fields(caplog: pytest.LogCaptureFixture, record: HttpRecord) -> dict[str, o
 
 
 def test_a_proxied_request_has_every_field_in_order(caplog: pytest.LogCaptureFixture) -> None:
-    facts = CallRecord("gemini", "m", "p", "up-m", retries=0, tokens_in=13, tokens_out=7)
+    facts = CallRecord(
+        "gemini",
+        "m",
+        "p",
+        "up-m",
+        key_name="team-a",
+        target=1,
+        fallback="p/other",
+        retries=0,
+        tokens_in=13,
+        tokens_out=7,
+        tokens_cached=3,
+        tokens_reasoning=2,
+    )
     fields = _fields(caplog, attrs.evolve(RECORD, facts=facts, client_gone=True))
     assert list(fields.items()) == [
         ("request_id", "rid-1"),
@@ -58,12 +71,17 @@ def test_a_proxied_request_has_every_field_in_order(caplog: pytest.LogCaptureFix
         ("duration_ms", 1234.568),
         ("client", "10.0.0.1:5000"),
         ("client_format", "gemini"),
+        ("key_name", "team-a"),
         ("model", "m"),
         ("provider", "p"),
         ("upstream_model", "up-m"),
+        ("target", 1),
+        ("fallback", "p/other"),
         ("retries", 0),
         ("tokens_in", 13),
         ("tokens_out", 7),
+        ("tokens_cached", 3),
+        ("tokens_reasoning", 2),
         ("client_gone", True),
         ("ttfb_ms", 45.679),
     ]

@@ -29,12 +29,14 @@ FAMILIES = {
     "gateway_request_duration_seconds": ("histogram", ("provider",)),
     "gateway_time_to_first_byte_seconds": ("histogram", ("provider",)),
     "gateway_upstream_errors_total": ("counter", ("provider", "kind")),
-    "gateway_tokens_total": ("counter", ("provider", "model", "direction")),
+    "gateway_tokens_total": ("counter", ("provider", "model", "direction", "key")),
     "gateway_inflight_requests": ("gauge", ()),
+    "gateway_provider_inflight_requests": ("gauge", ("provider",)),
     "gateway_stream_cancellations_total": ("counter", ("provider",)),
     "gateway_transformer_reloads_total": ("counter", ("result",)),
     "gateway_overhead_seconds": ("histogram", ()),
     "gateway_log_records_dropped_total": ("counter", ()),
+    "gateway_limit_rejections_total": ("counter", ("key", "limit")),
 }
 
 
@@ -120,8 +122,8 @@ def test_exact_values_after_a_sequence_of_requests() -> None:
     ) == {
         "gateway_requests_total{provider=openai,model=gpt-4o,status=200}": 2,
         "gateway_requests_total{provider=anthropic,model=claude,status=529}": 1,
-        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=in}": 107,
-        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=out}": 43,
+        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=in,key=}": 107,
+        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=out,key=}": 43,
         "gateway_upstream_errors_total{provider=anthropic,kind=overloaded}": 2,
         "gateway_upstream_errors_total{provider=openai,kind=timeout}": 1,
         "gateway_stream_cancellations_total{provider=openai}": 1,
@@ -236,7 +238,7 @@ def test_snapshot_survives_json_and_workers_merge_by_summing() -> None:
     assert flat(text, "gateway_requests", "gateway_tokens", "gateway_inflight") == {
         "gateway_requests_total{provider=openai,model=gpt-4o,status=200}": 5,
         "gateway_requests_total{provider=groq,model=llama,status=429}": 1,
-        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=in}": 25,
+        "gateway_tokens_total{provider=openai,model=gpt-4o,direction=in,key=}": 25,
         "gateway_inflight_requests": 5,
     }
     duration = flat(text, "gateway_request_duration_seconds")
@@ -276,8 +278,8 @@ def test_observe_counts_a_proxied_request_in_every_family_it_touches() -> None:
     text = m.render()
     assert flat(text, "gateway_requests", "gateway_tokens", "gateway_stream") == {
         "gateway_requests_total{provider=p,model=gpt-4o,status=200}": 1,
-        "gateway_tokens_total{provider=p,model=gpt-4o,direction=in}": 100,
-        "gateway_tokens_total{provider=p,model=gpt-4o,direction=out}": 40,
+        "gateway_tokens_total{provider=p,model=gpt-4o,direction=in,key=}": 100,
+        "gateway_tokens_total{provider=p,model=gpt-4o,direction=out,key=}": 40,
     }
     assert flat(text, "gateway_request_duration_seconds_sum") == {
         "gateway_request_duration_seconds_sum{provider=p}": 1.5
@@ -325,3 +327,71 @@ def test_observe_counts_a_departed_client_only_when_its_answer_was_cut_short(
     m = Metrics()
     m.observe(_record(CallRecord("openai", "m", "p"), finished=finished, client_gone=True))
     assert m.statistics()["gateway_stream_cancellations_total"].value("p") == cancelled
+
+
+# --- the edge's families (issue 10) --------------------------------------------------------
+
+
+def test_tokens_by_direction_and_key_cached_and_reasoning_are_parts_not_extras() -> None:
+    m = Metrics()
+    facts = CallRecord(
+        "anthropic",
+        "claude",
+        "p",
+        "up",
+        key_name="team-a",
+        tokens_in=100,
+        tokens_out=40,
+        tokens_cached=60,
+        tokens_reasoning=25,
+    )
+    m.observe(_record(facts))
+    m.observe(_record(CallRecord("openai", "claude", "p", "up", tokens_in=5, tokens_out=1)))
+    assert flat(m.render(), "gateway_tokens") == {
+        "gateway_tokens_total{provider=p,model=claude,direction=in,key=team-a}": 100,
+        "gateway_tokens_total{provider=p,model=claude,direction=out,key=team-a}": 40,
+        "gateway_tokens_total{provider=p,model=claude,direction=cached,key=team-a}": 60,
+        "gateway_tokens_total{provider=p,model=claude,direction=reasoning,key=team-a}": 25,
+        # the gateway open (no client keys): an empty key, no cached or reasoning reported
+        "gateway_tokens_total{provider=p,model=claude,direction=in,key=}": 5,
+        "gateway_tokens_total{provider=p,model=claude,direction=out,key=}": 1,
+    }
+
+
+def test_limit_rejections_count_by_key_name_and_limit() -> None:
+    m = Metrics()
+    m.limit_rejected("team-a", "rpm")
+    m.limit_rejected("team-a", "rpm")
+    m.limit_rejected("team-b", "tokens_per_day")
+    assert flat(m.render(), "gateway_limit") == {
+        "gateway_limit_rejections_total{key=team-a,limit=rpm}": 2,
+        "gateway_limit_rejections_total{key=team-b,limit=tokens_per_day}": 1,
+    }
+
+
+def test_redis_up_is_read_at_each_scrape_and_absent_without_redis() -> None:
+    assert "gateway_redis_up" not in Metrics().render().decode()
+    up = [True]
+    m = Metrics(redis_up=lambda: up[0])
+    assert flat(m.render(), "gateway_redis") == {"gateway_redis_up": 1}
+    up[0] = False
+    assert flat(m.render(), "gateway_redis") == {"gateway_redis_up": 0}
+    later = Metrics()
+    later.watch_redis(lambda: True)
+    assert flat(later.render(), "gateway_redis") == {"gateway_redis_up": 1}
+    # Several workers: 1 only when every one of them reaches Redis.
+    a, b = Metrics(redis_up=lambda: True), Metrics(redis_up=lambda: False)
+    assert merge_statistics([a.statistics(), b.statistics()])["gateway_redis_up"].value() == 0
+    assert merge_statistics([a.statistics(), a.statistics()])["gateway_redis_up"].value() == 1
+
+
+def test_provider_inflight_sums_across_workers() -> None:
+    a, b = Metrics(), Metrics()
+    a.provider_inflight.labels("openai").inc()
+    b.provider_inflight.labels("openai").inc()
+    b.provider_inflight.labels("groq").inc()
+    merged = render(merge_statistics([a.statistics(), b.statistics()]))
+    assert flat(merged, "gateway_provider_inflight") == {
+        "gateway_provider_inflight_requests{provider=openai}": 2,
+        "gateway_provider_inflight_requests{provider=groq}": 1,
+    }

@@ -20,6 +20,9 @@ from gateway.prometheus import (
     Histogram,
     MetricsStatistics,
     merge_statistics,
+    render,
+    statistics_from_dict,
+    statistics_to_dict,
 )
 from tests.prometheus_text import Key, flat, only, sample, samples
 
@@ -269,3 +272,60 @@ def test_merging_different_definitions_fails() -> None:
     two = MetricsStatistics((Histogram("h", "H.", buckets=(2,)).statistics(),))
     with pytest.raises(ValueError, match="cannot merge"):
         merge_statistics([one, two])
+    summed = MetricsStatistics((Gauge("g", "G.").statistics(),))
+    least = MetricsStatistics((Gauge("g", "G.", aggregate="min").statistics(),))
+    with pytest.raises(ValueError, match="cannot merge"):
+        merge_statistics([summed, least])
+    with pytest.raises(ValueError, match="aggregate"):
+        Gauge("g", "G.", aggregate="avg")  # type: ignore[arg-type]
+
+
+def _gauge(value: float, aggregate: str) -> MetricsStatistics:
+    g = Gauge("up", "Up.", aggregate=aggregate)  # type: ignore[arg-type]
+    g.set(value)
+    return MetricsStatistics((g.statistics(),))
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "values", "want"),
+    [("sum", (1, 1, 0), 2), ("min", (1, 1, 0), 0), ("min", (1, 1), 1), ("max", (0, 1, 0), 1)],
+)
+def test_a_gauge_combines_as_its_aggregate_says(
+    aggregate: str, values: tuple[int, ...], want: int
+) -> None:
+    merged = merge_statistics([_gauge(v, aggregate) for v in values])
+    assert merged["up"].value() == want
+    assert merged["up"].aggregate == aggregate
+    assert samples(render(merged)) == {("up", frozenset()): want}
+
+
+def test_the_aggregate_survives_json() -> None:
+    stats = _gauge(1, "min")
+    wire = json.loads(json.dumps(statistics_to_dict(stats)))
+    assert statistics_from_dict(wire) == stats
+    del wire["families"][0]["aggregate"]  # a snapshot written before aggregates: a sum
+    assert statistics_from_dict(wire)["up"].aggregate == "sum"
+
+
+def test_merging_caps_label_sets_folding_the_rest_into_other() -> None:
+    def worker(names: str) -> MetricsStatistics:
+        c = Counter("c_total", "C.", ("a",))
+        h = Histogram("h", "H.", ("a",), buckets=(1,))
+        for name in names:
+            c.labels(name).inc()
+            h.labels(name).observe(0.5)
+        return MetricsStatistics((c.statistics(), h.statistics()))
+
+    # Each worker's own sets are within any cap; together they would not be.
+    merged = merge_statistics([worker("abc"), worker("cde"), worker("fa")], max_label_sets=4)
+    c, h = merged["c_total"], merged["h"]
+    assert [s.labels for s in c.series] == [("a",), ("b",), ("c",), ("d",), (OTHER,)]
+    assert [c.value(x) for x in "abcd"] == [2, 1, 2, 1]
+    assert c.value(OTHER) == 2  # e and f
+    assert sum(s.value for s in c.series) == 8  # nothing lost
+    assert h.value(OTHER) == 2
+    folded = h.get(OTHER)
+    assert folded is not None
+    assert folded.cumulative == (2, 2)
+    uncapped = merge_statistics([worker("abc"), worker("cde"), worker("fa")])
+    assert len(uncapped["c_total"].series) == 6

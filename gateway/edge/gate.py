@@ -42,6 +42,10 @@ __all__ = ["Edge"]
 
 LOG = logging.getLogger("gateway.edge")
 
+#: Bodies larger than this have their tokens estimated in a worker thread (as they are
+#: parsed in one: app.THREAD_DECODE_BYTES).
+OFF_LOOP_BYTES = 256 * 1024
+
 #: How long settling a request may take before it is given up (the lease then expires).
 SETTLE_TIMEOUT_S = 2.0
 
@@ -112,7 +116,10 @@ class Edge:
         if call.op != "count_tokens" and (
             limits.tpm or limits.tokens_per_day or limits.tokens_per_month
         ):
-            tokens = estimate_request_tokens(call.body)
+            if call.size > OFF_LOOP_BYTES:  # linear, but a big body would stall the loop
+                tokens = await trio.to_thread.run_sync(estimate_request_tokens, call.body)
+            else:
+                tokens = estimate_request_tokens(call.body)
         return await self.admit_tokens(ex, key, tokens)
 
     async def admit_tokens(self, ex: Exchange, key: ClientKey, tokens: int) -> Ticket | None:
@@ -136,7 +143,12 @@ class Edge:
             return
         used = None
         if record.tokens_in is not None or record.tokens_out is not None:
-            used = Used(tokens_in=record.tokens_in or 0, tokens_out=record.tokens_out or 0)
+            used = Used(
+                tokens_in=record.tokens_in or 0,
+                tokens_out=record.tokens_out or 0,
+                cached=record.tokens_cached or 0,
+                reasoning=record.tokens_reasoning or 0,
+            )
         with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
             try:
                 await self.state.settle(ticket, used)

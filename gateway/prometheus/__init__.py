@@ -19,7 +19,9 @@ from gateway.prometheus.families import (
     HistogramChild,
 )
 from gateway.prometheus.snapshots import (
+    AGGREGATES,
     CONTENT_TYPE,
+    Aggregate,
     FamilyStatistics,
     MetricsStatistics,
     Series,
@@ -30,10 +32,12 @@ from gateway.prometheus.snapshots import (
 )
 
 __all__ = [
+    "AGGREGATES",
     "CONTENT_TYPE",
     "MAX_LABEL_SETS",
     "MAX_LABEL_VALUE_CHARS",
     "OTHER",
+    "Aggregate",
     "Counter",
     "CounterChild",
     "FamilyStatistics",

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from itertools import accumulate, pairwise
 from typing import Any, ClassVar, Generic, TypeVar
 
-from gateway.prometheus.snapshots import FamilyStatistics, Series
+from gateway.prometheus.snapshots import AGGREGATES, OTHER, Aggregate, FamilyStatistics, Series
 
 __all__ = [
     "MAX_LABEL_SETS",
@@ -56,8 +56,8 @@ MAX_LABEL_SETS = 10_000
 #: A longer label value is not kept (its label set folds into OTHER): a 32 MiB
 #: body may carry a model name that long, and the cap above counts sets, not bytes.
 MAX_LABEL_VALUE_CHARS = 200
-#: The label value of every label of the overflow child.
-OTHER = "_other_"
+# OTHER (snapshots.py), the label value of every label of the overflow child, is
+# re-exported here: merging folds with it too.
 
 
 # --- children: the objects the hot path touches ------------------------------------------
@@ -147,6 +147,7 @@ def _label_value(value: object) -> str:
 class _Family(Generic[_C]):
     kind: ClassVar[str]
     bounds: tuple[float, ...] = ()  # histograms: bucket upper bounds
+    aggregate: Aggregate = "sum"  # how processes' series combine (snapshots.py)
 
     def __init__(
         self,
@@ -229,6 +230,7 @@ class _Family(Generic[_C]):
             labelnames=self.labelnames,
             bounds=self.bounds,
             series=series,
+            aggregate=self.aggregate,
         )
 
 
@@ -256,9 +258,29 @@ class Counter(_Family[CounterChild]):
 
 
 class Gauge(_Family[GaugeChild]):
-    """A value that goes up and down (same arguments as :class:`Counter`)."""
+    """A value that goes up and down (same arguments as :class:`Counter`).
+
+    Args:
+        aggregate: how the processes of a group combine their values: ``sum``
+            (a quantity, such as requests in flight), ``min`` or ``max`` (a
+            condition, such as "Redis answers": 1 only if every process says so).
+    """
 
     kind = "gauge"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        aggregate: Aggregate = "sum",
+        max_label_sets: int = MAX_LABEL_SETS,
+    ) -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"{name}: aggregate must be one of {AGGREGATES}")
+        self.aggregate = aggregate
+        super().__init__(name, documentation, labelnames, max_label_sets=max_label_sets)
 
     def _new_child(self) -> GaugeChild:
         return GaugeChild()

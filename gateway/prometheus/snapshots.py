@@ -8,18 +8,30 @@ format 0.0.4
 Snapshots are plain data: :func:`statistics_to_dict` /
 :func:`statistics_from_dict` carry them through JSON and
 :func:`merge_statistics` sums several (one per worker process) into one.
+
+Merging: counters and histograms add up across processes, and so do most
+gauges (requests in flight: the group's is the sum of its workers'). A gauge
+that states a condition rather than a quantity (``gateway_redis_up``: 1 when
+this process reaches Redis) says how it combines in its ``aggregate``:
+``min`` (1 only when every process says 1) or ``max``. Merging can also cap
+the label sets per family (``max_label_sets``), folding the rest into one
+series whose labels are all ``_other_``, as a family does in one process: N
+workers' snapshots never make an exposition N times larger than one's.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 __all__ = [
+    "AGGREGATES",
     "CONTENT_TYPE",
+    "OTHER",
+    "Aggregate",
     "FamilyStatistics",
     "MetricsStatistics",
     "Series",
@@ -31,6 +43,12 @@ __all__ = [
 
 #: The ``Content-Type`` of :func:`render`'s output.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: How a family's series combine across processes (:func:`merge_statistics`).
+Aggregate = Literal["sum", "min", "max"]
+AGGREGATES: tuple[Aggregate, ...] = ("sum", "min", "max")
+#: The label value of every label of the series that overflowing label sets fold into.
+OTHER = "_other_"
 
 
 # --- snapshots ---------------------------------------------------------------------------
@@ -55,7 +73,11 @@ class Series:
 
 @attrs.frozen
 class FamilyStatistics:
-    """One metric family at snapshot time (``kind``: counter, gauge or histogram)."""
+    """One metric family at snapshot time (``kind``: counter, gauge or histogram).
+
+    ``aggregate``: how its series combine across processes; ``sum`` but for
+    gauges that state a condition (see the module docstring).
+    """
 
     name: str
     documentation: str
@@ -63,6 +85,7 @@ class FamilyStatistics:
     labelnames: tuple[str, ...]
     bounds: tuple[float, ...]
     series: tuple[Series, ...]
+    aggregate: Aggregate = "sum"
 
     def get(self, *labels: str) -> Series | None:
         """The series with exactly these label values, if any (a linear search)."""
@@ -106,10 +129,18 @@ def statistics_from_dict(data: Mapping[str, Any]) -> MetricsStatistics:
                     Series(tuple(s["labels"]), s["value"], tuple(s["cumulative"]), s["sum"])
                     for s in f["series"]
                 ),
+                aggregate=_aggregate(f.get("aggregate", "sum")),
             )
             for f in data["families"]
         )
     )
+
+
+def _aggregate(value: object) -> Aggregate:
+    for known in AGGREGATES:
+        if value == known:
+            return known
+    raise ValueError(f"unknown aggregate {value!r}")
 
 
 def _add(a: Series, b: Series) -> Series:
@@ -117,18 +148,35 @@ def _add(a: Series, b: Series) -> Series:
     return Series(a.labels, a.value + b.value, cumulative, a.sum + b.sum)
 
 
+def _combine(aggregate: Aggregate, a: Series, b: Series) -> Series:
+    if aggregate == "sum":
+        return _add(a, b)
+    pick = min if aggregate == "min" else max
+    return Series(a.labels, pick(a.value, b.value))
+
+
 def _shape(fam: FamilyStatistics) -> tuple[object, ...]:
-    return (fam.kind, fam.labelnames, fam.bounds)
+    return (fam.kind, fam.labelnames, fam.bounds, fam.aggregate)
 
 
-def merge_statistics(snapshots: Iterable[MetricsStatistics]) -> MetricsStatistics:
-    """Sum snapshots (one per worker process) series by series.
+def merge_statistics(
+    snapshots: Iterable[MetricsStatistics], *, max_label_sets: int | None = None
+) -> MetricsStatistics:
+    """Combine snapshots (one per worker process) series by series.
 
-    Counters, histograms and the gateway's gauges (in-flight requests) all add
-    up across processes. Families and series keep their first-seen order.
+    Counters, histograms and the gateway's gauges (in-flight requests) add up
+    across processes; a gauge whose ``aggregate`` is ``min`` or ``max`` takes
+    that instead. Families and series keep their first-seen order.
+
+    Args:
+        snapshots: the snapshots to combine.
+        max_label_sets: at most this many series per family; label sets seen
+            after the cap fold into the series labelled :data:`OTHER` (None:
+            no cap).
 
     Raises:
-        ValueError: one family name with different kinds, label names or buckets.
+        ValueError: one family name with different kinds, label names, buckets
+            or aggregates.
     """
     families: dict[str, FamilyStatistics] = {}
     merged: dict[str, dict[tuple[str, ...], Series]] = {}
@@ -138,9 +186,13 @@ def merge_statistics(snapshots: Iterable[MetricsStatistics]) -> MetricsStatistic
             if _shape(first) != _shape(fam):
                 raise ValueError(f"{fam.name}: definitions differ, cannot merge")
             acc = merged.setdefault(fam.name, {})
+            other = (OTHER,) * len(fam.labelnames)
             for s in fam.series:
                 prev = acc.get(s.labels)
-                acc[s.labels] = s if prev is None else _add(prev, s)
+                if prev is None and max_label_sets is not None and len(acc) >= max_label_sets:
+                    s = attrs.evolve(s, labels=other)
+                    prev = acc.get(other)
+                acc[s.labels] = s if prev is None else _combine(fam.aggregate, prev, s)
     return MetricsStatistics(
         tuple(attrs.evolve(f, series=tuple(merged[name].values())) for name, f in families.items())
     )

@@ -44,7 +44,7 @@ from gateway.failures import Failure, classify_status, connect_failure, timeout_
 from gateway.formats import FORMATS
 from gateway.proxy.adapters import off_loop
 from gateway.proxy.relay import relay_stream
-from gateway.proxy.replies import SSE_HEADERS, note_usage
+from gateway.proxy.replies import note_usage, provider_header, stream_headers
 from gateway.proxy.upstream_request import Destination, with_key
 from gateway.server.exchange import ClientGone
 from gateway.server.responses import JSON, SSE
@@ -130,14 +130,15 @@ async def attempt(
                         return None
                     answer = await off_loop(len(data), functools.partial(adapter.response, data))
                     note_usage(ex, adapter.usage)
-                    await ex.respond(resp.status_code, answer, content_type=JSON)
+                    head = [provider_header(t.name)]
+                    await ex.respond(resp.status_code, answer, content_type=JSON, headers=head)
                     return None
                 not_sse = _not_event_stream(resp.headers.get("content-type"))
                 if not_sse:
                     return _not_a_stream(t.name, not_sse)
                 ex.upstream_wait_s += trio.current_time() - started
                 relay = adapter.relay()
-                await ex.start(200, content_type=SSE, headers=SSE_HEADERS)
+                await ex.start(200, content_type=SSE, headers=stream_headers(t.name))
                 committed = True
                 try:
                     await relay_stream(ex, t, resp, relay, first_byte, keepalive_s=keepalive_s)

@@ -57,7 +57,12 @@ from gateway.convert.model import (
 from gateway.convert.tokens import estimate_input_tokens
 from gateway.formats import FORMATS
 from gateway.proxy.adapters import off_loop
-from gateway.proxy.replies import SSE_HEADERS, answer_estimated_count, note_usage
+from gateway.proxy.replies import (
+    answer_estimated_count,
+    note_usage,
+    provider_header,
+    stream_headers,
+)
 from gateway.server.responses import JSON, SSE
 
 if TYPE_CHECKING:
@@ -188,7 +193,7 @@ def mock_stream(req: Request, *, model: str) -> list[StreamEvent]:
 async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
     """The mock's answer to ``call``, in the client's own format, written to ``ex``."""
     if call.op == "count_tokens":
-        await answer_estimated_count(ex, call)
+        await answer_estimated_count(ex, call, target.transformer.name)
         return
     client = FORMATS[call.fmt]
     parse = functools.partial(client.parse_request, call.body, model=call.model, stream=call.stream)
@@ -198,10 +203,11 @@ async def answer_from_mock(ex: Exchange, call: Call, target: Target) -> None:
         note_usage(ex, resp.usage)
         # dumps_body: a lone surrogate the client sent goes back as the same escape.
         answer = dumps_body(client.render_response(resp, model=call.model))
-        await ex.respond(200, answer, content_type=JSON)
+        head = [provider_header(target.transformer.name)]
+        await ex.respond(200, answer, content_type=JSON, headers=head)
         return
     renderer = client.stream_renderer(call.model, include_usage=req.include_usage)
-    await ex.start(200, content_type=SSE, headers=SSE_HEADERS)
+    await ex.start(200, content_type=SSE, headers=stream_headers(target.transformer.name))
     for event in mock_stream(req, model=target.upstream_model):
         if isinstance(event, (MessageStart, UsageUpdate)):
             note_usage(ex, event.usage)

@@ -62,6 +62,7 @@ from gateway.proxy.realtime_upstream import (
     handshake_failure,
     realtime_url,
 )
+from gateway.proxy.replies import provider_header
 from gateway.proxy.upstream_request import (
     client_credential,
     client_credential_if_forwarded,
@@ -209,7 +210,7 @@ class Realtime:
                     self.proxy.keys.succeeded(t, pooled)
                 return
             record.retries = n
-            self._failed(ex, t, failure, n, pooled)
+            self.proxy.note_failure(ex, t, failure, n, pooled, what="realtime handshake")
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -217,22 +218,6 @@ class Realtime:
                 await trio.sleep(self.proxy.retry_delay(t, failure, n))
         assert last is not None
         raise _Exhausted(last)
-
-    def _failed(
-        self, ex: Exchange, t: Transformer, failure: Failure, n: int, key: str | None
-    ) -> None:
-        """Count, log and (when the provider refused or rate-limited it) rest the key."""
-        if self.proxy.metrics is not None:
-            self.proxy.metrics.upstream_errors.labels(t.name, failure.kind).inc()
-        LOG.info(
-            "realtime handshake %d with %s failed: %s",
-            n + 1,
-            t.name,
-            failure.kind,
-            extra={"request_id": ex.request.request_id},
-        )
-        if failure.cool_key and key:
-            self.proxy.keys.cool(t, key, failure.rest_s, why=failure)
 
     async def _try(
         self,
@@ -271,10 +256,7 @@ class Realtime:
         redactor: Redactor,
     ) -> None:
         """Accept the client and relay it to ``upstream`` until one ends."""
-        headers = []
-        if t.name.isascii() and t.name.isprintable():
-            headers.append((b"x-gateway-provider", t.name.encode("ascii")))
-        client = await upgrade.accept(nursery, headers=headers)
+        client = await upgrade.accept(nursery, headers=[provider_header(t.name)])
         relay = Relay(client, upstream, redact=redactor.text)
         try:
             await relay.run(upgrade.wait_going_away)

@@ -20,6 +20,15 @@ Theory of operation (design.md "Routing", "Response status and keep-alives"):
    format gets the gateway's estimate.
 4. ``"stream": "emulate"``: the status goes out at once, keep-alives while the
    provider answers whole, then that answer as a stream in the client's format.
+
+What the client and the operator learn of the path taken: every answer's head
+carries ``x-gateway-provider`` (:func:`gateway.proxy.replies.provider_header`;
+an emulated stream's head goes out before the answer, so it names the
+provider first waited for); the request's record (the access line) holds the
+provider, ``target`` (its index in the routed list), ``fallback`` (the
+fallback model it was routed from, if any) and ``retries`` (its failed tries).
+``gateway_provider_inflight_requests{provider}`` counts the tries under way at
+each provider (the mock's answers included), not the sleeps between them.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import attrs
@@ -42,7 +53,7 @@ from gateway.proxy.attempt import attempt, unreadable
 from gateway.proxy.keepalive import KEEPALIVE_S, with_keepalives
 from gateway.proxy.mock import answer_from_mock
 from gateway.proxy.relay import stream_error
-from gateway.proxy.replies import SSE_HEADERS, answer_estimated_count, note_usage
+from gateway.proxy.replies import answer_estimated_count, note_usage, stream_headers
 from gateway.proxy.upstream_request import (
     Destination,
     client_credential,
@@ -129,7 +140,7 @@ class Proxy:
         targets = route(call.model, snapshot, turn=self.turn(call.model))
         call_record(ex).client_format = call.fmt
         error: GatewayError | None = None
-        for target in targets:
+        for index, target in enumerate(targets):
             t = target.transformer
             lease = None
             state = self.state
@@ -139,7 +150,7 @@ class Proxy:
                     error = _at_capacity(t)
                     continue
             try:
-                await self._serve_target(ex, call, target, redactor)
+                await self._serve_target(ex, call, index, target, redactor)
                 return
             except _Exhausted as exc:
                 error = exc.failure.error
@@ -167,14 +178,30 @@ class Proxy:
             self._turns[model] = turn + 1
         return turn
 
+    @contextmanager
+    def _at_provider(self, provider: str) -> Iterator[None]:
+        """A try under way at ``provider`` (``gateway_provider_inflight_requests``)."""
+        if self.metrics is None:
+            yield
+            return
+        gauge = self.metrics.provider_inflight.labels(provider)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
     async def _serve_target(
-        self, ex: Exchange, call: Call, target: Target, redactor: Redactor
+        self, ex: Exchange, call: Call, index: int, target: Target, redactor: Redactor
     ) -> None:
         t = target.transformer
         record = call_record(ex)
         record.provider, record.upstream_model = t.name, target.upstream_model
+        record.target, record.retries = index, 0
+        record.fallback = target.alias if target.alias != call.model else None
         if t.format == MOCK:
-            await answer_from_mock(ex, call, target)
+            with self._at_provider(t.name):
+                await answer_from_mock(ex, call, target)
             return
         if t.keys_missing:
             raise _Exhausted(
@@ -182,7 +209,7 @@ class Proxy:
             )
         if call.op == "count_tokens" and t.format != call.fmt:
             # Only providers of the client's own format count tokens for us; elsewhere, estimate.
-            await answer_estimated_count(ex, call)
+            await answer_estimated_count(ex, call, t.name)
             return
         emulate = call.stream and t.stream == "emulate"
         upstream_call = attrs.evolve(call, stream=False) if emulate else call
@@ -224,7 +251,7 @@ class Proxy:
         """``"stream": "emulate"``: status at once, keep-alives while the provider answers
         whole, then that answer as a stream in the client's format."""
         if not ex.started:
-            await ex.start(200, content_type=SSE, headers=SSE_HEADERS)
+            await ex.start(200, content_type=SSE, headers=stream_headers(t.name))
         whole: list[bytes] = []
         await with_keepalives(
             ex,
@@ -262,34 +289,25 @@ class Proxy:
             if isinstance(choice, AllResting):
                 raise _Exhausted(last or self.resting_failure(t, choice))
             key = choice.key if isinstance(choice, UseKey) else None
-            failure = await attempt(
-                self.upstream,
-                ex,
-                call,
-                t,
-                dest,
-                adapter,
-                key,
-                keepalive_s=self.keepalive_s,
-                collect=collect,
-            )
+            with self._at_provider(t.name):
+                failure = await attempt(
+                    self.upstream,
+                    ex,
+                    call,
+                    t,
+                    dest,
+                    adapter,
+                    key,
+                    keepalive_s=self.keepalive_s,
+                    collect=collect,
+                )
             pooled = key if isinstance(choice, UseKey) and choice.pooled else None
             if failure is None:
                 if pooled:
                     self.keys.succeeded(t, pooled)
                 return
-            call_record(ex).retries = n
-            if self.metrics is not None:
-                self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
-            LOG.info(
-                "try %d of %s failed: %s",
-                n + 1,
-                t.name,
-                failure.kind,
-                extra={"request_id": ex.request.request_id},
-            )
-            if failure.cool_key and pooled:
-                self.keys.cool(t, pooled, failure.rest_s, why=failure)
+            call_record(ex).retries = n + 1
+            self.note_failure(ex, t, failure, n, pooled)
             if not failure.retry:
                 raise _Exhausted(failure)
             last = failure
@@ -297,6 +315,31 @@ class Proxy:
                 await trio.sleep(self.retry_delay(t, failure, n))
         assert last is not None
         raise _Exhausted(last)
+
+    def note_failure(
+        self,
+        ex: Exchange,
+        t: Transformer,
+        failure: Failure,
+        n: int,
+        key: str | None,
+        *,
+        what: str = "try",
+    ) -> None:
+        """Try ``n`` (from 0) on ``t`` failed: count it, log it, and rest ``key`` (one of
+        the pool's) when the provider refused or rate-limited it."""
+        if self.metrics is not None:
+            self.metrics.upstream_errors.labels(t.name, failure.kind).inc()
+        LOG.info(
+            "%s %d of %s failed: %s",
+            what,
+            n + 1,
+            t.name,
+            failure.kind,
+            extra={"request_id": ex.request.request_id},
+        )
+        if failure.cool_key and key:
+            self.keys.cool(t, key, failure.rest_s, why=failure)
 
     def resting_failure(self, t: Transformer, resting: AllResting) -> Failure:
         """The failure to report when every key of ``t`` rests: the refusal, or a 429."""

@@ -10,6 +10,12 @@ young, so a crash loop does not spin). SIGTERM and SIGINT are forwarded to
 the workers, which drain gracefully; the parent exits 0 once all are gone.
 SIGHUP is forwarded too (transformer reload, audit log reopen).
 
+Metrics: each worker also gets one end of a socketpair of its own (hidden
+``--metrics-fd FD``), over which the parent's gateway.metrics_group.GroupMetrics
+collects every worker's snapshot when any of them is scraped, so one scrape
+covers the group. A socketpair per worker process: nothing to configure, no
+port or path another process could reach, and its end (EOF) is the process's.
+
 Orphans: a worker must not outlive its parent (after a SIGKILL of the parent,
 orphans would keep serving the port, unsupervised). Two mechanisms:
 
@@ -38,6 +44,7 @@ from typing import Any
 import trio
 
 from gateway.config import Config
+from gateway.metrics_group import GroupMetrics
 
 __all__ = ["set_parent_death_signal", "supervise", "watch_parent"]
 
@@ -46,6 +53,8 @@ LOG = logging.getLogger("gateway.workers")
 #: A worker that dies sooner than this after its start is restarted only after RESTART_PAUSE_S.
 YOUNG_S = 1.0
 RESTART_PAUSE_S = 1.0
+#: After a worker exits, how long its metrics link may take to read what it sent last.
+LINK_DRAIN_S = 1.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -76,8 +85,9 @@ class _Supervisor:
         self.stopping = trio.Event()  # set once a signal asked the workers to stop
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.waiters = trio.CapacityLimiter(workers)  # one thread per worker's wait()
+        self.metrics = GroupMetrics(workers)
 
-    def command(self, worker_id: int) -> list[str]:
+    def command(self, worker_id: int, metrics_fd: int) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -90,31 +100,50 @@ class _Supervisor:
             str(worker_id),
             "--parent-pipe",
             str(self.pipe_fd),
+            "--metrics-fd",
+            str(metrics_fd),
         ]
+
+    def spawn(self, worker_id: int) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        """Start worker ``worker_id``; returns it and our end of its metrics link."""
+        ours, theirs = socket.socketpair()
+        try:
+            # Forked from this (the main) thread, so PR_SET_PDEATHSIG means "the parent".
+            # A fork+exec takes milliseconds; the supervisor has nothing else to serve.
+            proc = subprocess.Popen(
+                self.command(worker_id, theirs.fileno()), pass_fds=(self.pipe_fd, theirs.fileno())
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()  # the worker's copy is its own: EOF on ours means it is gone
+        return proc, ours
 
     async def keep_running(self, worker_id: int) -> None:
         while not self.stopping.is_set():
             started = trio.current_time()
-            # Forked from this (the main) thread, so PR_SET_PDEATHSIG means "the parent".
-            # A fork+exec takes milliseconds; the supervisor has nothing else to serve.
-            proc = subprocess.Popen(  # noqa: ASYNC220
-                self.command(worker_id), pass_fds=(self.pipe_fd,)
-            )
+            proc, link = self.spawn(worker_id)
             self.procs[worker_id] = proc
             LOG.info("worker %d started (pid %d)", worker_id, proc.pid)
-            try:
-                status = await trio.to_thread.run_sync(
-                    proc.wait, abandon_on_cancel=True, limiter=self.waiters
-                )
-            finally:
-                if proc.returncode is None:  # we are being cancelled: do not orphan it
-                    proc.kill()
-                    with trio.CancelScope(shield=True):
-                        await trio.to_thread.run_sync(proc.wait)
+            async with trio.open_nursery() as links:
+                links.start_soon(self.metrics.serve_worker, worker_id, link)
+                try:
+                    status = await trio.to_thread.run_sync(
+                        proc.wait, abandon_on_cancel=True, limiter=self.waiters
+                    )
+                finally:
+                    if proc.returncode is None:  # we are being cancelled: do not orphan it
+                        proc.kill()
+                        with trio.CancelScope(shield=True):
+                            await trio.to_thread.run_sync(proc.wait)
+                # The link ends at its EOF; the deadline covers a descendant holding it open.
+                links.cancel_scope.deadline = trio.current_time() + LINK_DRAIN_S
             if self.stopping.is_set():
                 LOG.info("worker %d exited (%s)", worker_id, status)
                 return
             LOG.error("worker %d died (status %s); restarting", worker_id, status)
+            self.metrics.worker_restarted()
             if trio.current_time() - started < YOUNG_S:
                 await trio.sleep(RESTART_PAUSE_S)
 
@@ -147,6 +176,7 @@ async def _supervise_with(sup: _Supervisor, workers: int) -> int:
 
         async with trio.open_nursery() as outer:
             outer.start_soon(relay_signals)
+            outer.start_soon(sup.metrics.run)
             # Each keep_running task returns only once stopping and its worker has exited.
             async with trio.open_nursery() as pool:
                 for worker_id in range(workers):

@@ -43,9 +43,12 @@ def gateway(tmp_path_factory):
     key_file = tmp / "mock-only.key"
     key_file.write_text(MOCK_ONLY_KEY + "\n")
     config = tmp / "gateway.toml"
-    config.write_text(CONFIG.replace("KEY_FILE", str(key_file)))
+    audit = tmp / "audit.jsonl"
+    text = CONFIG.replace("KEY_FILE", str(key_file))
+    config.write_text(f'[logging]\naudit_log = "{audit}"\nlog_bodies = true\n' + text)
     env = {"TEAM_KEY": TEAM_KEY, "METRICS_KEY": METRICS_KEY}
     with run_gateway(tmp, "--config", str(config), env=env, transformers=SHIPPED) as gw:
+        gw.audit_path = audit
         yield gw
 
 
@@ -193,6 +196,10 @@ def test_health_needs_no_key_and_metrics_needs_its_own(gateway):
     assert "gateway_requests_total" in ok.text
 
 
+def _read(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_no_key_string_in_logs_metrics_or_errors(gateway):
     """After every test above: the log and the metrics never show a key, whole or in part."""
     with _openai(gateway, WRONG_KEY) as client, pytest.raises(openai.AuthenticationError) as exc:
@@ -201,8 +208,19 @@ def test_no_key_string_in_logs_metrics_or_errors(gateway):
     metrics = httpx.get(
         gateway.url + "/metrics", headers={"authorization": "Bearer " + METRICS_KEY}
     ).text
+    # a client that pastes a key into its prompt: the audit log (with bodies) redacts it
+    with _openai(gateway, TEAM_KEY) as client:
+        client.chat.completions.create(
+            model="mock-1", messages=[{"role": "user", "content": f"my key is {TEAM_KEY}"}]
+        )
+    deadline = time.monotonic() + 10  # the audit log is written by a thread
+    while time.monotonic() < deadline and "my key is" not in _read(gateway.audit_path):
+        time.sleep(0.05)
+    audit = _read(gateway.audit_path)
+    assert "my key is" in audit
+    assert '"key_name": "team"' in audit or '"key_name":"team"' in audit
     for key in (TEAM_KEY, MOCK_ONLY_KEY, METRICS_KEY, WRONG_KEY):
-        for text in (gateway.log(), metrics, body):
+        for text in (gateway.log(), metrics, body, audit):
             assert key not in text
             assert key[:12] not in text
             assert key[-6:] not in text

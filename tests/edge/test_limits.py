@@ -95,6 +95,13 @@ async def test_rpm_admits_a_burst_then_429s_in_each_format(nursery, tdir, provid
     wall.now += 20  # one request's worth of refill (3 per 60 s)
     assert (await _post(gw)).status_code == 200
     assert (await _post(gw)).status_code == 429
+    rejections = gw.app.metrics.statistics()["gateway_limit_rejections_total"]
+    assert [(s.labels, s.value) for s in rejections.series] == [(("team", "rpm"), 4)]
+    async with httpx.AsyncClient(base_url=gw.url) as client:
+        text = (await client.get("/metrics")).text
+    assert 'gateway_limit_rejections_total{key="team",limit="rpm"} 4' in text
+    assert "gateway_redis_up" not in text  # no Redis, no gauge
+    assert KEY not in text
 
 
 async def test_concurrency_is_held_until_the_answer_is_done(nursery, tdir, provider, wall):
@@ -246,6 +253,15 @@ async def test_usage_is_for_admin_keys_only(nursery, tdir, provider, wall):
             )
         )
     )
+    answer = openai_reply("ok")
+    answer["usage"] = {
+        "prompt_tokens": 900,
+        "completion_tokens": 100,
+        "total_tokens": 1000,
+        "prompt_tokens_details": {"cached_tokens": 600},
+        "completion_tokens_details": {"reasoning_tokens": 40},
+    }
+    provider.then(Step("json", body=answer))
     gw = await start_gateway(nursery, tdir, config=config, state=LocalState(clock=wall, wall=wall))
     assert (await _post(gw)).status_code == 200
     async with httpx.AsyncClient(base_url=gw.url) as client:
@@ -256,6 +272,21 @@ async def test_usage_is_for_admin_keys_only(nursery, tdir, provider, wall):
         ).json()
     team = next(k for k in report["keys"] if k["name"] == "team")
     assert team["day"]["requests"] == 1
+    # the ledger has what the provider reported, cached and reasoning parts included
+    day = team["day"]
+    assert (day["tokens_in"], day["tokens_out"], day["cached"], day["reasoning"]) == (
+        900,
+        100,
+        600,
+        40,
+    )
+    tokens = gw.app.metrics.statistics()["gateway_tokens_total"]
+    assert {s.labels: s.value for s in tokens.series} == {
+        ("up", "m", "in", "team"): 900,
+        ("up", "m", "out", "team"): 100,
+        ("up", "m", "cached", "team"): 600,
+        ("up", "m", "reasoning", "team"): 40,
+    }
     assert team["limits"]["tpm"] == 10_000
     assert json.dumps(report).count(KEY) == 0
 
@@ -268,3 +299,17 @@ async def test_no_admin_key_no_usage_endpoint(nursery, tdir, provider, wall):
     async with httpx.AsyncClient(base_url=gw.url) as client:
         assert (await client.get("/v1/usage")).status_code == 404
     await trio.lowlevel.checkpoint()
+
+
+async def test_a_big_body_reserves_its_estimate(nursery, tdir, provider, wall):
+    """A 2 MiB prompt under a tpm key (estimated in a worker thread) reserves about a token
+    per four characters of its text."""
+    _files(tdir, provider)
+    gw = await start_gateway(
+        nursery, tdir, config=_config(tpm=10**9), state=LocalState(clock=wall, wall=wall)
+    )
+    words = [{"role": "user", "content": "w " * 50} for _ in range(20_000)]
+    reply = await _post(gw, body={"model": "m", "messages": words})
+    assert reply.status_code == 200
+    remaining = int(reply.headers["x-ratelimit-remaining-tokens"])
+    assert 10**9 - remaining >= 20_000 * 100 // 4  # about four characters a token

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.process import run_gateway
 
@@ -32,6 +33,16 @@ def _chat(gw) -> httpx.Response:
         headers={"authorization": f"Bearer {KEY}"},
         timeout=10,
     )
+
+
+def _metric(gw, name: str, **labels: str) -> float | None:
+    """One sample of ``/metrics`` (None: not there), read with prometheus_client's parser."""
+    text = httpx.get(gw.url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
+    return None
 
 
 def _wait_redis(gw, state: str, timeout_s: float = 15) -> dict:
@@ -59,10 +70,13 @@ def test_two_gateways_share_one_limit_and_survive_an_outage(tmp_path, redis_serv
         assert [r.status_code for r in refused] == [429, 429]
         assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
         assert httpx.get(a.url + "/health/ready").json()["state"] == {"redis": "up"}
+        assert _metric(a, "gateway_redis_up") == 1
+        assert _metric(a, "gateway_limit_rejections_total", key="team", limit="rpm") == 1
 
         redis_server.stop()  # fail_open: each gateway goes on with its own, fresh, limits
         ready = _wait_redis(a, "down")
         assert ready["status"] == "degraded"
+        assert _metric(a, "gateway_redis_up") == 0
         assert _chat(b).status_code in (200, 429)
         assert "Redis unreachable" in a.log()
         assert a.log().count("Redis unreachable") == 1  # once per outage, not per request
@@ -70,6 +84,7 @@ def test_two_gateways_share_one_limit_and_survive_an_outage(tmp_path, redis_serv
         redis_server.start()  # an empty Redis: the shared bucket starts full again
         _wait_redis(a, "up")
         _wait_redis(b, "up")
+        assert _metric(a, "gateway_redis_up") == 1
         statuses = [_chat(gw).status_code for gw in (a, b, a, b, a, b)]
         assert statuses.count(200) <= 4  # one shared bucket of 4 again, not one per process
         assert statuses[-2:] == [429, 429]
@@ -117,3 +132,9 @@ def test_workers_of_one_gateway_share_the_limit_through_redis(tmp_path, redis_se
         for _ in range(12):  # new connections: SO_REUSEPORT spreads them over the workers
             statuses.append(_chat(gw).status_code)
         assert statuses.count(200) == 6
+        # One scrape covers both workers: every refusal, whichever worker refused it.
+        deadline = time.monotonic() + 10
+        while _metric(gw, "gateway_limit_rejections_total", key="team", limit="rpm") != 6:
+            assert time.monotonic() < deadline, "the group's rejections never added up to 6"
+            time.sleep(0.05)
+        assert _metric(gw, "gateway_redis_up") == 1  # every worker reaches Redis

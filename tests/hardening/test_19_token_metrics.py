@@ -3,10 +3,15 @@
 Every client format x provider format, streamed and not, same-format (relayed as
 bytes) and converted, plus emulated streams and the mock provider: the tokens the
 provider reported show up once in ``/metrics`` (read with prometheus_client's parser)
-and on the access-log line. Each provider reports a prompt of 13 tokens and 7 output
-tokens in its own way: OpenAI's final chunk (earlier ones say ``"usage": null``),
-Anthropic's ``message_start`` (uncached + cache read) then ``message_delta``, Gemini's
-cumulative ``usageMetadata`` on several chunks (which must not be added up).
+and on the access-log line. Each provider reports a prompt of 13 tokens (3 of them
+read from its cache) and 7 output tokens (2 of them reasoning) in its own way:
+OpenAI's final chunk (earlier ones say ``"usage": null``; ``prompt_tokens_details``,
+``completion_tokens_details``), Anthropic's ``message_start`` (uncached + cache read +
+cache write) then ``message_delta`` (``output_tokens_details.thinking_tokens``),
+Gemini's cumulative ``usageMetadata`` on several chunks (which must not be added up;
+``thoughtsTokenCount`` beside ``candidatesTokenCount``, ``cachedContentTokenCount``
+inside ``promptTokenCount``). Cached tokens are a part of ``in`` (cache writes are
+not cached reads), reasoning a part of ``out``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,20 @@ from tests.proxy.fakes import Step, start_gateway, write_transformer
 ENV = {"UP_KEY": "sk-provider-key-123456"}
 FORMATS = ("openai", "anthropic", "gemini")
 IN, OUT = 13, 7
+CACHED, REASONING = 3, 2
+#: Anthropic only: prompt tokens written to the cache (part of in, not of cached).
+CACHE_WRITE = 4
+WANT = {"in": IN, "out": OUT, "cached": CACHED, "reasoning": REASONING}
+
+
+def _openai_usage():
+    return {
+        "prompt_tokens": IN,
+        "completion_tokens": OUT,
+        "total_tokens": IN + OUT,
+        "prompt_tokens_details": {"cached_tokens": CACHED, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": REASONING},
+    }
 
 
 # -- what each provider format says ------------------------------------------------------------
@@ -50,7 +69,7 @@ def _openai_reply():
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": IN, "completion_tokens": OUT, "total_tokens": IN + OUT},
+        "usage": _openai_usage(),
     }
 
 
@@ -72,7 +91,7 @@ def _openai_events():
         _sse(
             chunk(
                 {},
-                usage={"prompt_tokens": IN, "completion_tokens": OUT, "total_tokens": IN + OUT},
+                usage=_openai_usage(),
                 choices=False,
             )
         ),
@@ -81,7 +100,12 @@ def _openai_events():
 
 
 def _anthropic_usage(**extra):
-    return {"input_tokens": IN - 3, "cache_read_input_tokens": 3, **extra}
+    return {
+        "input_tokens": IN - CACHED - CACHE_WRITE,
+        "cache_read_input_tokens": CACHED,
+        "cache_creation_input_tokens": CACHE_WRITE,
+        **extra,
+    }
 
 
 def _anthropic_reply():
@@ -93,7 +117,9 @@ def _anthropic_reply():
         "content": [{"type": "text", "text": "Hello"}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": _anthropic_usage(output_tokens=OUT),
+        "usage": _anthropic_usage(
+            output_tokens=OUT, output_tokens_details={"thinking_tokens": REASONING}
+        ),
     }
 
 
@@ -123,7 +149,10 @@ def _anthropic_events():
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": OUT},
+                "usage": {
+                    "output_tokens": OUT,
+                    "output_tokens_details": {"thinking_tokens": REASONING},
+                },
             },
             "message_delta",
         ),
@@ -142,7 +171,9 @@ def _gemini_reply():
         ],
         "usageMetadata": {
             "promptTokenCount": IN,
-            "candidatesTokenCount": OUT,
+            "cachedContentTokenCount": CACHED,
+            "candidatesTokenCount": OUT - REASONING,
+            "thoughtsTokenCount": REASONING,
             "totalTokenCount": IN + OUT,
         },
         "modelVersion": "up",
@@ -154,7 +185,13 @@ def _gemini_events():
         cand = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
         if finish:
             cand["finishReason"] = finish
-        usage = {"promptTokenCount": IN, "candidatesTokenCount": out, "totalTokenCount": IN + out}
+        usage = {
+            "promptTokenCount": IN,
+            "cachedContentTokenCount": CACHED,
+            "candidatesTokenCount": out - REASONING,
+            "thoughtsTokenCount": REASONING,
+            "totalTokenCount": IN + out,
+        }
         return _sse({"candidates": [cand], "usageMetadata": usage, "modelVersion": "up"}, crlf=True)
 
     return [chunk("Hel", 2), chunk("lo", 5), chunk("", OUT, "STOP")]
@@ -207,6 +244,7 @@ def _tokens(text):
         for s in family.samples:
             if s.name == "gateway_tokens_total":
                 labels = s.labels
+                assert labels["key"] == ""  # the gateway is open: no client key
                 out[(labels["provider"], labels["model"], labels["direction"])] = s.value
     return out
 
@@ -231,7 +269,7 @@ async def test_tokens_counted_for_every_format_pair(
     caplog.set_level(logging.INFO, logger="gateway.access")
     async with httpx.AsyncClient(base_url=gw.url) as client:
         await _ask(client, client_fmt, model, stream)
-        want = {(f"p-{upstream}", model, "in"): IN, (f"p-{upstream}", model, "out"): OUT}
+        want = {(f"p-{upstream}", model, d): n for d, n in WANT.items()}
         assert await _metrics(client) == want
         # a second request adds the same again: nothing is double counted or left over
         await _ask(client, client_fmt, model, stream)
@@ -239,9 +277,9 @@ async def test_tokens_counted_for_every_format_pair(
     lines = [r for r in caplog.records if r.name == "gateway.access" and "/metrics" not in r.msg]
     proxied = [r for r in lines if getattr(r, "provider", None) == f"p-{upstream}"]
     assert proxied
+    fields = ("tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning")
     assert all(
-        (getattr(r, "tokens_in", None), getattr(r, "tokens_out", None)) == (IN, OUT)
-        for r in proxied
+        tuple(getattr(r, f, None) for f in fields) == (IN, OUT, CACHED, REASONING) for r in proxied
     )
 
 
@@ -255,7 +293,7 @@ async def test_emulated_streams_count_tokens(nursery, provider, tdir, upstream):
         assert b"[DONE]" in data
         got = await _metrics(client)
     model = f"m-{upstream}"
-    assert got == {(f"p-{upstream}", model, "in"): IN, (f"p-{upstream}", model, "out"): OUT}
+    assert got == {(f"p-{upstream}", model, d): n for d, n in WANT.items()}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -268,6 +306,8 @@ async def test_mock_provider_counts_its_tokens(nursery, tdir, client_fmt, stream
         got = await _metrics(client)
     assert got[("mock", "mock-1", "in")] >= 1
     assert got[("mock", "mock-1", "out")] >= 1
+    # The mock reads no cache and does not reason: no such series, nothing made up.
+    assert set(got) == {("mock", "mock-1", "in"), ("mock", "mock-1", "out")}
 
 
 async def test_a_stream_cut_short_counts_what_was_reported(nursery, provider, tdir):
@@ -279,7 +319,8 @@ async def test_a_stream_cut_short_counts_what_was_reported(nursery, provider, td
         data = await _ask(client, "gemini", "m-gemini", True)
         assert b'"error"' in data
         got = await _metrics(client)
-    assert got == {("p-gemini", "m-gemini", "in"): IN, ("p-gemini", "m-gemini", "out"): 5}
+    want = {**WANT, "out": 5}
+    assert got == {("p-gemini", "m-gemini", d): n for d, n in want.items()}
 
 
 # -- the byte-level reader on its own ---------------------------------------------------------
@@ -291,6 +332,7 @@ def test_reader_takes_the_last_snapshot_and_skips_nulls_and_text():
         reader.scan(event)
     assert reader.usage is not None
     assert (reader.usage.input_tokens, reader.usage.output_tokens) == (IN, OUT)
+    assert (reader.usage.cached_tokens, reader.usage.reasoning_tokens) == (CACHED, REASONING)
     whole = UsageReader("openai")
     whole.read_object(json.loads(json.dumps(_openai_reply(), indent=2)))  # a decoded answer
     assert whole.usage is not None

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import trio
 
-from gateway.app import App
-from gateway.config import Config, ServerConfig
-from gateway.server.listen import open_listeners
-from gateway.transformers.registry import RegistryHolder
-from tests.proxy.fakes import Gateway, write_transformer
+from gateway.config import Config
+from tests.proxy.fakes import Gateway, start_gateway, write_transformer
 
 PROVIDER_KEY = "sk-provider-key-123456789"
 ENV = {"UP_KEY": PROVIDER_KEY}
@@ -46,22 +42,4 @@ async def start_configured(
     nursery: trio.Nursery, directory: Path, config: Config, env: dict[str, str] | None = None
 ) -> Gateway:
     """The gateway of ``config`` (its server bound to 127.0.0.1, any port) in ``nursery``."""
-    registry = RegistryHolder(directory, env=ENV if env is None else env)
-    await registry.reload()
-    registry.initial_load_done.set()
-    config = attrs.evolve(config, server=ServerConfig(host="127.0.0.1", port=0))
-    app = App(config, registry=registry)
-    listeners = await open_listeners("127.0.0.1", 0)
-    await nursery.start(app.server.serve, listeners)
-
-    async def close_at_the_end() -> None:
-        try:
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await app.upstream.aclose()
-                if app.audit is not None:
-                    await trio.to_thread.run_sync(app.audit.close)
-
-    nursery.start_soon(close_at_the_end)
-    return Gateway(app, registry, listeners[0].socket.getsockname()[1])
+    return await start_gateway(nursery, directory, ENV if env is None else env, config=config)

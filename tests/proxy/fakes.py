@@ -301,6 +301,8 @@ async def start_gateway(
         finally:
             with trio.CancelScope(shield=True):
                 await app.upstream.aclose()
+                if app.audit is not None:
+                    await trio.to_thread.run_sync(app.audit.close)
 
     nursery.start_soon(close_upstream_at_the_end)
     return Gateway(app, registry, listeners[0].socket.getsockname()[1])

@@ -78,8 +78,10 @@ async def test_one_line_per_request_with_its_facts(nursery, provider, tdir, tmp_
         "up-openai",
         "up-model",
     )
-    # retries: the index of the last failed try (gateway.record): none failed
-    assert (first["tokens_in"], first["tokens_out"], first["retries"]) == (3, 2, None)
+    # retries: the failed tries of the target that answered (gateway.record): none failed;
+    # target 0: the first routed, no fallback
+    assert (first["tokens_in"], first["tokens_out"], first["retries"]) == (3, 2, 0)
+    assert (first["target"], first["fallback"]) == (0, None)
     assert (first["method"], first["path"], first["status"]) == (
         "POST",
         "/v1/chat/completions",
