@@ -436,6 +436,8 @@ async def run(
                 partial(registry.run_poller, poll_interval_s=config.transformers.poll_interval_s)
             )
             await services.start(app.state.run)
+            if config.state.redis_url:  # settles off the requests' path
+                await services.start(app.edge.run_settler)
             if config.state.redis_url and app.proxy is not None:  # rests shared with the others
                 services.start_soon(share_key_rests, app.proxy.keys, app.state, registry)
             await app.server.serve(listeners, task_status=task_status)

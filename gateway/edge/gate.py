@@ -30,6 +30,7 @@ import trio
 from gateway.edge.clientkeys import ClientKey, ClientKeys, presented_credentials
 from gateway.edge.estimate import estimate_request_tokens
 from gateway.errors import Forbidden, RateLimited, Unauthorized, echo
+from gateway.state.local import LocalState
 from gateway.state.protocol import Admitted, Ask, Refused, StateUnavailable, Used
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ LOG = logging.getLogger("gateway.edge")
 #: Bodies larger than this have their tokens estimated in a worker thread (as they are
 #: parsed in one: app.THREAD_DECODE_BYTES).
 OFF_LOOP_BYTES = 256 * 1024
+
+#: Settles of a shared state queued for the settler tasks; past it, a request settles itself.
+MAX_QUEUED_SETTLES = 10_000
+#: Settler tasks (each one Redis round trip at a time).
+SETTLERS = 4
 
 #: How long settling a request may take before it is given up (the lease then expires).
 SETTLE_TIMEOUT_S = 2.0
@@ -82,6 +88,13 @@ class Edge:
     ) -> None:
         self.keys = keys
         self.state = state
+        #: A local state answers at once: called without awaiting (no cancel scopes).
+        self._local = state if isinstance(state, LocalState) else None
+        #: Settles of a shared state waiting for :meth:`run_settler` (when it runs).
+        self._queue_in, self._queue_out = trio.open_memory_channel[tuple["Ticket", Used | None]](
+            MAX_QUEUED_SETTLES
+        )
+        self._settlers = 0
         self._on_refusal = on_refusal
 
     def authenticate(self, request: Request) -> ClientKey | None:
@@ -129,7 +142,9 @@ class Edge:
             limits.tokens_per_day or limits.tokens_per_month
         ):
             return None
-        verdict = await self.state.admit(Ask(key.name, limits, tokens))  # may be a 503
+        ask = Ask(key.name, limits, tokens)
+        local = self._local
+        verdict = local.admit_nowait(ask) if local is not None else await self.state.admit(ask)
         ex.extra_headers.extend(_rate_headers(key, verdict))
         if isinstance(verdict, Refused):
             if self._on_refusal is not None:
@@ -149,11 +164,59 @@ class Edge:
                 cached=record.tokens_cached or 0,
                 reasoning=record.tokens_reasoning or 0,
             )
+        if self._local is not None:
+            self._local.settle_nowait(ticket, used)
+            return
+        # A ticket without a lease is settled off the request's path (the next request on
+        # this connection does not wait a round trip for it); one with a lease at once, so
+        # that the client's next request finds its concurrency slot free.
+        if ticket.lease is None and self._settlers:
+            try:
+                self._queue_in.send_nowait((ticket, used))
+                return
+            except trio.WouldBlock:
+                pass  # a backlog: settle here, which slows this client down a little
+        await self._settle_now(ticket, used)
+
+    async def _settle_now(self, ticket: Ticket, used: Used | None) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
             try:
                 await self.state.settle(ticket, used)
             except StateUnavailable:
                 pass  # fail-closed state down: its lease expires on its own
+
+    async def run_settler(
+        self,
+        tasks: int = SETTLERS,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Settle queued tickets (``tasks`` at a time) until cancelled; then what is left,
+        for at most :data:`SETTLE_TIMEOUT_S`. For a shared state only: a local one settles
+        at once."""
+
+        async def settler() -> None:
+            async for ticket, used in self._queue_out:
+                await self._settle_now(ticket, used)
+
+        self._settlers += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(tasks):
+                    nursery.start_soon(settler)
+                task_status.started()
+        finally:
+            self._settlers -= 1
+            with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
+                while True:
+                    try:
+                        ticket, used = self._queue_out.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    try:
+                        await self.state.settle(ticket, used)
+                    except StateUnavailable:
+                        break
 
     async def usage_report(self, request: Request) -> dict[str, Any]:
         """``GET /v1/usage``: every key's totals in the current day and month (admin keys only).

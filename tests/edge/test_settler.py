@@ -1,0 +1,95 @@
+"""The edge's settler: with a shared state, a request's settle leaves its path (queued for a
+few settler tasks), except when it holds a concurrency lease; what is queued at shutdown is
+still settled."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from gateway.config import AuthConfig, AuthKey
+from gateway.edge.clientkeys import ClientKeys
+from gateway.edge.gate import Edge
+from gateway.record import CallRecord
+from gateway.redis import RedisClient
+from gateway.state.shared import RedisState
+
+
+@attrs.define
+class FakeExchange:
+    extra_headers: list = attrs.Factory(list)
+
+
+def _edge(state, **limits) -> tuple[Edge, object]:
+    keys = ClientKeys(AuthConfig(keys=(AuthKey("team", "gw-settler-key", **limits),)))
+    return Edge(keys, state), keys.by_name["team"]
+
+
+async def _state(redis_server) -> RedisState:
+    client = RedisClient(redis_server.url, connect_timeout_s=2, command_timeout_s=2)
+    return RedisState(client, prefix="settler-test:")
+
+
+async def _requests(state) -> int:
+    totals = await state.totals(["team"])
+    return totals["team"]["day"].requests
+
+
+async def test_settles_without_a_lease_are_queued_and_done_by_the_settler(redis_server):
+    state = await _state(redis_server)
+    edge, key = _edge(state, rpm=100, tpm=10_000)
+    record = CallRecord(tokens_in=10, tokens_out=5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(edge.run_settler)
+        for _ in range(3):
+            ticket = await edge.admit_tokens(FakeExchange(), key, 20)
+            assert ticket is not None
+            assert ticket.lease is None
+            await edge.settle(ticket, record)
+        # the last settle was queued: no settler has run since it returned
+        assert edge._queue_out.statistics().current_buffer_used == 1
+        for _ in range(500):
+            if await _requests(state) >= 3:
+                break
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    totals = (await state.totals(["team"]))["team"]["day"]
+    assert (totals.requests, totals.tokens_in, totals.tokens_out) == (3, 30, 15)
+    await state.aclose()
+
+
+async def test_a_lease_is_given_back_before_settle_returns(redis_server):
+    state = await _state(redis_server)
+    edge, key = _edge(state, concurrency=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(edge.run_settler)
+        for _ in range(5):  # each request finds the slot its predecessor gave back
+            ticket = await edge.admit_tokens(FakeExchange(), key, 0)
+            assert ticket is not None
+            assert ticket.lease is not None
+            await edge.settle(ticket, CallRecord())
+        nursery.cancel_scope.cancel()
+    await state.aclose()
+
+
+async def test_what_is_queued_when_the_settler_stops_is_still_settled(redis_server):
+    state = await _state(redis_server)
+    edge, key = _edge(state, rpm=1000)
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(edge.run_settler)
+            tickets = [await edge.admit_tokens(FakeExchange(), key, 0) for _ in range(50)]
+            for ticket in tickets:
+                await edge.settle(ticket, CallRecord(tokens_in=1, tokens_out=1))
+            scope.cancel()  # at once: most are still queued
+    assert await _requests(state) == 50
+    await state.aclose()
+
+
+async def test_without_a_settler_a_shared_state_settles_in_the_request(redis_server):
+    state = await _state(redis_server)
+    edge, key = _edge(state, rpm=1000)
+    ticket = await edge.admit_tokens(FakeExchange(), key, 0)
+    await edge.settle(ticket, CallRecord(tokens_in=1, tokens_out=1))
+    assert await _requests(state) == 1
+    await state.aclose()
