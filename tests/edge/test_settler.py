@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import attrs
 import trio
+import trio.lowlevel
 
 from gateway.config import AuthConfig, AuthKey
 from gateway.edge.clientkeys import ClientKeys
@@ -39,6 +40,14 @@ async def test_settles_without_a_lease_are_queued_and_done_by_the_settler(redis_
     state = await _state(redis_server)
     edge, key = _edge(state, rpm=100, tpm=10_000)
     record = CallRecord(tokens_in=10, tokens_out=5)
+    settled_in: list[object] = []
+    settle = state.settle
+
+    async def watched_settle(ticket, used):
+        settled_in.append(trio.lowlevel.current_task())
+        await settle(ticket, used)
+
+    state.settle = watched_settle
     async with trio.open_nursery() as nursery:
         await nursery.start(edge.run_settler)
         for _ in range(3):
@@ -46,8 +55,6 @@ async def test_settles_without_a_lease_are_queued_and_done_by_the_settler(redis_
             assert ticket is not None
             assert ticket.lease is None
             await edge.settle(ticket, record)
-        # the last settle was queued: no settler has run since it returned
-        assert edge._queue_out.statistics().current_buffer_used == 1
         for _ in range(500):
             if await _requests(state) >= 3:
                 break
@@ -55,6 +62,8 @@ async def test_settles_without_a_lease_are_queued_and_done_by_the_settler(redis_
         nursery.cancel_scope.cancel()
     totals = (await state.totals(["team"]))["team"]["day"]
     assert (totals.requests, totals.tokens_in, totals.tokens_out) == (3, 30, 15)
+    assert len(settled_in) == 3
+    assert trio.lowlevel.current_task() not in settled_in  # settled by the settler's tasks
     await state.aclose()
 
 
