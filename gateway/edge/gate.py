@@ -70,6 +70,11 @@ _NO_KEY = (
 _WRONG_KEY = "The key sent is not one of this gateway's keys; check the api_key your client uses."
 
 
+#: A settle waiting for a settler: the ticket, what was used, and the event set once a
+#: ticket's lease is given back (None: it holds none).
+_Queued = tuple["Ticket", Used | None, trio.Event | None]
+
+
 class Edge:
     """Client keys, allow-lists and limits, over one :class:`~gateway.state.protocol.State`.
 
@@ -91,10 +96,11 @@ class Edge:
         #: A local state answers at once: called without awaiting (no cancel scopes).
         self._local = state if isinstance(state, LocalState) else None
         #: Settles of a shared state waiting for :meth:`run_settler` (when it runs).
-        self._queue_in, self._queue_out = trio.open_memory_channel[tuple["Ticket", Used | None]](
-            MAX_QUEUED_SETTLES
-        )
+        self._queue_in, self._queue_out = trio.open_memory_channel[_Queued](MAX_QUEUED_SETTLES)
         self._settlers = 0
+        #: Per key: an event for each queued settle that gives back a concurrency lease,
+        #: set when it is done (a refusal for concurrency waits for the oldest).
+        self._releasing: dict[str, list[trio.Event]] = {}
         self._on_refusal = on_refusal
 
     def authenticate(self, request: Request) -> ClientKey | None:
@@ -145,6 +151,12 @@ class Edge:
         ask = Ask(key.name, limits, tokens)
         local = self._local
         verdict = local.admit_nowait(ask) if local is not None else await self.state.admit(ask)
+        if isinstance(verdict, Refused) and verdict.limit == "concurrency":
+            releasing = self._releasing.get(key.name)
+            if releasing:  # the slot may be one a finished request is giving back
+                with trio.move_on_after(SETTLE_TIMEOUT_S):
+                    await releasing[0].wait()
+                verdict = await self.state.admit(ask)
         ex.extra_headers.extend(_rate_headers(key, verdict))
         if isinstance(verdict, Refused):
             if self._on_refusal is not None:
@@ -167,16 +179,31 @@ class Edge:
         if self._local is not None:
             self._local.settle_nowait(ticket, used)
             return
-        # A ticket without a lease is settled off the request's path (the next request on
-        # this connection does not wait a round trip for it); one with a lease at once, so
-        # that the client's next request finds its concurrency slot free.
-        if ticket.lease is None and self._settlers:
+        # Settled off the request's path: the next request on this connection does not wait
+        # a round trip for it. A lease being given back is noted, so that a refusal for
+        # concurrency meanwhile waits for it and asks again (admit_tokens).
+        if self._settlers:
+            done = trio.Event() if ticket.lease is not None else None
             try:
-                self._queue_in.send_nowait((ticket, used))
-                return
+                self._queue_in.send_nowait((ticket, used, done))
             except trio.WouldBlock:
                 pass  # a backlog: settle here, which slows this client down a little
+            else:
+                if done is not None:
+                    self._releasing.setdefault(ticket.key, []).append(done)
+                return
         await self._settle_now(ticket, used)
+
+    def _released(self, ticket: Ticket, done: trio.Event | None) -> None:
+        """A queued settle is done: if it gave back a lease, say so."""
+        if done is None:
+            return
+        done.set()
+        waiting = self._releasing.get(ticket.key)
+        if waiting is not None:
+            waiting.remove(done)
+            if not waiting:
+                del self._releasing[ticket.key]
 
     async def _settle_now(self, ticket: Ticket, used: Used | None) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
@@ -196,8 +223,11 @@ class Edge:
         at once."""
 
         async def settler() -> None:
-            async for ticket, used in self._queue_out:
-                await self._settle_now(ticket, used)
+            async for ticket, used, done in self._queue_out:
+                try:
+                    await self._settle_now(ticket, used)
+                finally:
+                    self._released(ticket, done)
 
         self._settlers += 1
         try:
@@ -210,13 +240,15 @@ class Edge:
             with trio.CancelScope(shield=True), trio.move_on_after(SETTLE_TIMEOUT_S):
                 while True:
                     try:
-                        ticket, used = self._queue_out.receive_nowait()
+                        ticket, used, done = self._queue_out.receive_nowait()
                     except trio.WouldBlock:
                         break
                     try:
                         await self.state.settle(ticket, used)
                     except StateUnavailable:
                         break
+                    finally:
+                        self._released(ticket, done)
 
     async def usage_report(self, request: Request) -> dict[str, Any]:
         """``GET /v1/usage``: every key's totals in the current day and month (admin keys only).

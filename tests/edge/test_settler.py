@@ -5,12 +5,14 @@ still settled."""
 from __future__ import annotations
 
 import attrs
+import pytest
 import trio
 import trio.lowlevel
 
 from gateway.config import AuthConfig, AuthKey
 from gateway.edge.clientkeys import ClientKeys
 from gateway.edge.gate import Edge
+from gateway.errors import RateLimited
 from gateway.record import CallRecord
 from gateway.redis import RedisClient
 from gateway.state.shared import RedisState
@@ -67,16 +69,22 @@ async def test_settles_without_a_lease_are_queued_and_done_by_the_settler(redis_
     await state.aclose()
 
 
-async def test_a_lease_is_given_back_before_settle_returns(redis_server):
+async def test_the_next_request_finds_the_slot_a_queued_settle_gives_back(redis_server):
     state = await _state(redis_server)
     edge, key = _edge(state, concurrency=1)
     async with trio.open_nursery() as nursery:
         await nursery.start(edge.run_settler)
-        for _ in range(5):  # each request finds the slot its predecessor gave back
+        for _ in range(20):  # each request finds the slot its predecessor gave back
             ticket = await edge.admit_tokens(FakeExchange(), key, 0)
             assert ticket is not None
             assert ticket.lease is not None
             await edge.settle(ticket, CallRecord())
+        # a slot really held: the refusal comes at once, with nothing to wait for
+        held = await edge.admit_tokens(FakeExchange(), key, 0)
+        with trio.fail_after(0.5):
+            with pytest.raises(RateLimited, match="concurrency"):
+                await edge.admit_tokens(FakeExchange(), key, 0)
+        await edge.settle(held, CallRecord())
         nursery.cancel_scope.cancel()
     await state.aclose()
 
