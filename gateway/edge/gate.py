@@ -47,8 +47,9 @@ LOG = logging.getLogger("gateway.edge")
 #: parsed in one: app.THREAD_DECODE_BYTES).
 OFF_LOOP_BYTES = 256 * 1024
 
-#: Settles of a shared state queued for the settler tasks; past it, a request settles itself.
-MAX_QUEUED_SETTLES = 10_000
+#: Settles of a shared state queued for the settler tasks; past it (a saturated event loop,
+#: where the settlers fall behind), a request settles itself: the lag stays short.
+MAX_QUEUED_SETTLES = 256
 #: Settler tasks (each one Redis round trip at a time).
 SETTLERS = 4
 
