@@ -74,7 +74,7 @@ class ClientKey:
 
 
 def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
 
 
 def presented_credentials(request: Request) -> list[str]:
@@ -82,11 +82,11 @@ def presented_credentials(request: Request) -> list[str]:
     found = []
     auth = request.header(b"authorization")
     if auth and auth[:7].lower() == b"bearer ":
-        found.append(auth[7:].strip().decode("latin-1"))
+        found.append(auth[7:].strip().decode("utf-8", "surrogateescape"))
     for name in (b"x-api-key", b"x-goog-api-key"):
         value = request.header(name)
         if value:
-            found.append(value.strip().decode("latin-1"))
+            found.append(value.strip().decode("utf-8", "surrogateescape"))
     if "key=" in request.query:
         for part in request.query.split("&"):
             if part.startswith("key="):

@@ -63,9 +63,9 @@ from gateway.proxy.realtime_upstream import (
     realtime_url,
 )
 from gateway.proxy.replies import provider_header
+from gateway.proxy.service import cleaned
 from gateway.proxy.upstream_request import (
     client_credential,
-    client_credential_if_forwarded,
     forwarded_headers,
     with_key,
 )
@@ -169,12 +169,7 @@ class Realtime:
                 if not exc.failure.fallback:
                     break
         assert error is not None
-        forwarded = client_credential_if_forwarded(ex, targets)
-        if forwarded:
-            redactor = redactor.with_secrets([forwarded])
-        error.message = redactor.text(error.message)
-        error.args = (error.message,)
-        raise error
+        raise cleaned(error, ex, targets, redactor)
 
     async def _target(
         self, ex: Exchange, upgrade: Upgrade, target: Target, redactor: Redactor

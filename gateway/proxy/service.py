@@ -160,12 +160,7 @@ class Proxy:
                 if lease is not None and state is not None:
                     await _release(state, t.name, lease)
         assert error is not None
-        # A provider's words (and a connect error's URL) may echo a key: clean the message.
-        forwarded = client_credential_if_forwarded(ex, targets)
-        if forwarded:
-            redactor = redactor.with_secrets([forwarded])
-        error.message = redactor.text(error.message)
-        error.args = (error.message,)
+        error = cleaned(error, ex, targets, redactor)
         if ex.started:  # an emulated stream already sent its status: the error goes in-stream
             await ex.send(stream_error(call.fmt, error.kind, error.status_hint, error.message))
             return
@@ -362,6 +357,19 @@ class Proxy:
             credential = client_credential(ex)
             return UseKey(credential, pooled=False) if credential else NO_KEY
         return self.keys.choose(t)
+
+
+def cleaned(
+    error: GatewayError, ex: Exchange, targets: tuple[Target, ...], redactor: Redactor
+) -> GatewayError:
+    """The last error of a request, its message cleaned of secrets: a provider's words
+    (and a connect error's URL) may echo a key, the client's own forwarded one included."""
+    forwarded = client_credential_if_forwarded(ex, targets)
+    if forwarded:
+        redactor = redactor.with_secrets([forwarded])
+    error.message = redactor.text(error.message)
+    error.args = (error.message,)
+    return error
 
 
 async def _release(state: State, provider: str, lease: str) -> None:
